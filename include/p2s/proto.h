@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/* p2s wire protocol: everything another implementation needs to talk to
+ * p2sd or p2s-fetch. man/p2s.7 is the prose version of this file. */
+#pragma once
+
+#include <stdint.h>
+
+#define P2S_MAGIC        0x50325331u /* "P2S1" */
+#define P2S_VERSION      1
+#define P2S_HDR_SIZE     32
+#define P2S_DEFAULT_PORT 7700
+
+#define P2S_HASH_SIZE    32          /* SHA-256 */
+#define P2S_MAX_NAME     255
+#define P2S_MIN_CHUNK    256u
+#define P2S_MAX_CHUNK    (16u << 20)
+#define P2S_MAX_CHUNKS   (1u << 24)
+/* MANIFEST carries at most this many chunk hashes; longer manifests are
+ * split so no frame is larger than a chunk-sized one. */
+#define P2S_MANIFEST_PART 2048u
+#define P2S_MAX_REASON   200
+#define P2S_NO_CHUNK     0xffffffffu
+
+/* Every message, on either transport, starts with this header; all integers
+ * big-endian. On TCP, body_len bytes of body follow; on UDP the datagram is
+ * exactly header + body. */
+struct p2s_hdr {
+        uint32_t magic;
+        uint8_t version;
+        uint8_t type;
+        uint16_t flags;
+        uint32_t body_len;
+        uint32_t swarm_id;
+        uint32_t member_id;
+        uint64_t token;      /* session token; in HELLO: 0 or the server's cookie */
+        uint32_t chunk;      /* chunk index, or P2S_NO_CHUNK */
+};
+
+/* Who sends what over which channel.  "ctl" is the control channel (UDP when
+ * the server runs --control=udp, the member's TCP connection with
+ * --control=tcp); "data" is the other one; "tcp" is always the member's TCP
+ * connection (bulk, ordered, one-off); "udp" is always UDP. */
+enum p2s_type {
+        P2S_HELLO         = 1,  /* C->S udp  body: file name; token 0 or cookie */
+        P2S_COOKIE        = 2,  /* S->C udp  token: cookie to echo in HELLO */
+        P2S_WELCOME       = 3,  /* S->C udp  ids+token assigned; body: struct p2s_welcome */
+        P2S_ATTACH        = 4,  /* C->S tcp  first frame on the member's TCP connection */
+        P2S_START         = 5,  /* S->C tcp  body: struct p2s_start */
+        P2S_SHARE         = 6,  /* S->C data chunk: index; body: chunk bytes (initial share) */
+        P2S_MANIFEST      = 7,  /* S->C tcp  chunk: first index; body: n * 32-byte hashes */
+        P2S_MANIFEST_END  = 8,  /* S->C tcp  body: 32-byte hash of the whole file */
+        P2S_REQ           = 9,  /* C->S ctl  chunk wanted */
+        P2S_DATA          = 10, /* S->C data chunk bytes (relay); flag FROM_CACHE */
+        P2S_QUERY         = 11, /* S->C ctl  please upload chunk */
+        P2S_UPLOAD        = 12, /* C->S data chunk bytes answering QUERY */
+        P2S_NOHAVE        = 13, /* C->S ctl  answer to QUERY: I do not hold it */
+        P2S_COMPLETE      = 14, /* C->S ctl  I hold the whole verified file; S echoes with ACK */
+        P2S_DONE          = 15, /* S->C ctl  every member is complete: exit 0 */
+        P2S_ERR           = 16, /* either    body: struct p2s_err_body + reason text */
+        P2S_BYE           = 17, /* C->S ctl  leaving (also the answer to DONE) */
+        P2S_TYPE_MAX      = 17,
+};
+
+enum p2s_flags {
+        P2S_F_ACK        = 1u << 0, /* this message acknowledges one of the same type */
+        P2S_F_FROM_CACHE = 1u << 1, /* DATA: served from the server's cache */
+        P2S_F_FATAL      = 1u << 2, /* ERR: the swarm (or session) is over */
+};
+
+enum p2s_control_mode {
+        P2S_CONTROL_UDP = 1,
+        P2S_CONTROL_TCP = 2,
+};
+
+struct p2s_welcome {
+        uint8_t control_mode;   /* enum p2s_control_mode */
+        uint8_t reserved;
+        uint16_t port;          /* TCP port to ATTACH to */
+        uint32_t reserved2;
+};
+#define P2S_WELCOME_SIZE 8
+
+struct p2s_start {
+        uint64_t file_size;
+        uint32_t chunk_size;
+        uint32_t chunk_count;
+};
+#define P2S_START_SIZE 16
+
+enum p2s_err_code {
+        P2S_ERR_PROTO      = 1,  /* malformed or unexpected message */
+        P2S_ERR_VERSION    = 2,  /* unsupported protocol version */
+        P2S_ERR_NOFILE     = 3,  /* no such file is served */
+        P2S_ERR_AUTH       = 4,  /* unknown member or wrong token */
+        P2S_ERR_LOST       = 5,  /* a chunk is held by nobody: swarm failed */
+        P2S_ERR_SHUTDOWN   = 6,  /* server is going away */
+        P2S_ERR_SOURCE     = 7,  /* source file could not be read */
+        P2S_ERR_BUSY       = 8,  /* too many members / resources */
+        P2S_ERR_SWARM      = 9,  /* swarm ended for another reason */
+};
+
+struct p2s_err_body {
+        uint16_t code;          /* enum p2s_err_code; reason text follows */
+};
+#define P2S_ERR_BODY_MIN 2

@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+#include <stdint.h>
+
+#define USEC_PER_SEC  1000000ull
+#define USEC_PER_MSEC 1000ull
+
+/* CLOCK_MONOTONIC in microseconds. */
+uint64_t now_usec(void);
+/* CLOCK_REALTIME in microseconds (for logs that humans read). */
+uint64_t wallclock_usec(void);

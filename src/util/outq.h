@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* Output queue for one non-blocking stream socket. Each item is a small
+ * header copied in plus an optional body: a refcounted buffer, or a range of
+ * a file sent with sendfile(2). Partial writes and EAGAIN are normal: the
+ * queue remembers how far it got. Consecutive memory items go out in one
+ * writev. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "buf.h"
+
+#define OUTQ_HDR_MAX 64
+
+struct outq_item;
+
+struct outq {
+        struct outq_item *head, *tail;
+        size_t bytes;       /* bytes queued and not yet written */
+        size_t items;
+};
+
+void outq_init(struct outq *q);
+void outq_fini(struct outq *q);                 /* drops everything unsent */
+/* Queues hdr (hdr_len <= OUTQ_HDR_MAX, copied) followed by body (may be NULL;
+ * the queue takes its own reference). 0 or -ENOMEM. */
+int outq_push(struct outq *q, const void *hdr, size_t hdr_len, struct buf *body);
+/* Queues hdr followed by len bytes of fd from offset off (sendfile). The fd
+ * must stay open until the item is sent or the queue is finished. */
+int outq_push_file(struct outq *q, const void *hdr, size_t hdr_len, int fd, off_t off, size_t len);
+/* Writes as much as the socket takes. Returns 0 when the queue is empty,
+ * 1 when the socket would block with data left (ask for EPOLLOUT), -errno on
+ * a real error (EPIPE, ECONNRESET, ...). */
+int outq_flush(struct outq *q, int sockfd);
+static inline bool outq_empty(const struct outq *q) { return q->head == NULL; }
