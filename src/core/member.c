@@ -1,1 +1,494 @@
-/* placeholder */
+/* SPDX-License-Identifier: MIT */
+/* Client-side member state machine. See member.h. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/member.h"
+#include "proto/hash.h"
+#include "util/fifo.h"
+
+struct inflight {
+        uint32_t chunk;
+        unsigned retries;
+        uint64_t first_sent, deadline, rto;
+};
+
+struct member {
+        struct member_config cfg;
+        enum member_state state;
+        struct manifest mf;
+        struct bitmap have;             /* verified chunks, and share chunks until the manifest */
+        struct bitmap asked;            /* chunks with a request in flight */
+        struct bitmap share;            /* chunks that came as our share */
+        struct bitmap parts;            /* MANIFEST frames received */
+        uint8_t (*share_digest)[P2S_HASH_SIZE];
+        uint32_t *order;                /* random order: a permutation; NULL for sequential */
+        uint32_t cursor;
+
+        struct inflight *fl;
+        unsigned nfl;
+        uint64_t srtt, rttvar, rto;
+        bool have_rtt;
+
+        uint64_t last_heard;
+        bool complete_acked;
+        uint64_t complete_deadline, complete_rto;
+
+        uint64_t rng;
+        struct fifo actions;
+        struct member_stats stats;
+};
+
+void member_config_defaults(struct member_config *c)
+{
+        *c = (struct member_config){
+                .order = MEMBER_ORDER_SEQUENTIAL,
+                .window = 32,
+                .seed = 1,
+                .rto_initial_us = 300000,
+                .rto_min_us = 100000,
+                .rto_max_us = 3000000,
+                .silence_timeout_us = 10000000,
+        };
+}
+
+struct member *member_new(const struct member_config *cfg)
+{
+        struct member *m = calloc(1, sizeof(*m));
+        if (!m)
+                return NULL;
+        m->cfg = *cfg;
+        if (m->cfg.window < 1)
+                m->cfg.window = 1;
+        if (m->cfg.window > MEMBER_MAX_WINDOW)
+                m->cfg.window = MEMBER_MAX_WINDOW;
+        m->rto = m->cfg.rto_initial_us;
+        m->rng = cfg->seed ? cfg->seed : 0x9e3779b97f4a7c15ull;
+        fifo_init(&m->actions, sizeof(struct member_action));
+        m->fl = calloc(m->cfg.window, sizeof(*m->fl));
+        if (!m->fl)
+                return member_free(m);
+        return m;
+}
+
+struct member *member_free(struct member *m)
+{
+        if (!m)
+                return NULL;
+        struct member_action a;
+        while (fifo_pop(&m->actions, &a))
+                buf_unref(a.body);
+        fifo_fini(&m->actions);
+        bitmap_fini(&m->have);
+        bitmap_fini(&m->asked);
+        bitmap_fini(&m->share);
+        bitmap_fini(&m->parts);
+        free(m->share_digest);
+        free(m->order);
+        free(m->fl);
+        manifest_fini(&m->mf);
+        free(m);
+        return NULL;
+}
+
+enum member_state member_state(const struct member *m) { return m->state; }
+const struct manifest *member_manifest(const struct member *m) { return &m->mf; }
+const struct member_stats *member_stats(const struct member *m) { return &m->stats; }
+uint64_t member_have(const struct member *m) { return bitmap_count(&m->have); }
+uint64_t member_total(const struct member *m) { return m->mf.chunk_count; }
+bool member_has_chunk(const struct member *m, uint32_t chunk) { return bitmap_test(&m->have, chunk); }
+
+/* ---- actions ------------------------------------------------------------- */
+
+static void push(struct member *m, struct member_action *a)
+{
+        if (fifo_push(&m->actions, a) < 0)
+                buf_unref(a->body);
+}
+
+static void send_msg(struct member *m, uint8_t msg, uint32_t chunk)
+{
+        struct member_action a = { .type = MEMBER_ACT_SEND, .msg = msg, .chunk = chunk };
+        push(m, &a);
+}
+
+static void simple(struct member *m, enum member_act_type type, uint32_t chunk)
+{
+        struct member_action a = { .type = type, .chunk = chunk };
+        push(m, &a);
+}
+
+static void write_chunk(struct member *m, uint32_t chunk, struct buf *data)
+{
+        struct member_action a = { .type = MEMBER_ACT_WRITE, .chunk = chunk, .body = buf_ref(data) };
+        push(m, &a);
+}
+
+__attribute__((format(printf, 3, 4)))
+static void exit_with(struct member *m, int code, const char *fmt, ...)
+{
+        if (m->state == MEMBER_EXITED)
+                return;
+        struct member_action a = { .type = MEMBER_ACT_EXIT, .code = code, .chunk = P2S_NO_CHUNK };
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(a.reason, sizeof(a.reason), fmt, ap);
+        va_end(ap);
+        m->state = MEMBER_EXITED;
+        push(m, &a);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static uint64_t rng_next(struct member *m)
+{
+        /* xorshift64*: only spreads the request order, nothing secret */
+        m->rng ^= m->rng >> 12;
+        m->rng ^= m->rng << 25;
+        m->rng ^= m->rng >> 27;
+        return m->rng * 2685821657736338717ull;
+}
+
+static uint32_t next_wanted(struct member *m)
+{
+        while (m->cursor < m->mf.chunk_count) {
+                uint32_t c = m->order ? m->order[m->cursor] : m->cursor;
+                m->cursor++;
+                if (!bitmap_test(&m->have, c) && !bitmap_test(&m->asked, c))
+                        return c;
+        }
+        return P2S_NO_CHUNK;
+}
+
+static void fill_window(struct member *m, uint64_t now)
+{
+        if (m->nfl == 0)
+                m->last_heard = now;    /* silence counts from the first open request */
+        while (m->nfl < m->cfg.window) {
+                uint32_t c = next_wanted(m);
+                if (c == P2S_NO_CHUNK)
+                        break;
+                struct inflight *f = &m->fl[m->nfl++];
+                *f = (struct inflight){ .chunk = c, .first_sent = now, .rto = m->rto,
+                                        .deadline = now + m->rto };
+                bitmap_set(&m->asked, c);
+                send_msg(m, P2S_REQ, c);
+                m->stats.requests_sent++;
+        }
+}
+
+static void rtt_sample(struct member *m, uint64_t r)
+{
+        /* RFC 6298 estimator */
+        if (!m->have_rtt) {
+                m->srtt = r;
+                m->rttvar = r / 2;
+                m->have_rtt = true;
+        } else {
+                uint64_t d = m->srtt > r ? m->srtt - r : r - m->srtt;
+                m->rttvar = (3 * m->rttvar + d) / 4;
+                m->srtt = (7 * m->srtt + r) / 8;
+        }
+        uint64_t rto = m->srtt + 4 * m->rttvar;
+        if (rto < m->cfg.rto_min_us)
+                rto = m->cfg.rto_min_us;
+        if (rto > m->cfg.rto_max_us)
+                rto = m->cfg.rto_max_us;
+        m->rto = rto;
+}
+
+static void start_verify(struct member *m)
+{
+        m->state = MEMBER_VERIFYING;
+        simple(m, MEMBER_ACT_VERIFY, P2S_NO_CHUNK);
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+void member_on_start(struct member *m, const struct p2s_start *st, uint64_t now)
+{
+        m->last_heard = now;
+        if (m->state != MEMBER_WAIT_START) {
+                m->stats.dropped_msgs++;
+                return;
+        }
+        int r = manifest_init(&m->mf, st->file_size, st->chunk_size);
+        if (r == 0 && m->mf.chunk_count != st->chunk_count)
+                r = -EINVAL;
+        if (r < 0) {
+                exit_with(m, 1, "server sent an unusable START (size %llu, chunk size %u)",
+                          (unsigned long long)st->file_size, st->chunk_size);
+                return;
+        }
+        uint32_t n = m->mf.chunk_count;
+        uint32_t nparts = (n + P2S_MANIFEST_PART - 1) / P2S_MANIFEST_PART;
+        if (bitmap_init(&m->have, n) < 0 || bitmap_init(&m->asked, n) < 0 ||
+            bitmap_init(&m->share, n) < 0 || bitmap_init(&m->parts, nparts) < 0 ||
+            !(m->share_digest = calloc(n ? n : 1, P2S_HASH_SIZE))) {
+                exit_with(m, 1, "out of memory for %u chunks", n);
+                return;
+        }
+        if (m->cfg.order == MEMBER_ORDER_RANDOM && n) {
+                m->order = malloc((size_t)n * sizeof(*m->order));
+                if (!m->order) {
+                        exit_with(m, 1, "out of memory for %u chunks", n);
+                        return;
+                }
+                for (uint32_t i = 0; i < n; i++)
+                        m->order[i] = i;
+                for (uint32_t i = n - 1; i > 0; i--) {
+                        uint32_t j = (uint32_t)(rng_next(m) % (i + 1));
+                        uint32_t t = m->order[i];
+                        m->order[i] = m->order[j];
+                        m->order[j] = t;
+                }
+        }
+        m->state = MEMBER_WAIT_MANIFEST;
+        struct member_action a = { .type = MEMBER_ACT_PREPARE, .file_size = st->file_size,
+                                   .chunk = P2S_NO_CHUNK };
+        push(m, &a);
+}
+
+static bool chunk_fits(const struct member *m, uint32_t chunk, const struct buf *data)
+{
+        return chunk < m->mf.chunk_count && data && data->len == manifest_chunk_len(&m->mf, chunk);
+}
+
+void member_on_share(struct member *m, uint32_t chunk, struct buf *data, uint64_t now)
+{
+        m->last_heard = now;
+        if (m->state != MEMBER_WAIT_MANIFEST || !chunk_fits(m, chunk, data) ||
+            bitmap_test(&m->share, chunk)) {
+                m->stats.dropped_msgs++;
+                return;
+        }
+        /* the manifest comes after the share: remember what we got, check it then */
+        hash_sha256(data->data, data->len, m->share_digest[chunk]);
+        bitmap_set(&m->share, chunk);
+        bitmap_set(&m->have, chunk);
+        m->stats.chunks_share++;
+        m->stats.bytes_in += data->len;
+        write_chunk(m, chunk, data);
+}
+
+void member_on_manifest(struct member *m, uint32_t first, const uint8_t *hashes, uint32_t n, uint64_t now)
+{
+        m->last_heard = now;
+        /* frames must be exactly the server's split: whole parts, each once */
+        uint32_t part = first / P2S_MANIFEST_PART;
+        uint32_t want = m->mf.chunk_count - first < P2S_MANIFEST_PART ? m->mf.chunk_count - first
+                                                                      : P2S_MANIFEST_PART;
+        if (m->state != MEMBER_WAIT_MANIFEST || first % P2S_MANIFEST_PART || first >= m->mf.chunk_count ||
+            n != want || bitmap_test(&m->parts, part) ||
+            manifest_set_hashes(&m->mf, first, hashes, n) < 0) {
+                m->stats.dropped_msgs++;
+                return;
+        }
+        bitmap_set(&m->parts, part);
+}
+
+void member_on_manifest_end(struct member *m, const uint8_t file_hash[P2S_HASH_SIZE], uint64_t now)
+{
+        m->last_heard = now;
+        if (m->state != MEMBER_WAIT_MANIFEST) {
+                m->stats.dropped_msgs++;
+                return;
+        }
+        if (!bitmap_full(&m->parts)) {
+                exit_with(m, 1, "server sent an incomplete manifest (%zu of %zu parts)",
+                          bitmap_count(&m->parts), m->parts.nbits);
+                return;
+        }
+        memcpy(m->mf.file_hash, file_hash, P2S_HASH_SIZE);
+        for (uint32_t c = 0; c < m->mf.chunk_count; c++) {
+                if (bitmap_test(&m->share, c) && memcmp(m->share_digest[c], m->mf.hashes[c], P2S_HASH_SIZE)) {
+                        bitmap_clear(&m->have, c);
+                        m->stats.bad_chunks++;
+                }
+        }
+        free(m->share_digest);
+        m->share_digest = NULL;
+        m->state = MEMBER_FETCHING;
+        if (bitmap_full(&m->have))
+                start_verify(m);
+        else
+                fill_window(m, now);
+}
+
+static struct inflight *find_inflight(struct member *m, uint32_t chunk)
+{
+        for (unsigned i = 0; i < m->nfl; i++)
+                if (m->fl[i].chunk == chunk)
+                        return &m->fl[i];
+        return NULL;
+}
+
+void member_on_data(struct member *m, uint32_t chunk, struct buf *data, bool from_cache, uint64_t now)
+{
+        m->last_heard = now;
+        if (m->state == MEMBER_EXITED)
+                return;
+        if (m->state != MEMBER_FETCHING || !chunk_fits(m, chunk, data)) {
+                m->stats.dropped_msgs++;
+                return;
+        }
+        if (bitmap_test(&m->have, chunk)) {
+                m->stats.dup_chunks++;
+                return;
+        }
+        struct inflight *f = find_inflight(m, chunk);
+        if (!manifest_verify_chunk(&m->mf, chunk, data->data, data->len)) {
+                m->stats.bad_chunks++;
+                if (f) {
+                        /* ask again at once; the server verified it, so this is rare */
+                        f->deadline = now;
+                }
+                return;
+        }
+        if (f) {
+                if (f->retries == 0)
+                        rtt_sample(m, now - f->first_sent);
+                struct member_action a = { .type = MEMBER_ACT_RTT, .chunk = chunk,
+                                           .req_time_us = f->first_sent, .rtt_us = now - f->first_sent,
+                                           .from_cache = from_cache };
+                push(m, &a);
+                *f = m->fl[--m->nfl];
+        }
+        bitmap_clear(&m->asked, chunk);
+        bitmap_set(&m->have, chunk);
+        if (from_cache)
+                m->stats.chunks_cache++;
+        else
+                m->stats.chunks_peer++;
+        m->stats.bytes_in += data->len;
+        write_chunk(m, chunk, data);
+        if (bitmap_full(&m->have))
+                start_verify(m);
+        else
+                fill_window(m, now);
+}
+
+void member_on_query(struct member *m, uint32_t chunk, uint64_t now)
+{
+        m->last_heard = now;
+        if (m->state == MEMBER_EXITED || m->state == MEMBER_WAIT_START)
+                return;
+        m->stats.queries++;
+        if (chunk < m->mf.chunk_count && bitmap_test(&m->have, chunk)) {
+                simple(m, MEMBER_ACT_UPLOAD, chunk);
+                m->stats.bytes_uploaded += manifest_chunk_len(&m->mf, chunk);
+        } else {
+                send_msg(m, P2S_NOHAVE, chunk);
+        }
+}
+
+void member_on_verified(struct member *m, const uint8_t *file_hash, uint64_t now)
+{
+        if (m->state != MEMBER_VERIFYING)
+                return;
+        if (!file_hash || memcmp(file_hash, m->mf.file_hash, P2S_HASH_SIZE)) {
+                exit_with(m, 1, "whole-file SHA-256 does not match the manifest%s",
+                          file_hash ? "" : " (file could not be read)");
+                return;
+        }
+        simple(m, MEMBER_ACT_FINALIZE, P2S_NO_CHUNK);
+        m->state = MEMBER_COMPLETE;
+        m->last_heard = now;
+        m->complete_rto = m->rto;
+        m->complete_deadline = now + m->complete_rto;
+        send_msg(m, P2S_COMPLETE, P2S_NO_CHUNK);
+}
+
+void member_on_complete_ack(struct member *m, uint64_t now)
+{
+        m->last_heard = now;
+        if (m->state == MEMBER_COMPLETE)
+                m->complete_acked = true;
+}
+
+void member_on_done(struct member *m, uint64_t now)
+{
+        m->last_heard = now;
+        if (m->state == MEMBER_EXITED)
+                return;
+        send_msg(m, P2S_BYE, P2S_NO_CHUNK);
+        if (m->state == MEMBER_COMPLETE)
+                exit_with(m, 0, "swarm complete");
+        else
+                exit_with(m, 1, "server ended the swarm before this copy was complete");
+}
+
+void member_on_error(struct member *m, uint16_t code, const char *reason, bool fatal, uint64_t now)
+{
+        m->last_heard = now;
+        if (fatal)
+                exit_with(m, 1, "server: %s (code %u)", reason, code);
+        else
+                m->stats.dropped_msgs++;
+}
+
+void member_on_disconnect(struct member *m, const char *why, uint64_t now)
+{
+        exit_with(m, 1, "lost the connection to the server: %s", why);
+}
+
+void member_fail(struct member *m, const char *reason, uint64_t now)
+{
+        exit_with(m, 1, "%s", reason);
+}
+
+/* ---- time ---------------------------------------------------------------- */
+
+static bool waiting_for_server(const struct member *m)
+{
+        return m->nfl > 0 || (m->state == MEMBER_COMPLETE && !m->complete_acked);
+}
+
+uint64_t member_next_deadline(const struct member *m)
+{
+        uint64_t d = UINT64_MAX;
+        if (m->state == MEMBER_EXITED)
+                return d;
+        for (unsigned i = 0; i < m->nfl; i++)
+                if (m->fl[i].deadline < d)
+                        d = m->fl[i].deadline;
+        if (m->state == MEMBER_COMPLETE && !m->complete_acked && m->complete_deadline < d)
+                d = m->complete_deadline;
+        if (waiting_for_server(m) && m->last_heard + m->cfg.silence_timeout_us < d)
+                d = m->last_heard + m->cfg.silence_timeout_us;
+        return d;
+}
+
+void member_on_tick(struct member *m, uint64_t now)
+{
+        if (m->state == MEMBER_EXITED)
+                return;
+        if (waiting_for_server(m) && now >= m->last_heard + m->cfg.silence_timeout_us) {
+                exit_with(m, 1, "server silent for %llu s",
+                          (unsigned long long)(m->cfg.silence_timeout_us / 1000000));
+                return;
+        }
+        for (unsigned i = 0; i < m->nfl; i++) {
+                struct inflight *f = &m->fl[i];
+                if (f->deadline > now)
+                        continue;
+                f->retries++;
+                f->rto = f->rto * 2 > m->cfg.rto_max_us ? m->cfg.rto_max_us : f->rto * 2;
+                f->deadline = now + f->rto;
+                send_msg(m, P2S_REQ, f->chunk);
+                m->stats.retries++;
+        }
+        if (m->state == MEMBER_COMPLETE && !m->complete_acked && now >= m->complete_deadline) {
+                m->complete_rto = m->complete_rto * 2 > m->cfg.rto_max_us ? m->cfg.rto_max_us
+                                                                           : m->complete_rto * 2;
+                m->complete_deadline = now + m->complete_rto;
+                send_msg(m, P2S_COMPLETE, P2S_NO_CHUNK);
+        }
+}
+
+bool member_next_action(struct member *m, struct member_action *out)
+{
+        return fifo_pop(&m->actions, out);
+}

@@ -1,1 +1,761 @@
-/* placeholder */
+/* SPDX-License-Identifier: MIT */
+/* Server-side swarm state machine. See swarm.h for the contract and
+ * DESIGN.md for the life of a swarm. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/swarm.h"
+#include "proto/hash.h"
+#include "proto/wire.h"
+#include "util/bitmap.h"
+#include "util/fifo.h"
+#include "util/u32map.h"
+
+#define container_of(p, type, field) ((type *)((char *)(p) - offsetof(type, field)))
+
+struct swarm_member {
+        uint32_t id;
+        void *ud;
+        unsigned slot;          /* index in swarm.members */
+        unsigned busy;          /* queries outstanding at this member */
+        bool sharer, complete;
+        struct bitmap have;     /* chunks it holds: its share plus all delivered */
+};
+
+/* A chunk some members wait for and the cache lacks. */
+struct pending {
+        uint32_t chunk;
+        struct swarm_member *asked;     /* directed mode: the holder asked last */
+        struct swarm_member **waiters;
+        unsigned nwait, capwait;
+        unsigned tries;
+        uint64_t timeout;
+        struct heap_node timer;
+};
+
+struct swarm {
+        struct swarm_config cfg;
+        uint32_t id;
+        char *name;
+        enum swarm_state state;
+        struct lru *cache;
+
+        struct swarm_member **members;
+        unsigned nmembers, capmembers;
+        struct swarm_member **sharers;  /* owners of the initial share, in order */
+        unsigned nsharers;
+
+        bool start_requested, have_first;
+        uint64_t gather_deadline;
+
+        struct manifest manifest;
+        bool manifest_ready;
+        struct hasher *file_hasher;
+        uint32_t source_pos;
+        struct buf *start_body;
+        struct buf **manifest_parts;
+        unsigned nparts;
+        struct buf *manifest_end;
+
+        struct u32map pending;  /* chunk -> struct pending */
+        struct heap timers;
+
+        uint64_t done_deadline;
+        unsigned done_tries_left;
+
+        struct fifo actions;
+        struct swarm_stats stats;
+};
+
+void swarm_config_defaults(struct swarm_config *c)
+{
+        *c = (struct swarm_config){
+                .chunk_size = 64 * 1024,
+                .replicas = 1,
+                .min_clients = 0,
+                .gather_timeout_us = 3000000,
+                .query = SWARM_QUERY_DIRECTED,
+                .query_timeout_us = 500000,
+                .query_timeout_max_us = 2000000,
+                .query_tries = 6,
+                .done_retry_us = 500000,
+                .done_tries = 10,
+        };
+}
+
+/* ---- actions ------------------------------------------------------------- */
+
+static void push_action(struct swarm *s, const struct swarm_action *a)
+{
+        /* An action that cannot be queued is a lost message; the retry timers
+         * on both sides recover it, so ENOMEM here only costs time. */
+        if (fifo_push(&s->actions, a) < 0)
+                buf_unref(a->body);
+}
+
+static void send_msg(struct swarm *s, struct swarm_member *m, uint8_t msg, uint16_t flags,
+                     uint32_t chunk, struct buf *body)
+{
+        struct swarm_action a = {
+                .type = SWARM_ACT_SEND, .member_id = m->id, .member_ud = m->ud,
+                .msg = msg, .flags = flags, .chunk = chunk, .body = body ? buf_ref(body) : NULL,
+        };
+        push_action(s, &a);
+}
+
+static void emit(struct swarm *s, enum swarm_act_type type, struct swarm_member *m, int code)
+{
+        struct swarm_action a = { .type = type, .code = code, .chunk = P2S_NO_CHUNK };
+        if (m) {
+                a.member_id = m->id;
+                a.member_ud = m->ud;
+        }
+        push_action(s, &a);
+}
+
+static struct buf *err_body(uint16_t code, const char *reason)
+{
+        uint8_t tmp[P2S_ERR_BODY_MIN + P2S_MAX_REASON];
+        size_t n = wire_put_err(tmp, sizeof(tmp), code, reason);
+        struct buf *b = buf_new(n);
+        if (b)
+                memcpy(b->data, tmp, n);
+        return b;
+}
+
+static inline uint64_t cache_key(const struct swarm *s, uint32_t chunk)
+{
+        return ((uint64_t)s->id << 32) | chunk;
+}
+
+/* ---- life ---------------------------------------------------------------- */
+
+struct swarm *swarm_new(const struct swarm_config *cfg, uint32_t id, const char *name,
+                        struct lru *cache)
+{
+        struct swarm *s = calloc(1, sizeof(*s));
+        if (!s)
+                return NULL;
+        s->cfg = *cfg;
+        if (s->cfg.replicas < 1)
+                s->cfg.replicas = 1;
+        s->id = id;
+        s->cache = cache;
+        s->name = strdup(name);
+        fifo_init(&s->actions, sizeof(struct swarm_action));
+        if (!s->name)
+                return swarm_free(s);
+        return s;
+}
+
+static void pending_free(struct swarm *s, struct pending *p)
+{
+        if (p->asked)
+                p->asked->busy--;
+        heap_remove(&s->timers, &p->timer);
+        u32map_del(&s->pending, p->chunk);
+        free(p->waiters);
+        free(p);
+}
+
+struct swarm *swarm_free(struct swarm *s)
+{
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->pending.cap; i++) {
+                struct pending *p = s->pending.slot[i].val;
+                if (p) {
+                        free(p->waiters);
+                        free(p);
+                }
+        }
+        u32map_fini(&s->pending);
+        heap_fini(&s->timers);
+        for (unsigned i = 0; i < s->nmembers; i++) {
+                bitmap_fini(&s->members[i]->have);
+                free(s->members[i]);
+        }
+        free(s->members);
+        free(s->sharers);
+        struct swarm_action a;
+        while (fifo_pop(&s->actions, &a))
+                buf_unref(a.body);
+        fifo_fini(&s->actions);
+        for (unsigned i = 0; i < s->nparts; i++)
+                buf_unref(s->manifest_parts[i]);
+        free(s->manifest_parts);
+        buf_unref(s->manifest_end);
+        buf_unref(s->start_body);
+        hasher_free(s->file_hasher);
+        manifest_fini(&s->manifest);
+        if (s->cache)
+                lru_remove_prefix(s->cache, s->id);
+        free(s->name);
+        free(s);
+        return NULL;
+}
+
+uint32_t swarm_id(const struct swarm *s) { return s->id; }
+const char *swarm_name(const struct swarm *s) { return s->name; }
+enum swarm_state swarm_state(const struct swarm *s) { return s->state; }
+const struct manifest *swarm_manifest(const struct swarm *s) { return s->manifest_ready ? &s->manifest : NULL; }
+const struct swarm_stats *swarm_stats(const struct swarm *s) { return &s->stats; }
+unsigned swarm_member_count(const struct swarm *s) { return s->nmembers; }
+uint32_t swarm_member_id(const struct swarm_member *m) { return m->id; }
+
+bool swarm_joinable(const struct swarm *s)
+{
+        return s->state == SWARM_GATHER || s->state == SWARM_DISTRIBUTE || s->state == SWARM_RELAY;
+}
+
+/* Ends the swarm for everyone: a fatal ERR to each member, then END. */
+void swarm_fail(struct swarm *s, int code, const char *reason, uint64_t now)
+{
+        (void)now;
+        if (s->state == SWARM_OVER)
+                return;
+        struct buf *body = err_body((uint16_t)code, reason);
+        for (unsigned i = 0; i < s->nmembers; i++)
+                send_msg(s, s->members[i], P2S_ERR, P2S_F_FATAL, P2S_NO_CHUNK, body);
+        buf_unref(body);
+        s->state = SWARM_OVER;
+        emit(s, SWARM_ACT_END, NULL, code);
+}
+
+static void end_ok(struct swarm *s)
+{
+        s->state = SWARM_OVER;
+        emit(s, SWARM_ACT_END, NULL, 0);
+}
+
+static void send_manifest(struct swarm *s, struct swarm_member *m)
+{
+        for (unsigned i = 0; i < s->nparts; i++)
+                send_msg(s, m, P2S_MANIFEST, 0, i * P2S_MANIFEST_PART, s->manifest_parts[i]);
+        send_msg(s, m, P2S_MANIFEST_END, 0, P2S_NO_CHUNK, s->manifest_end);
+}
+
+static void request_start(struct swarm *s)
+{
+        if (s->start_requested)
+                return;
+        s->start_requested = true;
+        emit(s, SWARM_ACT_START, NULL, 0);
+}
+
+struct swarm_member *swarm_join(struct swarm *s, uint32_t member_id, void *ud, uint64_t now)
+{
+        if (!swarm_joinable(s))
+                return NULL;
+        if (s->nmembers == s->capmembers) {
+                unsigned ncap = s->capmembers ? s->capmembers * 2 : 8;
+                struct swarm_member **nm = realloc(s->members, ncap * sizeof(*nm));
+                if (!nm)
+                        return NULL;
+                s->members = nm;
+                s->capmembers = ncap;
+        }
+        struct swarm_member *m = calloc(1, sizeof(*m));
+        if (!m)
+                return NULL;
+        m->id = member_id;
+        m->ud = ud;
+        if (s->manifest.chunk_count || s->start_body) {
+                if (bitmap_init(&m->have, s->manifest.chunk_count) < 0) {
+                        free(m);
+                        return NULL;
+                }
+        }
+        m->slot = s->nmembers;
+        s->members[s->nmembers++] = m;
+
+        switch (s->state) {
+        case SWARM_GATHER:
+                if (!s->have_first) {
+                        s->have_first = true;
+                        s->gather_deadline = now + s->cfg.gather_timeout_us;
+                }
+                if (s->cfg.min_clients && s->nmembers >= s->cfg.min_clients)
+                        request_start(s);
+                break;
+        case SWARM_DISTRIBUTE:
+                /* a late joiner: no share, the manifest when it is known */
+                send_msg(s, m, P2S_START, 0, P2S_NO_CHUNK, s->start_body);
+                break;
+        case SWARM_RELAY:
+                send_msg(s, m, P2S_START, 0, P2S_NO_CHUNK, s->start_body);
+                send_manifest(s, m);
+                break;
+        default:
+                break;
+        }
+        return m;
+}
+
+/* ---- distribution -------------------------------------------------------- */
+
+static void finish_distribution(struct swarm *s, uint64_t now);
+
+int swarm_distribute(struct swarm *s, uint64_t file_size, uint64_t now)
+{
+        if (s->state != SWARM_GATHER)
+                return -EINVAL;
+        int r = manifest_init(&s->manifest, file_size, s->cfg.chunk_size);
+        if (r < 0) {
+                swarm_fail(s, P2S_ERR_SOURCE, r == -EFBIG ? "file has too many chunks for this chunk size"
+                                                          : "cannot size the manifest", now);
+                return r;
+        }
+        s->file_hasher = hasher_new();
+        s->start_body = buf_new(P2S_START_SIZE);
+        s->sharers = calloc(s->nmembers ? s->nmembers : 1, sizeof(*s->sharers));
+        if (!s->file_hasher || !s->start_body || !s->sharers) {
+                swarm_fail(s, P2S_ERR_BUSY, "out of memory", now);
+                return -ENOMEM;
+        }
+        struct p2s_start st = { .file_size = file_size, .chunk_size = s->cfg.chunk_size,
+                                .chunk_count = s->manifest.chunk_count };
+        wire_put_start(s->start_body->data, &st);
+        for (unsigned i = 0; i < s->nmembers; i++) {
+                struct swarm_member *m = s->members[i];
+                if (bitmap_init(&m->have, s->manifest.chunk_count) < 0) {
+                        swarm_fail(s, P2S_ERR_BUSY, "out of memory", now);
+                        return -ENOMEM;
+                }
+                m->sharer = true;
+                s->sharers[s->nsharers++] = m;
+                send_msg(s, m, P2S_START, 0, P2S_NO_CHUNK, s->start_body);
+        }
+        s->state = SWARM_DISTRIBUTE;
+        if (s->manifest.chunk_count == 0)
+                finish_distribution(s, now);
+        return 0;
+}
+
+uint32_t swarm_source_next(const struct swarm *s)
+{
+        if (s->state != SWARM_DISTRIBUTE)
+                return P2S_NO_CHUNK;
+        return s->source_pos;
+}
+
+/* With every sharer gone mid-distribution the rest of the file would have no
+ * home but the cache; the members still here take over the share. */
+static void adopt_sharers(struct swarm *s)
+{
+        free(s->sharers);
+        s->sharers = calloc(s->nmembers ? s->nmembers : 1, sizeof(*s->sharers));
+        s->nsharers = 0;
+        if (!s->sharers)
+                return;
+        for (unsigned i = 0; i < s->nmembers; i++) {
+                s->members[i]->sharer = true;
+                s->sharers[s->nsharers++] = s->members[i];
+        }
+}
+
+void swarm_source_chunk(struct swarm *s, uint32_t idx, struct buf *data, uint64_t now)
+{
+        if (s->state != SWARM_DISTRIBUTE || idx != s->source_pos)
+                return;
+        if (!data || data->len != manifest_chunk_len(&s->manifest, idx)) {
+                swarm_fail(s, P2S_ERR_SOURCE, "source file changed size while being read", now);
+                return;
+        }
+        hash_sha256(data->data, data->len, s->manifest.hashes[idx]);
+        hasher_update(s->file_hasher, data->data, data->len);
+        lru_put(s->cache, cache_key(s, idx), data);
+        if (s->nsharers == 0)
+                adopt_sharers(s);
+        unsigned owners = s->cfg.replicas < s->nsharers ? s->cfg.replicas : s->nsharers;
+        for (unsigned r = 0; r < owners; r++) {
+                struct swarm_member *o = s->sharers[(idx + r) % s->nsharers];
+                send_msg(s, o, P2S_SHARE, 0, idx, data);
+                bitmap_set(&o->have, idx);
+                s->stats.bytes_shared += data->len;
+        }
+        s->source_pos++;
+        if (s->source_pos == s->manifest.chunk_count)
+                finish_distribution(s, now);
+}
+
+static void check_finish(struct swarm *s, uint64_t now);
+
+static void finish_distribution(struct swarm *s, uint64_t now)
+{
+        struct manifest *mf = &s->manifest;
+        hasher_final(s->file_hasher, mf->file_hash);
+        s->nparts = (mf->chunk_count + P2S_MANIFEST_PART - 1) / P2S_MANIFEST_PART;
+        s->manifest_parts = calloc(s->nparts ? s->nparts : 1, sizeof(*s->manifest_parts));
+        s->manifest_end = buf_new(P2S_HASH_SIZE);
+        if (!s->manifest_parts || !s->manifest_end) {
+                swarm_fail(s, P2S_ERR_BUSY, "out of memory", now);
+                return;
+        }
+        memcpy(s->manifest_end->data, mf->file_hash, P2S_HASH_SIZE);
+        for (unsigned i = 0; i < s->nparts; i++) {
+                uint32_t first = i * P2S_MANIFEST_PART;
+                uint32_t n = mf->chunk_count - first < P2S_MANIFEST_PART ? mf->chunk_count - first
+                                                                          : P2S_MANIFEST_PART;
+                s->manifest_parts[i] = buf_new((size_t)n * P2S_HASH_SIZE);
+                if (!s->manifest_parts[i]) {
+                        swarm_fail(s, P2S_ERR_BUSY, "out of memory", now);
+                        return;
+                }
+                memcpy(s->manifest_parts[i]->data, mf->hashes[first], (size_t)n * P2S_HASH_SIZE);
+        }
+        s->manifest_ready = true;
+        s->state = SWARM_RELAY;
+        for (unsigned i = 0; i < s->nmembers; i++)
+                send_manifest(s, s->members[i]);
+        check_finish(s, now);
+}
+
+/* ---- relay --------------------------------------------------------------- */
+
+static bool is_waiter(const struct pending *p, const struct swarm_member *m)
+{
+        for (unsigned i = 0; i < p->nwait; i++)
+                if (p->waiters[i] == m)
+                        return true;
+        return false;
+}
+
+static int add_waiter(struct pending *p, struct swarm_member *m)
+{
+        if (p->nwait == p->capwait) {
+                unsigned ncap = p->capwait ? p->capwait * 2 : 4;
+                struct swarm_member **nw = realloc(p->waiters, ncap * sizeof(*nw));
+                if (!nw)
+                        return -ENOMEM;
+                p->waiters = nw;
+                p->capwait = ncap;
+        }
+        p->waiters[p->nwait++] = m;
+        return 0;
+}
+
+/* The least busy live holder of chunk other than avoid; avoid itself only
+ * when it is the sole holder. O(members): only on a cache miss. */
+static struct swarm_member *pick_holder(struct swarm *s, uint32_t chunk, struct swarm_member *avoid)
+{
+        struct swarm_member *best = NULL;
+        for (unsigned i = 0; i < s->nmembers; i++) {
+                struct swarm_member *m = s->members[i];
+                if (m == avoid || !bitmap_test(&m->have, chunk))
+                        continue;
+                if (!best || m->busy < best->busy)
+                        best = m;
+        }
+        if (!best && avoid && bitmap_test(&avoid->have, chunk))
+                best = avoid;
+        return best;
+}
+
+static void lost_chunk(struct swarm *s, uint32_t chunk, uint64_t now)
+{
+        char why[96];
+        snprintf(why, sizeof(why), "chunk %u is held by no member and not cached", chunk);
+        swarm_fail(s, P2S_ERR_LOST, why, now);
+}
+
+/* Sends the query for p (again). Returns false when the swarm failed. */
+static bool ask(struct swarm *s, struct pending *p, uint64_t now)
+{
+        if (s->cfg.query == SWARM_QUERY_BROADCAST) {
+                bool any = false;
+                for (unsigned i = 0; i < s->nmembers; i++) {
+                        struct swarm_member *m = s->members[i];
+                        if (bitmap_test(&m->have, p->chunk))
+                                any = true;
+                        if (!is_waiter(p, m)) {
+                                send_msg(s, m, P2S_QUERY, 0, p->chunk, NULL);
+                                s->stats.queries++;
+                        }
+                }
+                if (!any) {
+                        lost_chunk(s, p->chunk, now);
+                        return false;
+                }
+        } else {
+                struct swarm_member *h = pick_holder(s, p->chunk, p->asked);
+                if (!h) {
+                        lost_chunk(s, p->chunk, now);
+                        return false;
+                }
+                if (p->asked)
+                        p->asked->busy--;
+                p->asked = h;
+                h->busy++;
+                send_msg(s, h, P2S_QUERY, 0, p->chunk, NULL);
+                s->stats.queries++;
+        }
+        heap_push(&s->timers, &p->timer, now + p->timeout);
+        return true;
+}
+
+static void deliver(struct swarm *s, struct swarm_member *m, uint32_t chunk, struct buf *b, uint16_t flags)
+{
+        send_msg(s, m, P2S_DATA, flags, chunk, b);
+        bitmap_set(&m->have, chunk);
+        s->stats.bytes_relayed += b->len;
+}
+
+void swarm_on_request(struct swarm *s, struct swarm_member *m, uint32_t chunk, uint64_t now)
+{
+        if (s->state != SWARM_RELAY || chunk >= s->manifest.chunk_count) {
+                s->stats.dropped_msgs++;
+                return;
+        }
+        s->stats.requests++;
+        /* Already delivered (the DATA is on its way over the ordered data
+         * connection): a retried REQ that crossed it. */
+        if (bitmap_test(&m->have, chunk))
+                return;
+        struct buf *b = lru_get(s->cache, cache_key(s, chunk));
+        if (b) {
+                s->stats.cache_hits++;
+                deliver(s, m, chunk, b, P2S_F_FROM_CACHE);
+                return;
+        }
+        struct pending *p = u32map_get(&s->pending, chunk);
+        if (p) {
+                if (!is_waiter(p, m) && add_waiter(p, m) == 0)
+                        s->stats.coalesced++;
+                return;
+        }
+        s->stats.cache_misses++;
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return;         /* the member retries */
+        p->chunk = chunk;
+        p->timeout = s->cfg.query_timeout_us;
+        heap_node_init(&p->timer);
+        if (add_waiter(p, m) < 0 || u32map_put(&s->pending, chunk, p) < 0) {
+                free(p->waiters);
+                free(p);
+                return;
+        }
+        ask(s, p, now);
+}
+
+static void member_remove(struct swarm *s, struct swarm_member *m, uint64_t now);
+
+void swarm_on_upload(struct swarm *s, struct swarm_member *m, uint32_t chunk, struct buf *data, uint64_t now)
+{
+        if ((s->state != SWARM_RELAY && s->state != SWARM_FINISHING) || chunk >= s->manifest.chunk_count) {
+                s->stats.dropped_msgs++;
+                return;
+        }
+        struct pending *p = u32map_get(&s->pending, chunk);
+        if (!p) {
+                s->stats.dup_uploads++;
+                return;
+        }
+        if (!manifest_verify_chunk(&s->manifest, chunk, data->data, data->len)) {
+                /* A member that uploads bytes other than the chunk is broken or
+                 * hostile: it leaves, and the chunk is asked of another. */
+                s->stats.bad_uploads++;
+                emit(s, SWARM_ACT_DROP, m, P2S_ERR_PROTO);
+                member_remove(s, m, now);
+                return;
+        }
+        s->stats.uploads++;
+        s->stats.bytes_uploaded += data->len;
+        bitmap_set(&m->have, chunk);
+        lru_put(s->cache, cache_key(s, chunk), data);
+        for (unsigned i = 0; i < p->nwait; i++)
+                deliver(s, p->waiters[i], chunk, data, 0);
+        pending_free(s, p);
+}
+
+void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, uint64_t now)
+{
+        s->stats.nohaves++;
+        if (s->state != SWARM_RELAY || s->cfg.query == SWARM_QUERY_BROADCAST)
+                return;
+        struct pending *p = u32map_get(&s->pending, chunk);
+        /* Only the holder asked last can move the query on; a NOHAVE means the
+         * DATA we sent it is still on its way, so ask someone else now. */
+        if (!p || p->asked != m)
+                return;
+        if (pick_holder(s, chunk, m) != m)
+                ask(s, p, now);
+}
+
+static void check_finish(struct swarm *s, uint64_t now)
+{
+        if (s->state != SWARM_RELAY || s->nmembers == 0)
+                return;
+        for (unsigned i = 0; i < s->nmembers; i++)
+                if (!s->members[i]->complete)
+                        return;
+        s->state = SWARM_FINISHING;
+        for (unsigned i = 0; i < s->nmembers; i++)
+                send_msg(s, s->members[i], P2S_DONE, 0, P2S_NO_CHUNK, NULL);
+        s->done_tries_left = s->cfg.done_tries;
+        s->done_deadline = now + s->cfg.done_retry_us;
+}
+
+void swarm_on_complete(struct swarm *s, struct swarm_member *m, uint64_t now)
+{
+        if (s->state != SWARM_RELAY && s->state != SWARM_FINISHING) {
+                s->stats.dropped_msgs++;
+                return;
+        }
+        send_msg(s, m, P2S_COMPLETE, P2S_F_ACK, P2S_NO_CHUNK, NULL);
+        if (m->complete)
+                return;
+        m->complete = true;
+        bitmap_set_all(&m->have);
+        check_finish(s, now);
+}
+
+void swarm_on_bye(struct swarm *s, struct swarm_member *m, uint64_t now)
+{
+        if (s->state == SWARM_OVER)
+                return;
+        emit(s, SWARM_ACT_DROP, m, 0);
+        member_remove(s, m, now);
+}
+
+/* ---- leaving ------------------------------------------------------------- */
+
+static bool held_elsewhere(struct swarm *s, uint32_t chunk)
+{
+        for (unsigned i = 0; i < s->nmembers; i++)
+                if (bitmap_test(&s->members[i]->have, chunk))
+                        return true;
+        return lru_get(s->cache, cache_key(s, chunk)) != NULL;
+}
+
+static void member_remove(struct swarm *s, struct swarm_member *m, uint64_t now)
+{
+        /* unlink first, so every later holder search skips it */
+        s->members[m->slot] = s->members[--s->nmembers];
+        s->members[m->slot]->slot = m->slot;
+        for (unsigned i = 0; i < s->nsharers; i++) {
+                if (s->sharers[i] == m) {
+                        memmove(&s->sharers[i], &s->sharers[i + 1], (s->nsharers - i - 1) * sizeof(*s->sharers));
+                        s->nsharers--;
+                        break;
+                }
+        }
+
+        if (s->state == SWARM_OVER)
+                goto out;
+        if (s->nmembers == 0) {
+                if (s->state == SWARM_FINISHING)
+                        end_ok(s);
+                else
+                        swarm_fail(s, P2S_ERR_SWARM, "every member left", now);
+                goto out;
+        }
+
+        /* queries it was asked, and waits it was part of */
+        for (size_t i = 0; i < s->pending.cap && s->state != SWARM_OVER; i++) {
+                struct pending *p = s->pending.slot[i].val;
+                if (!p)
+                        continue;
+                for (unsigned w = 0; w < p->nwait; w++) {
+                        if (p->waiters[w] == m) {
+                                p->waiters[w] = p->waiters[--p->nwait];
+                                break;
+                        }
+                }
+                if (p->asked == m)
+                        p->asked = NULL;
+                if (p->nwait == 0) {
+                        pending_free(s, p);
+                        i--;    /* backward shift may have moved an entry into slot i */
+                        continue;
+                }
+                if (!p->asked && s->cfg.query == SWARM_QUERY_DIRECTED)
+                        ask(s, p, now);
+        }
+
+        /* a chunk only it held is gone for good */
+        if (s->state == SWARM_DISTRIBUTE || s->state == SWARM_RELAY) {
+                uint32_t limit = s->state == SWARM_DISTRIBUTE ? s->source_pos : s->manifest.chunk_count;
+                for (uint32_t c = 0; c < limit && s->state != SWARM_OVER; c++) {
+                        if (bitmap_test(&m->have, c) && !held_elsewhere(s, c))
+                                lost_chunk(s, c, now);
+                }
+        }
+        check_finish(s, now);
+out:
+        bitmap_fini(&m->have);
+        free(m);
+}
+
+void swarm_leave(struct swarm *s, struct swarm_member *m, uint64_t now)
+{
+        member_remove(s, m, now);
+}
+
+/* ---- time ---------------------------------------------------------------- */
+
+uint64_t swarm_next_deadline(const struct swarm *s)
+{
+        uint64_t d = UINT64_MAX;
+        if (s->state == SWARM_GATHER && s->have_first && !s->start_requested)
+                d = s->gather_deadline;
+        struct heap_node *top = heap_top(&s->timers);
+        if (top && top->key < d)
+                d = top->key;
+        if (s->state == SWARM_FINISHING && s->done_deadline < d)
+                d = s->done_deadline;
+        return d;
+}
+
+static void query_timed_out(struct swarm *s, struct pending *p, uint64_t now)
+{
+        p->tries++;
+        if (p->tries >= s->cfg.query_tries) {
+                if (s->cfg.query == SWARM_QUERY_DIRECTED && p->asked) {
+                        /* the holder stayed silent through every retry */
+                        struct swarm_member *h = p->asked;
+                        p->tries = 0;
+                        emit(s, SWARM_ACT_DROP, h, P2S_ERR_SWARM);
+                        member_remove(s, h, now);  /* re-asks p elsewhere, or fails */
+                        return;
+                }
+                lost_chunk(s, p->chunk, now);
+                return;
+        }
+        p->timeout *= 2;
+        if (p->timeout > s->cfg.query_timeout_max_us)
+                p->timeout = s->cfg.query_timeout_max_us;
+        ask(s, p, now);
+}
+
+void swarm_on_tick(struct swarm *s, uint64_t now)
+{
+        if (s->state == SWARM_GATHER && s->have_first && !s->start_requested && now >= s->gather_deadline)
+                request_start(s);
+        struct heap_node *top;
+        while (s->state != SWARM_OVER && (top = heap_top(&s->timers)) && top->key <= now) {
+                heap_pop(&s->timers);
+                query_timed_out(s, container_of(top, struct pending, timer), now);
+        }
+        if (s->state == SWARM_FINISHING && now >= s->done_deadline) {
+                if (s->done_tries_left == 0) {
+                        /* members that never said BYE: done is done */
+                        for (unsigned i = 0; i < s->nmembers; i++)
+                                emit(s, SWARM_ACT_DROP, s->members[i], 0);
+                        end_ok(s);
+                        return;
+                }
+                s->done_tries_left--;
+                for (unsigned i = 0; i < s->nmembers; i++)
+                        send_msg(s, s->members[i], P2S_DONE, 0, P2S_NO_CHUNK, NULL);
+                s->done_deadline = now + s->cfg.done_retry_us;
+        }
+}
+
+bool swarm_next_action(struct swarm *s, struct swarm_action *out)
+{
+        return fifo_pop(&s->actions, out);
+}

@@ -11,7 +11,9 @@
 #define COOKIE_SECRET_SIZE 32
 #define COOKIE_EPOCH_USEC (30ull * 1000000ull)
 
-/* Never returns 0 (0 means "no cookie" on the wire). */
+/* Never returns 0 (0 means "no cookie" on the wire). Hashes the family,
+ * address and port only (AF_INET, AF_INET6); for any other family or a
+ * short addrlen it returns 1, which cookie_check never accepts. */
 uint64_t cookie_make(const uint8_t secret[COOKIE_SECRET_SIZE], uint64_t epoch,
                      const struct sockaddr *addr, socklen_t addrlen);
 /* Valid for the epoch of now_us and the one before it. */

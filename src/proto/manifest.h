@@ -18,7 +18,8 @@ struct manifest {
  * -EFBIG (more than P2S_MAX_CHUNKS chunks), -ENOMEM. */
 int manifest_init(struct manifest *m, uint64_t file_size, uint32_t chunk_size);
 void manifest_fini(struct manifest *m);
-/* Number of chunks of a file of that size (0 for an empty file). */
+/* Number of chunks of a file of that size (0 for an empty file;
+ * UINT64_MAX for chunk_size 0 and a non-empty file). */
 uint64_t manifest_count_for(uint64_t file_size, uint32_t chunk_size);
 /* Length of chunk idx (the last may be short); 0 if idx >= chunk_count. */
 uint32_t manifest_chunk_len(const struct manifest *m, uint32_t idx);

@@ -1,1 +1,299 @@
-/* placeholder */
+/* SPDX-License-Identifier: MIT */
+/* Wire codec. Integers are read and written byte by byte: the struct never
+ * touches the wire, so its padding and the host's byte order cannot leak. */
+#include <stdbool.h>
+#include <string.h>
+
+#include "proto/wire.h"
+
+/* Body length bounds per type, OpenNTPD style: one table, checked before
+ * anything reads the body. A type's absence from the table (zero row) is
+ * impossible for 1..P2S_TYPE_MAX; index 0 stays unused. */
+struct wire_rule {
+        uint32_t min;
+        uint32_t max;
+        uint8_t needs_chunk;    /* 1: chunk != P2S_NO_CHUNK; 0: chunk == P2S_NO_CHUNK */
+        const char *name;
+};
+
+static const struct wire_rule wire_rules[P2S_TYPE_MAX + 1] = {
+        [P2S_HELLO]        = { 1, P2S_MAX_NAME, 0, "HELLO" },
+        [P2S_COOKIE]       = { 0, 0, 0, "COOKIE" },
+        [P2S_WELCOME]      = { P2S_WELCOME_SIZE, P2S_WELCOME_SIZE, 0, "WELCOME" },
+        [P2S_ATTACH]       = { 0, 0, 0, "ATTACH" },
+        [P2S_START]        = { P2S_START_SIZE, P2S_START_SIZE, 0, "START" },
+        [P2S_SHARE]        = { 1, P2S_MAX_CHUNK, 1, "SHARE" },
+        [P2S_MANIFEST]     = { P2S_HASH_SIZE, P2S_MANIFEST_PART * P2S_HASH_SIZE, 1, "MANIFEST" },
+        [P2S_MANIFEST_END] = { P2S_HASH_SIZE, P2S_HASH_SIZE, 0, "MANIFEST_END" },
+        [P2S_REQ]          = { 0, 0, 1, "REQ" },
+        [P2S_DATA]         = { 1, P2S_MAX_CHUNK, 1, "DATA" },
+        [P2S_QUERY]        = { 0, 0, 1, "QUERY" },
+        [P2S_UPLOAD]       = { 1, P2S_MAX_CHUNK, 1, "UPLOAD" },
+        [P2S_NOHAVE]       = { 0, 0, 1, "NOHAVE" },
+        [P2S_COMPLETE]     = { 0, 0, 0, "COMPLETE" },
+        [P2S_DONE]         = { 0, 0, 0, "DONE" },
+        [P2S_ERR]          = { P2S_ERR_BODY_MIN, P2S_ERR_BODY_MIN + P2S_MAX_REASON, 0, "ERR" },
+        [P2S_BYE]          = { 0, 0, 0, "BYE" },
+};
+
+static bool wire_type_known(uint8_t type) {
+        return type >= 1 && type <= P2S_TYPE_MAX;
+}
+
+static uint16_t get_u16(const uint8_t *p) {
+        return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
+}
+
+static uint32_t get_u32(const uint8_t *p) {
+        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get_u64(const uint8_t *p) {
+        return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
+}
+
+static void put_u16(uint8_t *p, uint16_t v) {
+        p[0] = (uint8_t)(v >> 8);
+        p[1] = (uint8_t)v;
+}
+
+static void put_u32(uint8_t *p, uint32_t v) {
+        p[0] = (uint8_t)(v >> 24);
+        p[1] = (uint8_t)(v >> 16);
+        p[2] = (uint8_t)(v >> 8);
+        p[3] = (uint8_t)v;
+}
+
+static void put_u64(uint8_t *p, uint64_t v) {
+        put_u32(p, (uint32_t)(v >> 32));
+        put_u32(p + 4, (uint32_t)v);
+}
+
+const char *wire_strerror(int e) {
+        switch (e) {
+        case WIRE_OK:        return "ok";
+        case WIRE_E_SHORT:   return "short";
+        case WIRE_E_MAGIC:   return "bad magic";
+        case WIRE_E_VERSION: return "bad version";
+        case WIRE_E_TYPE:    return "unknown type";
+        case WIRE_E_LENGTH:  return "bad length";
+        case WIRE_E_BODY:    return "bad body";
+        case WIRE_E_CHUNK:   return "bad chunk field";
+        default:             return "?";
+        }
+}
+
+uint32_t wire_max_body(uint8_t type) {
+        return wire_type_known(type) ? wire_rules[type].max : 0;
+}
+
+const char *wire_type_name(uint8_t type) {
+        return wire_type_known(type) ? wire_rules[type].name : "?";
+}
+
+/* Length and chunk checks on a header already in host order; shared by
+ * wire_decode_hdr and wire_check_body so neither trusts its caller. */
+static int wire_check_framing(const struct p2s_hdr *h) {
+        const struct wire_rule *r;
+
+        if (!wire_type_known(h->type))
+                return WIRE_E_TYPE;
+        r = &wire_rules[h->type];
+        if (h->body_len < r->min || h->body_len > r->max)
+                return WIRE_E_LENGTH;
+        /* Hashes come whole: a partial one would shift every later index. */
+        if (h->type == P2S_MANIFEST && h->body_len % P2S_HASH_SIZE != 0)
+                return WIRE_E_LENGTH;
+        if (r->needs_chunk ? h->chunk == P2S_NO_CHUNK : h->chunk != P2S_NO_CHUNK)
+                return WIRE_E_CHUNK;
+        return WIRE_OK;
+}
+
+int wire_decode_hdr(const uint8_t *buf, size_t len, struct p2s_hdr *out) {
+        struct p2s_hdr h;
+
+        if (!buf || len < P2S_HDR_SIZE)
+                return WIRE_E_SHORT;
+        h.magic = get_u32(buf + 0);
+        h.version = buf[4];
+        h.type = buf[5];
+        h.flags = get_u16(buf + 6);
+        h.body_len = get_u32(buf + 8);
+        h.swarm_id = get_u32(buf + 12);
+        h.member_id = get_u32(buf + 16);
+        h.token = get_u64(buf + 20);
+        h.chunk = get_u32(buf + 28);
+
+        /* Filled even on rejection: the caller may log the type or answer
+         * an unknown version with an ERR. */
+        if (out)
+                *out = h;
+        if (h.magic != P2S_MAGIC)
+                return WIRE_E_MAGIC;
+        if (h.version != P2S_VERSION)
+                return WIRE_E_VERSION;
+        return wire_check_framing(&h);
+}
+
+int wire_check_body(const struct p2s_hdr *h, const uint8_t *body) {
+        int r = wire_check_framing(h);
+        if (r != WIRE_OK)
+                return r;
+        if (h->body_len > 0 && !body)
+                return WIRE_E_BODY;
+
+        switch (h->type) {
+        case P2S_HELLO:
+                /* The name becomes a C string on the server; an embedded NUL
+                 * would let two different wire names look alike. */
+                if (memchr(body, 0, h->body_len))
+                        return WIRE_E_BODY;
+                break;
+        case P2S_WELCOME: {
+                struct p2s_welcome w;
+                wire_get_welcome(body, &w);
+                if (w.control_mode != P2S_CONTROL_UDP && w.control_mode != P2S_CONTROL_TCP)
+                        return WIRE_E_BODY;
+                if (w.port == 0)
+                        return WIRE_E_BODY;
+                break;
+        }
+        case P2S_START: {
+                struct p2s_start s;
+                uint64_t count;
+                wire_get_start(body, &s);
+                if (s.chunk_size < P2S_MIN_CHUNK || s.chunk_size > P2S_MAX_CHUNK)
+                        return WIRE_E_BODY;
+                /* ceil without the file_size + chunk_size - 1 that overflows. */
+                count = s.file_size / s.chunk_size + (s.file_size % s.chunk_size != 0);
+                if (count != s.chunk_count || count > P2S_MAX_CHUNKS)
+                        return WIRE_E_BODY;
+                break;
+        }
+        case P2S_MANIFEST:
+                /* The last index must be a real one, not wrapped past
+                 * P2S_NO_CHUNK; framing already bounds the count. */
+                if ((uint64_t)h->chunk + h->body_len / P2S_HASH_SIZE > UINT32_MAX)
+                        return WIRE_E_CHUNK;
+                break;
+        case P2S_ERR:
+                if (get_u16(body) == 0)
+                        return WIRE_E_BODY;
+                break;
+        default:
+                break;
+        }
+        return WIRE_OK;
+}
+
+int wire_decode(const uint8_t *buf, size_t len, struct p2s_msg *out) {
+        struct p2s_hdr h;
+        int r;
+
+        r = wire_decode_hdr(buf, len, &h);
+        if (r != WIRE_OK)
+                return r;
+        /* Exact length: trailing bytes are as suspect as missing ones. */
+        if (len - P2S_HDR_SIZE < h.body_len)
+                return WIRE_E_SHORT;
+        if (len - P2S_HDR_SIZE > h.body_len)
+                return WIRE_E_LENGTH;
+        r = wire_check_body(&h, buf + P2S_HDR_SIZE);
+        if (r != WIRE_OK)
+                return r;
+        if (out) {
+                out->hdr = h;
+                out->body = buf + P2S_HDR_SIZE;
+        }
+        return WIRE_OK;
+}
+
+void wire_encode_hdr(uint8_t out[P2S_HDR_SIZE], const struct p2s_hdr *h) {
+        put_u32(out + 0, P2S_MAGIC);
+        out[4] = P2S_VERSION;
+        out[5] = h->type;
+        put_u16(out + 6, h->flags);
+        put_u32(out + 8, h->body_len);
+        put_u32(out + 12, h->swarm_id);
+        put_u32(out + 16, h->member_id);
+        put_u64(out + 20, h->token);
+        put_u32(out + 28, h->chunk);
+}
+
+size_t wire_encode(uint8_t *out, size_t cap, const struct p2s_hdr *h, const void *body, uint32_t body_len) {
+        struct p2s_hdr copy;
+
+        if (!out || cap < P2S_HDR_SIZE || cap - P2S_HDR_SIZE < body_len)
+                return 0;
+        if (body_len > 0 && !body)
+                return 0;
+        /* The body argument is the truth: a stale h->body_len would desync
+         * a stream for good. */
+        copy = *h;
+        copy.body_len = body_len;
+        wire_encode_hdr(out, &copy);
+        if (body_len > 0)
+                memmove(out + P2S_HDR_SIZE, body, body_len);
+        return (size_t)P2S_HDR_SIZE + body_len;
+}
+
+void wire_put_welcome(uint8_t out[P2S_WELCOME_SIZE], const struct p2s_welcome *w) {
+        out[0] = w->control_mode;
+        out[1] = w->reserved;
+        put_u16(out + 2, w->port);
+        put_u32(out + 4, w->reserved2);
+}
+
+void wire_get_welcome(const uint8_t in[P2S_WELCOME_SIZE], struct p2s_welcome *w) {
+        w->control_mode = in[0];
+        w->reserved = in[1];
+        w->port = get_u16(in + 2);
+        w->reserved2 = get_u32(in + 4);
+}
+
+void wire_put_start(uint8_t out[P2S_START_SIZE], const struct p2s_start *s) {
+        put_u64(out + 0, s->file_size);
+        put_u32(out + 8, s->chunk_size);
+        put_u32(out + 12, s->chunk_count);
+}
+
+void wire_get_start(const uint8_t in[P2S_START_SIZE], struct p2s_start *s) {
+        s->file_size = get_u64(in + 0);
+        s->chunk_size = get_u32(in + 8);
+        s->chunk_count = get_u32(in + 12);
+}
+
+size_t wire_put_err(uint8_t *out, size_t cap, uint16_t code, const char *reason) {
+        size_t n;
+
+        if (!out || cap < P2S_ERR_BODY_MIN)
+                return 0;
+        put_u16(out, code);
+        n = reason ? strnlen(reason, P2S_MAX_REASON) : 0;
+        if (n > cap - P2S_ERR_BODY_MIN)
+                n = cap - P2S_ERR_BODY_MIN;
+        if (n > 0)
+                memcpy(out + P2S_ERR_BODY_MIN, reason, n);
+        return P2S_ERR_BODY_MIN + n;
+}
+
+uint16_t wire_get_err(const uint8_t *body, uint32_t body_len, char *reason, size_t cap) {
+        size_t n = 0;
+        uint16_t code = 0;
+
+        if (body && body_len >= P2S_ERR_BODY_MIN) {
+                code = get_u16(body);
+                n = body_len - P2S_ERR_BODY_MIN;
+        }
+        if (!reason || cap == 0)
+                return code;
+        if (n > cap - 1)
+                n = cap - 1;
+        /* The reason ends up in log lines and terminals: no control bytes. */
+        for (size_t i = 0; i < n; i++) {
+                uint8_t c = body[P2S_ERR_BODY_MIN + i];
+                reason[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+        }
+        reason[n] = '\0';
+        return code;
+}

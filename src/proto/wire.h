@@ -29,7 +29,9 @@ struct p2s_msg {
 
 /* Decodes and checks a header alone (for streams: tells how long the body
  * is). Checks magic, version, type, body_len against the per-type bounds
- * and the chunk field rule. Needs len >= P2S_HDR_SIZE. */
+ * and the chunk field rule. Needs len >= P2S_HDR_SIZE. *out is filled
+ * whenever len >= P2S_HDR_SIZE, even on rejection (for logging or an ERR
+ * reply); trust it only on WIRE_OK. */
 int wire_decode_hdr(const uint8_t *buf, size_t len, struct p2s_hdr *out);
 /* Decodes a whole message: len must be exactly P2S_HDR_SIZE + body_len,
  * and the body must be valid for the type (see wire_check_body). */
@@ -38,12 +40,15 @@ int wire_decode(const uint8_t *buf, size_t len, struct p2s_msg *out);
  * without NUL; WELCOME/START exact size and sane values (START: chunk_size in
  * [P2S_MIN_CHUNK, P2S_MAX_CHUNK], chunk_count == ceil(file_size/chunk_size)
  * <= P2S_MAX_CHUNKS, count 0 only for an empty file); MANIFEST a multiple of
- * 32 bytes; ERR a known-length reason. */
+ * 32 bytes whose last index stays below P2S_NO_CHUNK (else WIRE_E_CHUNK);
+ * ERR a known-length reason and a non-zero code. Also re-checks h's framing
+ * (type, body_len bounds, chunk rule), and trusts h->body_len bytes at body. */
 int wire_check_body(const struct p2s_hdr *h, const uint8_t *body);
 
 /* Writes the P2S_HDR_SIZE-byte header (magic and version are filled in). */
 void wire_encode_hdr(uint8_t out[P2S_HDR_SIZE], const struct p2s_hdr *h);
-/* Header + body into out (cap bytes). Returns total length or 0 if it does not fit. */
+/* Header + body into out (cap bytes); the header's body_len is taken from
+ * the body_len argument. Returns total length or 0 if it does not fit. */
 size_t wire_encode(uint8_t *out, size_t cap, const struct p2s_hdr *h, const void *body, uint32_t body_len);
 
 /* Body helpers (network byte order inside). */

@@ -31,6 +31,10 @@ int outq_push(struct outq *q, const void *hdr, size_t hdr_len, struct buf *body)
 int outq_push_file(struct outq *q, const void *hdr, size_t hdr_len, int fd, off_t off, size_t len);
 /* Writes as much as the socket takes. Returns 0 when the queue is empty,
  * 1 when the socket would block with data left (ask for EPOLLOUT), -errno on
- * a real error (EPIPE, ECONNRESET, ...). */
+ * a real error (EPIPE, ECONNRESET, ...; -EIO when a file range runs past the
+ * end of its file). sockfd must be O_NONBLOCK. Memory items go out with
+ * MSG_NOSIGNAL, but sendfile(2) has no such flag: programs using file items
+ * must ignore SIGPIPE (signal(SIGPIPE, SIG_IGN)) or a closed peer kills them.
+ * 1 may also follow a short write (the buffer is then full in practice). */
 int outq_flush(struct outq *q, int sockfd);
 static inline bool outq_empty(const struct outq *q) { return q->head == NULL; }

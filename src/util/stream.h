@@ -31,12 +31,18 @@ struct stream_rx {
         size_t body_got;
 };
 
-/* hdr_size <= 64. rcap: read buffer size (e.g. 256 KiB). 0 or -ENOMEM. */
+/* 0 < hdr_size <= 64; rcap >= hdr_size: read buffer size (e.g. 256 KiB).
+ * 0, -EINVAL or -ENOMEM. fini is safe on a zeroed or finished rx. A frame_fn
+ * that frees rx must return nonzero. Bodies are limited to UINT32_MAX bytes
+ * (-EMSGSIZE). */
 int stream_rx_init(struct stream_rx *rx, size_t hdr_size, size_t rcap,
                    stream_hdr_fn hdr_fn, stream_frame_fn frame_fn, void *ud);
 void stream_rx_fini(struct stream_rx *rx);
-/* Reads from the non-blocking fd until EAGAIN, delivering every complete
- * frame. Returns 0 on EAGAIN (more later), -ECONNRESET... on error,
+/* Reads from the non-blocking fd, delivering every complete frame. For
+ * fairness between connections it stops after 8 read() calls or ~1 MiB, or
+ * after a short read, and returns 0 even though data may still be pending:
+ * the loop is level-triggered and calls again. Returns 0 then or on EAGAIN
+ * (more later), -ECONNRESET... on error,
  * STREAM_EOF (positive) on orderly end of stream, or the nonzero value a
  * callback returned. A header rejected by hdr_fn returns its negative value. */
 #define STREAM_EOF 1

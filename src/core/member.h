@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/* The client side of a swarm after the join, as a pure state machine: the
+ * caller feeds it the server's messages and the time, and carries out the
+ * actions it returns (send, write a chunk, upload a chunk, verify the file,
+ * exit). It never touches a socket or a file. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <p2s/proto.h>
+#include "proto/manifest.h"
+#include "util/bitmap.h"
+#include "util/buf.h"
+
+enum member_order { MEMBER_ORDER_SEQUENTIAL, MEMBER_ORDER_RANDOM };
+
+struct member_config {
+        enum member_order order;
+        unsigned window;                /* requests in flight, 1..MEMBER_MAX_WINDOW */
+        uint64_t seed;                  /* for the random order */
+        uint64_t rto_initial_us, rto_min_us, rto_max_us;
+        uint64_t silence_timeout_us;    /* no answer from the server this long: give up */
+};
+#define MEMBER_MAX_WINDOW 1024
+void member_config_defaults(struct member_config *c);
+
+enum member_state {
+        MEMBER_WAIT_START,      /* attached, swarm gathering */
+        MEMBER_WAIT_MANIFEST,   /* receiving the share */
+        MEMBER_FETCHING,
+        MEMBER_VERIFYING,       /* VERIFY emitted, waiting for member_on_verified */
+        MEMBER_COMPLETE,        /* file verified; serving until DONE */
+        MEMBER_EXITED,
+};
+
+enum member_act_type {
+        MEMBER_ACT_SEND,        /* msg (REQ, NOHAVE, COMPLETE, BYE) with chunk */
+        MEMBER_ACT_PREPARE,     /* START known: create the output of file_size bytes */
+        MEMBER_ACT_WRITE,       /* write body (a verified chunk, or a share chunk) at chunk's offset */
+        MEMBER_ACT_UPLOAD,      /* send chunk from the output file as UPLOAD */
+        MEMBER_ACT_VERIFY,      /* all chunks held: hash the whole file, call member_on_verified */
+        MEMBER_ACT_FINALIZE,    /* whole-file hash matched: move the file into place */
+        MEMBER_ACT_RTT,         /* a requested chunk arrived: log it */
+        MEMBER_ACT_EXIT,        /* code (0 success, 1 failure) and reason */
+};
+
+struct member_action {
+        enum member_act_type type;
+        uint8_t msg;
+        uint32_t chunk;
+        struct buf *body;       /* WRITE: owned by the action */
+        uint64_t file_size;     /* PREPARE */
+        uint64_t req_time_us, rtt_us;   /* RTT */
+        bool from_cache;        /* RTT */
+        int code;               /* EXIT */
+        char reason[P2S_MAX_REASON + 64];   /* EXIT */
+};
+
+struct member_stats {
+        uint64_t chunks_share, chunks_cache, chunks_peer;
+        uint64_t bytes_in, bytes_uploaded;
+        uint64_t requests_sent, retries, bad_chunks, dup_chunks, queries, dropped_msgs;
+};
+
+struct member;
+
+struct member *member_new(const struct member_config *cfg);   /* NULL on ENOMEM */
+struct member *member_free(struct member *m);                 /* NULL-safe */
+
+enum member_state member_state(const struct member *m);
+const struct manifest *member_manifest(const struct member *m);  /* valid after START */
+const struct member_stats *member_stats(const struct member *m);
+/* Chunks held (verified, or share chunks awaiting the manifest) and the total. */
+uint64_t member_have(const struct member *m);
+uint64_t member_total(const struct member *m);
+bool member_has_chunk(const struct member *m, uint32_t chunk);
+
+/* Server messages (decoded, authenticated). Each refreshes the silence timer. */
+void member_on_start(struct member *m, const struct p2s_start *st, uint64_t now);
+void member_on_share(struct member *m, uint32_t chunk, struct buf *data, uint64_t now);
+void member_on_manifest(struct member *m, uint32_t first, const uint8_t *hashes, uint32_t n, uint64_t now);
+void member_on_manifest_end(struct member *m, const uint8_t file_hash[P2S_HASH_SIZE], uint64_t now);
+void member_on_data(struct member *m, uint32_t chunk, struct buf *data, bool from_cache, uint64_t now);
+void member_on_query(struct member *m, uint32_t chunk, uint64_t now);
+void member_on_complete_ack(struct member *m, uint64_t now);
+void member_on_done(struct member *m, uint64_t now);
+void member_on_error(struct member *m, uint16_t code, const char *reason, bool fatal, uint64_t now);
+/* The server connection is gone (TCP closed). */
+void member_on_disconnect(struct member *m, const char *why, uint64_t now);
+/* Answer to MEMBER_ACT_VERIFY: the SHA-256 of the whole written file, or
+ * NULL when it could not be read. */
+void member_on_verified(struct member *m, const uint8_t *file_hash, uint64_t now);
+/* The output could not be written: give up. */
+void member_fail(struct member *m, const char *reason, uint64_t now);
+
+uint64_t member_next_deadline(const struct member *m);
+void member_on_tick(struct member *m, uint64_t now);
+
+bool member_next_action(struct member *m, struct member_action *out);

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/* The server side of one swarm, as a pure state machine: the caller feeds it
+ * events (a member joined, a request, an upload, a chunk read from the
+ * source, the time) and drains the actions it returns (send this message to
+ * that member, open the source, drop a member, the swarm is over). It never
+ * touches a socket or a file, so tests drive whole swarms in memory. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <p2s/proto.h>
+#include "proto/manifest.h"
+#include "util/buf.h"
+#include "util/heap.h"
+#include "util/lru.h"
+
+enum swarm_query_mode {
+        SWARM_QUERY_DIRECTED,   /* ask one holder, the least busy; on timeout another */
+        SWARM_QUERY_BROADCAST,  /* ask every member; the first good upload wins */
+};
+
+struct swarm_config {
+        uint32_t chunk_size;
+        unsigned replicas;              /* >= 1 */
+        unsigned min_clients;           /* 0: start only on the gather timeout */
+        uint64_t gather_timeout_us;
+        enum swarm_query_mode query;
+        uint64_t query_timeout_us;      /* first wait for an upload; doubles per retry */
+        uint64_t query_timeout_max_us;
+        unsigned query_tries;           /* asks of one chunk before its holder is dropped as silent */
+        uint64_t done_retry_us;         /* DONE re-sent this often until the member says BYE */
+        unsigned done_tries;
+};
+void swarm_config_defaults(struct swarm_config *c);
+
+enum swarm_state {
+        SWARM_GATHER,
+        SWARM_DISTRIBUTE,
+        SWARM_RELAY,
+        SWARM_FINISHING,        /* DONE sent, waiting for BYEs */
+        SWARM_OVER,             /* END action emitted; free it */
+};
+
+enum swarm_act_type {
+        SWARM_ACT_SEND,         /* send msg/flags/chunk/body to member */
+        SWARM_ACT_START,        /* open the source, then call swarm_distribute() */
+        SWARM_ACT_DROP,         /* member is gone from the swarm: close its connections */
+        SWARM_ACT_END,          /* the swarm is over: code 0 success, else p2s_err_code */
+};
+
+struct swarm_action {
+        enum swarm_act_type type;
+        uint32_t member_id;
+        void *member_ud;        /* the pointer given to swarm_join */
+        uint8_t msg;            /* SEND: enum p2s_type */
+        uint16_t flags;
+        uint32_t chunk;
+        struct buf *body;       /* SEND: owned by the action (unref when done), may be NULL */
+        int code;               /* END/DROP: reason code */
+};
+
+struct swarm_stats {
+        uint64_t requests, cache_hits, cache_misses, coalesced;
+        uint64_t queries, uploads, dup_uploads, bad_uploads, nohaves;
+        uint64_t bytes_shared, bytes_relayed, bytes_uploaded;
+        uint64_t dropped_msgs;  /* well-formed but not valid in this state */
+};
+
+struct swarm;
+struct swarm_member;
+
+/* id: the swarm id on the wire; cache: shared by every swarm (keys
+ * id << 32 | chunk). NULL on ENOMEM. */
+struct swarm *swarm_new(const struct swarm_config *cfg, uint32_t id, const char *name,
+                        struct lru *cache);
+struct swarm *swarm_free(struct swarm *s);      /* NULL-safe; drops queued actions */
+
+uint32_t swarm_id(const struct swarm *s);
+const char *swarm_name(const struct swarm *s);
+enum swarm_state swarm_state(const struct swarm *s);
+const struct manifest *swarm_manifest(const struct swarm *s);
+const struct swarm_stats *swarm_stats(const struct swarm *s);
+unsigned swarm_member_count(const struct swarm *s);
+/* True while new members may join (not finishing or over). */
+bool swarm_joinable(const struct swarm *s);
+
+/* A member (its TCP connection attached) joins; ud comes back in actions.
+ * NULL on ENOMEM or when the swarm is not joinable. */
+struct swarm_member *swarm_join(struct swarm *s, uint32_t member_id, void *ud, uint64_t now);
+/* The member is gone (connection closed): dropped from every holder set.
+ * The handle is invalid afterwards. No DROP action is emitted for it. */
+void swarm_leave(struct swarm *s, struct swarm_member *m, uint64_t now);
+uint32_t swarm_member_id(const struct swarm_member *m);
+
+/* After SWARM_ACT_START: the source is open and file_size bytes long.
+ * Returns 0, or a negative errno (the swarm then fails with ERR SOURCE). */
+int swarm_distribute(struct swarm *s, uint64_t file_size, uint64_t now);
+/* Index of the next chunk the caller must read and pass to
+ * swarm_source_chunk, or P2S_NO_CHUNK when the whole source was read. */
+uint32_t swarm_source_next(const struct swarm *s);
+/* Chunk idx (== swarm_source_next) as read from the source; len must be the
+ * chunk's length. */
+void swarm_source_chunk(struct swarm *s, uint32_t idx, struct buf *data, uint64_t now);
+/* The source could not be read: every member gets ERR SOURCE. */
+void swarm_fail(struct swarm *s, int code, const char *reason, uint64_t now);
+
+/* Messages from a member, already decoded and authenticated. */
+void swarm_on_request(struct swarm *s, struct swarm_member *m, uint32_t chunk, uint64_t now);
+void swarm_on_upload(struct swarm *s, struct swarm_member *m, uint32_t chunk, struct buf *data, uint64_t now);
+void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, uint64_t now);
+void swarm_on_complete(struct swarm *s, struct swarm_member *m, uint64_t now);
+void swarm_on_bye(struct swarm *s, struct swarm_member *m, uint64_t now);
+
+/* Timers: the earliest deadline (UINT64_MAX: none); call on_tick at or after it. */
+uint64_t swarm_next_deadline(const struct swarm *s);
+void swarm_on_tick(struct swarm *s, uint64_t now);
+
+/* Takes the oldest queued action; false when there is none. */
+bool swarm_next_action(struct swarm *s, struct swarm_action *out);

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/* The copy being fetched: OUTPUT.part, preallocated, chunks written in place,
+ * renamed to OUTPUT only after the whole-file hash matched. Holds no file
+ * data in memory. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <p2s/proto.h>
+
+struct store {
+        int fd;
+        char *path, *part_path;
+        uint64_t size;
+};
+
+/* Creates (or truncates) OUTPUT.part. 0 or -errno. */
+int store_open(struct store *s, const char *output);
+void store_close(struct store *s);
+/* Sizes the file and reserves its blocks, so a full disk shows up now. */
+int store_prepare(struct store *s, uint64_t size);
+int store_write(struct store *s, uint64_t off, const void *data, size_t len);
+/* SHA-256 of the whole file as written. */
+int store_hash(struct store *s, uint8_t out[P2S_HASH_SIZE]);
+/* Renames OUTPUT.part to OUTPUT. */
+int store_finalize(struct store *s);

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/* Small socket helpers shared by p2sd and p2s-fetch. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define NET_ADDRSTRLEN 64
+
+/* "1.2.3.4", "::1" or "[::1]" with port into ss. 0 or -EINVAL. */
+int net_parse_addr(const char *s, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
+/* "1.2.3.4:7700" / "[::1]:7700" (v4-mapped v6 shown as v4). */
+const char *net_addr_str(const struct sockaddr *sa, char buf[NET_ADDRSTRLEN]);
+uint16_t net_addr_port(const struct sockaddr *sa);
+int net_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
+/* Sets SO_SNDBUF/SO_RCVBUF (0 leaves one alone), as root past the sysctl caps. */
+void net_set_bufs(int fd, int snd, int rcv);
+/* Random bytes from getrandom(2); never fails (blocks only at early boot). */
+void random_bytes(void *buf, size_t len);
+uint64_t random_u64(void);
