@@ -199,6 +199,7 @@ struct swarm *swarm_free(struct swarm *s)
 
 uint32_t swarm_id(const struct swarm *s) { return s->id; }
 const char *swarm_name(const struct swarm *s) { return s->name; }
+uint32_t swarm_chunk_size(const struct swarm *s) { return s->cfg.chunk_size; }
 enum swarm_state swarm_state(const struct swarm *s) { return s->state; }
 const struct manifest *swarm_manifest(const struct swarm *s) { return s->manifest_ready ? &s->manifest : NULL; }
 const struct swarm_stats *swarm_stats(const struct swarm *s) { return &s->stats; }

@@ -76,6 +76,7 @@ struct swarm *swarm_free(struct swarm *s);      /* NULL-safe; drops queued actio
 
 uint32_t swarm_id(const struct swarm *s);
 const char *swarm_name(const struct swarm *s);
+uint32_t swarm_chunk_size(const struct swarm *s);
 enum swarm_state swarm_state(const struct swarm *s);
 const struct manifest *swarm_manifest(const struct swarm *s);
 const struct swarm_stats *swarm_stats(const struct swarm *s);

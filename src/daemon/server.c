@@ -80,6 +80,7 @@ struct server {
         struct catalog *cat;
         struct loop *loop;
         int tcp_fd, udp_fd;
+        int control;                    /* fixed for the process: members learned it */
         uint16_t port;
         char listen_desc[NET_ADDRSTRLEN + 16];
         struct lru *cache;
@@ -159,12 +160,12 @@ static bool goes_over_tcp(const struct server *srv, uint8_t msg, uint16_t flags)
         case P2S_START: case P2S_MANIFEST: case P2S_MANIFEST_END:
                 return true;
         case P2S_SHARE: case P2S_DATA:
-                return srv->opt->control == P2S_CONTROL_UDP;   /* the data channel */
+                return srv->control == P2S_CONTROL_UDP;   /* the data channel */
         case P2S_ERR:
                 /* a fatal error must arrive: the ordered connection carries it */
-                return (flags & P2S_F_FATAL) || srv->opt->control == P2S_CONTROL_TCP;
+                return (flags & P2S_F_FATAL) || srv->control == P2S_CONTROL_TCP;
         default:
-                return srv->opt->control == P2S_CONTROL_TCP;
+                return srv->control == P2S_CONTROL_TCP;
         }
 }
 
@@ -285,7 +286,7 @@ static void pump(struct served *sv)
         while (!sv->over && sv->src_fd >= 0 && (idx = swarm_source_next(sv->sw)) != P2S_NO_CHUNK) {
                 if (members_backlogged(sv))
                         return;         /* conn_writable calls back when a queue drains */
-                uint32_t cs = sv->srv->opt->swarm.chunk_size;
+                uint32_t cs = swarm_chunk_size(sv->sw);
                 uint64_t off = (uint64_t)idx * cs;
                 uint64_t left = sv->src_size - off;
                 size_t len = left < cs ? (size_t)left : cs;
@@ -456,7 +457,7 @@ static struct smember *find_by_cookie(struct server *srv, uint64_t cookie, const
 
 static void send_welcome(struct server *srv, struct smember *m)
 {
-        struct p2s_welcome w = { .control_mode = (uint8_t)srv->opt->control, .port = srv->port };
+        struct p2s_welcome w = { .control_mode = (uint8_t)srv->control, .port = srv->port };
         uint8_t body[P2S_WELCOME_SIZE];
         wire_put_welcome(body, &w);
         struct p2s_hdr h = { .type = P2S_WELCOME, .body_len = sizeof(body), .swarm_id = swarm_id(m->sv->sw),
@@ -613,7 +614,7 @@ static long conn_hdr(const uint8_t *raw, void *ud)
          * of this swarm: nothing big is allocated for an unproven peer */
         if (!c->m)
                 return h.type == P2S_ATTACH ? (long)h.body_len : -EPERM;
-        if (h.type == P2S_UPLOAD && h.body_len > c->srv->opt->swarm.chunk_size)
+        if (h.type == P2S_UPLOAD && c->m->sv && h.body_len > swarm_chunk_size(c->m->sv->sw))
                 return -EMSGSIZE;
         return (long)h.body_len;
 }
@@ -879,6 +880,7 @@ struct server *server_new(const struct p2sd_options *o, struct catalog *cat, str
                 return NULL;
         srv->opt = o;
         srv->cat = cat;
+        srv->control = o->control;
         srv->loop = l;
         srv->tcp_fd = srv->udp_fd = -1;
         srv->cache = lru_new(o->cache_bytes);
@@ -1069,4 +1071,13 @@ void server_get_status(const struct server *srv, struct server_status *st)
                 st->cache_hits += swarm_stats(sv->sw)->cache_hits;
                 st->cache_misses += swarm_stats(sv->sw)->cache_misses;
         }
+}
+
+struct catalog *server_reconfigure(struct server *srv, const struct p2sd_options *o, struct catalog *cat)
+{
+        struct catalog *old = srv->cat;
+        srv->opt = o;
+        srv->cat = cat;
+        lru_set_max_bytes(srv->cache, o->cache_bytes);
+        return old;
 }

@@ -27,4 +27,8 @@ const char *server_listen_desc(const struct server *s);
 /* Stops accepting, ends every swarm with ERR SHUTDOWN and calls loop_quit(0)
  * once every member connection is flushed and closed (or after a bound). */
 void server_shutdown(struct server *s);
+/* New options and catalog for swarms that start from now on; running swarms
+ * keep theirs. Listen address, port and control mode stay as they were.
+ * Returns the previous catalog for the caller to free. */
+struct catalog *server_reconfigure(struct server *s, const struct p2sd_options *o, struct catalog *cat);
 void server_get_status(const struct server *s, struct server_status *st);

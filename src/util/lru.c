@@ -215,3 +215,10 @@ size_t lru_max_bytes(const struct lru *c)
 {
         return c->max_bytes;
 }
+
+void lru_set_max_bytes(struct lru *c, size_t max_bytes)
+{
+        c->max_bytes = max_bytes;
+        while (c->bytes > c->max_bytes && c->tail)
+                lru_drop(c, c->tail);
+}

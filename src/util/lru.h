@@ -25,3 +25,5 @@ void lru_remove_prefix(struct lru *c, uint32_t hi);
 size_t lru_bytes(const struct lru *c);
 size_t lru_count(const struct lru *c);
 size_t lru_max_bytes(const struct lru *c);
+/* Changes the bound, evicting least recently used entries down to it. */
+void lru_set_max_bytes(struct lru *c, size_t max_bytes);
