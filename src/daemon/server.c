@@ -1000,7 +1000,15 @@ static int adopt_activated(struct server *srv, int n, char *err, size_t errlen)
 
 int server_listen(struct server *srv, char *err, size_t errlen)
 {
-        int n = sd_listen_fds(1);
+        char **names = NULL;
+        /* names are not trusted to tell the sockets apart (one socket unit
+         * names both fds alike); adopt_activated checks their types */
+        int n = sd_listen_fds_with_names(1, &names);
+        if (names) {
+                for (int i = 0; i < n; i++)
+                        free(names[i]);
+                free(names);
+        }
         int r;
         if (n > 0) {
                 r = adopt_activated(srv, n, err, errlen);
