@@ -58,7 +58,12 @@ enum p2s_type {
         P2S_DONE          = 15, /* S->C ctl  every member is complete: exit 0 */
         P2S_ERR           = 16, /* either    body: struct p2s_err_body + reason text */
         P2S_BYE           = 17, /* C->S ctl  leaving (also the answer to DONE) */
-        P2S_TYPE_MAX      = 17,
+        /* Chunk data over UDP (--control=tcp): SHARE, DATA and UPLOAD are
+         * split into FRAGs that each fit one datagram, acknowledged per chunk. */
+        P2S_FRAG          = 18, /* either udp chunk: index; body: struct p2s_frag + payload */
+        P2S_FRAG_ACK      = 19, /* either udp chunk complete and verified; body: struct p2s_frag_ack */
+        P2S_FRAG_NACK     = 20, /* either udp chunk incomplete; body: p2s_frag_ack + bitmap of missing frags from base */
+        P2S_TYPE_MAX      = 20,
 };
 
 enum p2s_flags {
@@ -76,9 +81,33 @@ struct p2s_welcome {
         uint8_t control_mode;   /* enum p2s_control_mode */
         uint8_t reserved;
         uint16_t port;          /* TCP port to ATTACH to */
-        uint32_t reserved2;
+        uint32_t dgram_size;    /* --control=tcp: largest UDP payload to send (0 in udp mode) */
 };
 #define P2S_WELCOME_SIZE 8
+
+/* One fragment of a chunk: payload bytes [index * frag_size, ...) of the
+ * chunk; every fragment but the last carries exactly frag_size bytes. */
+struct p2s_frag {
+        uint8_t kind;           /* P2S_SHARE, P2S_DATA or P2S_UPLOAD */
+        uint8_t reserved;
+        uint16_t index;
+        uint16_t count;         /* == ceil(chunk_len / frag_size) */
+        uint16_t frag_size;
+        uint32_t chunk_len;
+};
+#define P2S_FRAG_SIZE 12
+#define P2S_MAX_DGRAM 65507u            /* largest UDP payload over IPv4 */
+#define P2S_MIN_DGRAM (P2S_HDR_SIZE + P2S_FRAG_SIZE + 64)
+/* Fits a 1500-byte MTU over IPv6 (40 + 8 bytes of headers) without IP fragmentation. */
+#define P2S_DEFAULT_DGRAM 1452u
+
+struct p2s_frag_ack {
+        uint8_t kind;
+        uint8_t reserved;
+        uint16_t base;          /* NACK: bit i of the bitmap is fragment base + i, set when missing */
+};
+#define P2S_FRAG_ACK_SIZE 4
+#define P2S_NACK_MAP_MAX 1024
 
 struct p2s_start {
         uint64_t file_size;

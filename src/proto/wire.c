@@ -34,7 +34,15 @@ static const struct wire_rule wire_rules[P2S_TYPE_MAX + 1] = {
         [P2S_DONE]         = { 0, 0, 0, "DONE" },
         [P2S_ERR]          = { P2S_ERR_BODY_MIN, P2S_ERR_BODY_MIN + P2S_MAX_REASON, 0, "ERR" },
         [P2S_BYE]          = { 0, 0, 0, "BYE" },
+        [P2S_FRAG]         = { P2S_FRAG_SIZE + 1, P2S_MAX_DGRAM - P2S_HDR_SIZE, 1, "FRAG" },
+        [P2S_FRAG_ACK]     = { P2S_FRAG_ACK_SIZE, P2S_FRAG_ACK_SIZE, 1, "FRAG_ACK" },
+        [P2S_FRAG_NACK]    = { P2S_FRAG_ACK_SIZE + 1, P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX, 1, "FRAG_NACK" },
 };
+
+static bool frag_kind_ok(uint8_t kind)
+{
+        return kind == P2S_SHARE || kind == P2S_DATA || kind == P2S_UPLOAD;
+}
 
 static bool wire_type_known(uint8_t type) {
         return type >= 1 && type <= P2S_TYPE_MAX;
@@ -156,6 +164,9 @@ int wire_check_body(const struct p2s_hdr *h, const uint8_t *body) {
                         return WIRE_E_BODY;
                 if (w.port == 0)
                         return WIRE_E_BODY;
+                /* chunk data over UDP needs room for a header and some payload */
+                if (w.control_mode == P2S_CONTROL_TCP && (w.dgram_size < P2S_MIN_DGRAM || w.dgram_size > P2S_MAX_DGRAM))
+                        return WIRE_E_BODY;
                 break;
         }
         case P2S_START: {
@@ -178,6 +189,25 @@ int wire_check_body(const struct p2s_hdr *h, const uint8_t *body) {
                 break;
         case P2S_ERR:
                 if (get_u16(body) == 0)
+                        return WIRE_E_BODY;
+                break;
+        case P2S_FRAG: {
+                struct p2s_frag f;
+                wire_get_frag(body, &f);
+                if (!frag_kind_ok(f.kind) || f.frag_size == 0 || f.chunk_len == 0 || f.chunk_len > P2S_MAX_CHUNK)
+                        return WIRE_E_BODY;
+                uint32_t count = f.chunk_len / f.frag_size + (f.chunk_len % f.frag_size != 0);
+                if (count != f.count || f.index >= f.count)
+                        return WIRE_E_BODY;
+                uint32_t off = (uint32_t)f.index * f.frag_size;
+                uint32_t want = f.chunk_len - off < f.frag_size ? f.chunk_len - off : f.frag_size;
+                if (h->body_len - P2S_FRAG_SIZE != want)
+                        return WIRE_E_LENGTH;
+                break;
+        }
+        case P2S_FRAG_ACK:
+        case P2S_FRAG_NACK:
+                if (!frag_kind_ok(body[0]))
                         return WIRE_E_BODY;
                 break;
         default:
@@ -241,14 +271,14 @@ void wire_put_welcome(uint8_t out[P2S_WELCOME_SIZE], const struct p2s_welcome *w
         out[0] = w->control_mode;
         out[1] = w->reserved;
         put_u16(out + 2, w->port);
-        put_u32(out + 4, w->reserved2);
+        put_u32(out + 4, w->dgram_size);
 }
 
 void wire_get_welcome(const uint8_t in[P2S_WELCOME_SIZE], struct p2s_welcome *w) {
         w->control_mode = in[0];
         w->reserved = in[1];
         w->port = get_u16(in + 2);
-        w->reserved2 = get_u32(in + 4);
+        w->dgram_size = get_u32(in + 4);
 }
 
 void wire_put_start(uint8_t out[P2S_START_SIZE], const struct p2s_start *s) {
@@ -296,4 +326,38 @@ uint16_t wire_get_err(const uint8_t *body, uint32_t body_len, char *reason, size
         }
         reason[n] = '\0';
         return code;
+}
+
+void wire_put_frag(uint8_t out[P2S_FRAG_SIZE], const struct p2s_frag *f)
+{
+        out[0] = f->kind;
+        out[1] = 0;
+        put_u16(out + 2, f->index);
+        put_u16(out + 4, f->count);
+        put_u16(out + 6, f->frag_size);
+        put_u32(out + 8, f->chunk_len);
+}
+
+void wire_get_frag(const uint8_t in[P2S_FRAG_SIZE], struct p2s_frag *f)
+{
+        f->kind = in[0];
+        f->reserved = in[1];
+        f->index = get_u16(in + 2);
+        f->count = get_u16(in + 4);
+        f->frag_size = get_u16(in + 6);
+        f->chunk_len = get_u32(in + 8);
+}
+
+void wire_put_frag_ack(uint8_t out[P2S_FRAG_ACK_SIZE], const struct p2s_frag_ack *a)
+{
+        out[0] = a->kind;
+        out[1] = 0;
+        put_u16(out + 2, a->base);
+}
+
+void wire_get_frag_ack(const uint8_t in[P2S_FRAG_ACK_SIZE], struct p2s_frag_ack *a)
+{
+        a->kind = in[0];
+        a->reserved = in[1];
+        a->base = get_u16(in + 2);
 }

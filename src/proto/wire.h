@@ -56,6 +56,10 @@ void wire_put_welcome(uint8_t out[P2S_WELCOME_SIZE], const struct p2s_welcome *w
 void wire_get_welcome(const uint8_t in[P2S_WELCOME_SIZE], struct p2s_welcome *w);
 void wire_put_start(uint8_t out[P2S_START_SIZE], const struct p2s_start *s);
 void wire_get_start(const uint8_t in[P2S_START_SIZE], struct p2s_start *s);
+void wire_put_frag(uint8_t out[P2S_FRAG_SIZE], const struct p2s_frag *f);
+void wire_get_frag(const uint8_t in[P2S_FRAG_SIZE], struct p2s_frag *f);
+void wire_put_frag_ack(uint8_t out[P2S_FRAG_ACK_SIZE], const struct p2s_frag_ack *a);
+void wire_get_frag_ack(const uint8_t in[P2S_FRAG_ACK_SIZE], struct p2s_frag_ack *a);
 /* ERR body: code then reason (truncated to P2S_MAX_REASON). Returns body length. */
 size_t wire_put_err(uint8_t *out, size_t cap, uint16_t code, const char *reason);
 /* Copies the reason into a NUL-terminated string (cap >= 1), returns code. */

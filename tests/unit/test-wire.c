@@ -15,6 +15,7 @@ static uint32_t good_chunk(uint8_t type) {
         switch (type) {
         case P2S_SHARE: case P2S_DATA: case P2S_UPLOAD: case P2S_MANIFEST:
         case P2S_REQ: case P2S_QUERY: case P2S_NOHAVE:
+        case P2S_FRAG: case P2S_FRAG_ACK: case P2S_FRAG_NACK:
                 return 7;
         default:
                 return P2S_NO_CHUNK;
@@ -32,6 +33,9 @@ static uint32_t min_body(uint8_t type) {
         case P2S_START: return P2S_START_SIZE;
         case P2S_MANIFEST: case P2S_MANIFEST_END: return 32;
         case P2S_ERR: return P2S_ERR_BODY_MIN;
+        case P2S_FRAG: return P2S_FRAG_SIZE + 1;
+        case P2S_FRAG_ACK: return P2S_FRAG_ACK_SIZE;
+        case P2S_FRAG_NACK: return P2S_FRAG_ACK_SIZE + 1;
         default: return 0;
         }
 }
@@ -45,6 +49,9 @@ static uint32_t max_body(uint8_t type) {
         case P2S_MANIFEST: return P2S_MANIFEST_PART * 32;
         case P2S_MANIFEST_END: return 32;
         case P2S_ERR: return P2S_ERR_BODY_MIN + P2S_MAX_REASON;
+        case P2S_FRAG: return P2S_MAX_DGRAM - P2S_HDR_SIZE;
+        case P2S_FRAG_ACK: return P2S_FRAG_ACK_SIZE;
+        case P2S_FRAG_NACK: return P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX;
         default: return 0;
         }
 }
@@ -54,7 +61,7 @@ static void fill_body(uint8_t type, uint8_t *body, uint32_t len) {
         for (uint32_t i = 0; i < len; i++)
                 body[i] = (uint8_t)('a' + i % 26);
         if (type == P2S_WELCOME) {
-                struct p2s_welcome w = { .control_mode = P2S_CONTROL_TCP, .port = 7701, .reserved2 = 0 };
+                struct p2s_welcome w = { .control_mode = P2S_CONTROL_TCP, .port = 7701, .dgram_size = P2S_DEFAULT_DGRAM };
                 wire_put_welcome(body, &w);
         } else if (type == P2S_START) {
                 struct p2s_start s = { .file_size = 1000000, .chunk_size = 65536, .chunk_count = 16 };
@@ -62,6 +69,13 @@ static void fill_body(uint8_t type, uint8_t *body, uint32_t len) {
         } else if (type == P2S_ERR) {
                 body[0] = 0;
                 body[1] = P2S_ERR_NOFILE;
+        } else if (type == P2S_FRAG && len > P2S_FRAG_SIZE) {
+                /* one fragment carrying the whole (short) chunk */
+                struct p2s_frag f = { .kind = P2S_DATA, .index = 0, .count = 1,
+                                      .frag_size = (uint16_t)(len - P2S_FRAG_SIZE), .chunk_len = len - P2S_FRAG_SIZE };
+                wire_put_frag(body, &f);
+        } else if (type == P2S_FRAG_ACK || type == P2S_FRAG_NACK) {
+                body[0] = P2S_UPLOAD;
         }
 }
 
@@ -190,7 +204,7 @@ START_TEST(test_roundtrip) {
 END_TEST
 
 START_TEST(test_body_helpers) {
-        struct p2s_welcome w = { .control_mode = P2S_CONTROL_UDP, .reserved = 0x5a, .port = 0xbeef, .reserved2 = 0xdeadbeef }, w2;
+        struct p2s_welcome w = { .control_mode = P2S_CONTROL_UDP, .reserved = 0x5a, .port = 0xbeef, .dgram_size = 0xdeadbeef }, w2;
         struct p2s_start s = { .file_size = 0x0102030405060708ull, .chunk_size = 0x11223344, .chunk_count = 0x55667788 }, s2;
         uint8_t wb[P2S_WELCOME_SIZE], sb[P2S_START_SIZE];
         static const uint8_t wwant[] = { 1, 0x5a, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef };
@@ -202,7 +216,7 @@ START_TEST(test_body_helpers) {
         ck_assert_uint_eq(w2.control_mode, w.control_mode);
         ck_assert_uint_eq(w2.reserved, w.reserved);
         ck_assert_uint_eq(w2.port, w.port);
-        ck_assert_uint_eq(w2.reserved2, w.reserved2);
+        ck_assert_uint_eq(w2.dgram_size, w.dgram_size);
 
         wire_put_start(sb, &s);
         ck_assert_mem_eq(sb, swant, sizeof(swant));
@@ -441,7 +455,17 @@ START_TEST(test_welcome) {
 
         wire_put_welcome(body, &w);
         ck_assert_int_eq(wire_check_body(&h, body), WIRE_OK);
+        /* tcp control means UDP data: the datagram size must leave room */
         w.control_mode = P2S_CONTROL_TCP;
+        wire_put_welcome(body, &w);
+        ck_assert_int_eq(wire_check_body(&h, body), WIRE_E_BODY);
+        w.dgram_size = P2S_MIN_DGRAM - 1;
+        wire_put_welcome(body, &w);
+        ck_assert_int_eq(wire_check_body(&h, body), WIRE_E_BODY);
+        w.dgram_size = P2S_MAX_DGRAM + 1;
+        wire_put_welcome(body, &w);
+        ck_assert_int_eq(wire_check_body(&h, body), WIRE_E_BODY);
+        w.dgram_size = P2S_DEFAULT_DGRAM;
         wire_put_welcome(body, &w);
         ck_assert_int_eq(wire_check_body(&h, body), WIRE_OK);
         w.control_mode = 0;
@@ -454,6 +478,58 @@ START_TEST(test_welcome) {
         w.port = 0;
         wire_put_welcome(body, &w);
         ck_assert_int_eq(wire_check_body(&h, body), WIRE_E_BODY);
+}
+END_TEST
+
+/* A fragment's header must agree with its payload and with itself. */
+static int frag_result(struct p2s_frag f, uint32_t payload)
+{
+        uint8_t body[P2S_FRAG_SIZE + 2048] = { 0 };
+        struct p2s_hdr h = make_hdr(P2S_FRAG, P2S_FRAG_SIZE + payload);
+        wire_put_frag(body, &f);
+        return wire_check_body(&h, body);
+}
+
+START_TEST(test_frag) {
+        struct p2s_frag f = { .kind = P2S_DATA, .index = 0, .count = 3, .frag_size = 1000, .chunk_len = 2500 };
+        ck_assert_int_eq(frag_result(f, 1000), WIRE_OK);
+        f.index = 2;
+        ck_assert_int_eq(frag_result(f, 500), WIRE_OK);       /* the short last one */
+        ck_assert_int_eq(frag_result(f, 1000), WIRE_E_LENGTH);
+        ck_assert_int_eq(frag_result(f, 499), WIRE_E_LENGTH);
+        f.index = 3;
+        ck_assert_int_eq(frag_result(f, 500), WIRE_E_BODY);   /* index past count */
+        f.index = 0;
+        f.count = 2;
+        ck_assert_int_eq(frag_result(f, 1000), WIRE_E_BODY);  /* count disagrees with sizes */
+        f.count = 3;
+        f.kind = P2S_REQ;
+        ck_assert_int_eq(frag_result(f, 1000), WIRE_E_BODY);  /* not a data kind */
+        f.kind = P2S_UPLOAD;
+        f.frag_size = 0;
+        ck_assert_int_eq(frag_result(f, 1000), WIRE_E_BODY);
+        f.frag_size = 1000;
+        f.chunk_len = P2S_MAX_CHUNK + 1;
+        f.count = (uint16_t)((P2S_MAX_CHUNK + 1 + 999) / 1000);
+        ck_assert_int_eq(frag_result(f, 1000), WIRE_E_BODY);
+
+        struct p2s_frag g;
+        uint8_t raw[P2S_FRAG_SIZE];
+        f = (struct p2s_frag){ .kind = P2S_SHARE, .index = 0x1234, .count = 0x2345, .frag_size = 0x3456, .chunk_len = 0x456789 };
+        wire_put_frag(raw, &f);
+        wire_get_frag(raw, &g);
+        ck_assert(g.kind == f.kind && g.index == f.index && g.count == f.count &&
+                  g.frag_size == f.frag_size && g.chunk_len == f.chunk_len);
+
+        struct p2s_frag_ack a = { .kind = P2S_DATA, .base = 0xabcd }, b;
+        uint8_t ab[P2S_FRAG_ACK_SIZE + 1] = { 0 };
+        wire_put_frag_ack(ab, &a);
+        wire_get_frag_ack(ab, &b);
+        ck_assert(b.kind == a.kind && b.base == a.base);
+        struct p2s_hdr h = make_hdr(P2S_FRAG_NACK, sizeof(ab));
+        ck_assert_int_eq(wire_check_body(&h, ab), WIRE_OK);
+        ab[0] = P2S_HELLO;
+        ck_assert_int_eq(wire_check_body(&h, ab), WIRE_E_BODY);
 }
 END_TEST
 
@@ -688,6 +764,7 @@ static Suite *wire_suite(void) {
         tc = tcase_create("body");
         tcase_add_test(tc, test_start);
         tcase_add_test(tc, test_welcome);
+        tcase_add_test(tc, test_frag);
         tcase_add_test(tc, test_hello);
         tcase_add_test(tc, test_err);
         suite_add_tcase(s, tc);
