@@ -256,21 +256,44 @@ static bool chunk_fits(const struct member *m, uint32_t chunk, const struct buf 
         return chunk < m->mf.chunk_count && data && data->len == manifest_chunk_len(&m->mf, chunk);
 }
 
+static struct inflight *find_inflight(struct member *m, uint32_t chunk);
+
 void member_on_share(struct member *m, uint32_t chunk, struct buf *data, uint64_t now)
 {
         m->last_heard = now;
-        if (m->state != MEMBER_WAIT_MANIFEST || !chunk_fits(m, chunk, data) ||
-            bitmap_test(&m->share, chunk)) {
+        bool early = m->state == MEMBER_WAIT_MANIFEST;
+        /* over datagrams a share chunk may overtake START or trail the
+         * manifest: after the manifest it is checked like any other chunk */
+        bool late = m->state == MEMBER_FETCHING;
+        if ((!early && !late) || !chunk_fits(m, chunk, data) || bitmap_test(&m->share, chunk) ||
+            bitmap_test(&m->have, chunk)) {
                 m->stats.dropped_msgs++;
                 return;
         }
-        /* the manifest comes after the share: remember what we got, check it then */
-        hash_sha256(data->data, data->len, m->share_digest[chunk]);
+        if (late) {
+                if (!manifest_verify_chunk(&m->mf, chunk, data->data, data->len)) {
+                        m->stats.bad_chunks++;
+                        return;
+                }
+        } else {
+                /* the manifest comes after the share: remember what we got, check it then */
+                hash_sha256(data->data, data->len, m->share_digest[chunk]);
+        }
         bitmap_set(&m->share, chunk);
         bitmap_set(&m->have, chunk);
         m->stats.chunks_share++;
         m->stats.bytes_in += data->len;
         write_chunk(m, chunk, data);
+        if (late) {
+                struct inflight *f = find_inflight(m, chunk);
+                if (f)
+                        *f = m->fl[--m->nfl];
+                bitmap_clear(&m->asked, chunk);
+                if (bitmap_full(&m->have))
+                        start_verify(m);
+                else
+                        fill_window(m, now);
+        }
 }
 
 void member_on_manifest(struct member *m, uint32_t first, const uint8_t *hashes, uint32_t n, uint64_t now)

@@ -572,6 +572,14 @@ void swarm_on_upload(struct swarm *s, struct swarm_member *m, uint32_t chunk, st
         pending_free(s, p);
 }
 
+bool swarm_wants_upload(const struct swarm *s, const struct swarm_member *m, uint32_t chunk)
+{
+        if ((s->state != SWARM_RELAY && s->state != SWARM_FINISHING) || chunk >= s->manifest.chunk_count)
+                return false;
+        /* from any member: a holder asked before a retry may still be the first to finish */
+        return u32map_get(&s->pending, chunk) != NULL;
+}
+
 void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, uint64_t now)
 {
         s->stats.nohaves++;

@@ -107,6 +107,9 @@ void swarm_fail(struct swarm *s, int code, const char *reason, uint64_t now);
 /* Messages from a member, already decoded and authenticated. */
 void swarm_on_request(struct swarm *s, struct swarm_member *m, uint32_t chunk, uint64_t now);
 void swarm_on_upload(struct swarm *s, struct swarm_member *m, uint32_t chunk, struct buf *data, uint64_t now);
+/* Whether an upload of chunk from m would be used now; the caller refuses
+ * to reassemble data nobody asked for. */
+bool swarm_wants_upload(const struct swarm *s, const struct swarm_member *m, uint32_t chunk);
 void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, uint64_t now);
 void swarm_on_complete(struct swarm *s, struct swarm_member *m, uint64_t now);
 void swarm_on_bye(struct swarm *s, struct swarm_member *m, uint64_t now);

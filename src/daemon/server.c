@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
+#include "core/dgram.h"
 #include "core/swarm.h"
 #include "daemon/server.h"
 #include "proto/cookie.h"
@@ -34,7 +35,8 @@
 #define HOUSEKEEP_US      (1 * USEC_PER_SEC)
 #define MAX_UNATTACHED    4096
 #define UDP_BATCH         32
-#define UDP_MAX           2048
+#define UDP_MAX           (P2S_MAX_DGRAM + 1)
+#define FRAG_BATCH        64
 #define RX_BUF            (256u << 10)
 
 struct conn;
@@ -48,6 +50,8 @@ struct smember {
         struct served *sv;
         struct swarm_member *sm;        /* NULL until ATTACH, and after the swarm let go */
         struct conn *conn;
+        struct dgram_tx *tx;            /* --control=tcp: chunk data to it over UDP */
+        struct dgram_rx *rx;            /* --control=tcp: its uploads over UDP */
         uint64_t born;
         struct smember *next, *prev;    /* in sv->members once attached */
 };
@@ -81,6 +85,9 @@ struct server {
         struct loop *loop;
         int tcp_fd, udp_fd;
         int control;                    /* fixed for the process: members learned it */
+        uint32_t dgram_size;            /* largest datagram of chunk data */
+        struct dgram_config dgram;
+        bool udp_blocked;               /* waiting for EPOLLOUT on the UDP socket */
         uint16_t port;
         char listen_desc[NET_ADDRSTRLEN + 16];
         struct lru *cache;
@@ -145,7 +152,7 @@ static void conn_send(struct conn *c, const struct p2s_hdr *h, struct buf *body)
 static void udp_send(struct server *srv, const struct sockaddr *to, socklen_t tolen,
                      const struct p2s_hdr *h, const void *body)
 {
-        uint8_t pkt[P2S_HDR_SIZE + P2S_ERR_BODY_MIN + P2S_MAX_REASON + 64];
+        uint8_t pkt[P2S_HDR_SIZE + P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX + P2S_MAX_REASON];
         size_t n = wire_encode(pkt, sizeof(pkt), h, body, h->body_len);
         /* control datagrams are small: a full socket buffer loses one, and the
          * peer's retry timer brings it back */
@@ -169,9 +176,16 @@ static bool goes_over_tcp(const struct server *srv, uint8_t msg, uint16_t flags)
         }
 }
 
+static void udp_data_flush(struct server *srv, struct smember *m);
+
 static void member_send(struct smember *m, uint8_t msg, uint16_t flags, uint32_t chunk, struct buf *body)
 {
         struct server *srv = m->sv->srv;
+        if ((msg == P2S_SHARE || msg == P2S_DATA) && srv->control == P2S_CONTROL_TCP) {
+                if (m->tx && body && dgram_tx_push(m->tx, msg, flags, chunk, body, loop_now(srv->loop)) == 0)
+                        udp_data_flush(srv, m);
+                return;
+        }
         struct p2s_hdr h = { .type = msg, .flags = flags, .body_len = body ? body->len : 0,
                              .swarm_id = swarm_id(m->sv->sw), .member_id = m->id,
                              .token = m->token, .chunk = chunk };
@@ -181,6 +195,59 @@ static void member_send(struct smember *m, uint8_t msg, uint16_t flags, uint32_t
         } else {
                 udp_send(srv, (struct sockaddr *)&m->addr, m->addrlen, &h, body ? body->data : NULL);
         }
+}
+
+/* Sends what the member's window allows, in batches of one sendmmsg. A
+ * datagram the kernel refuses is as good as lost: the receiver's NACK or
+ * our probe brings it back. */
+static void udp_data_flush(struct server *srv, struct smember *m)
+{
+        if (!m->tx || srv->udp_blocked)
+                return;
+        uint64_t now = loop_now(srv->loop);
+        struct dgram_frag fr[FRAG_BATCH];
+        uint8_t hdr[FRAG_BATCH][P2S_HDR_SIZE + P2S_FRAG_SIZE];
+        struct iovec iov[FRAG_BATCH][2];
+        struct mmsghdr mm[FRAG_BATCH];
+        size_t n;
+        while ((n = dgram_tx_next(m->tx, now, fr, FRAG_BATCH)) > 0) {
+                for (size_t i = 0; i < n; i++) {
+                        struct p2s_hdr h = { .type = P2S_FRAG, .flags = fr[i].flags,
+                                             .body_len = P2S_FRAG_SIZE + fr[i].len,
+                                             .swarm_id = swarm_id(m->sv->sw), .member_id = m->id,
+                                             .token = m->token, .chunk = fr[i].chunk };
+                        wire_encode_hdr(hdr[i], &h);
+                        wire_put_frag(hdr[i] + P2S_HDR_SIZE, &fr[i].f);
+                        iov[i][0] = (struct iovec){ hdr[i], sizeof(hdr[i]) };
+                        iov[i][1] = (struct iovec){ (void *)fr[i].payload, fr[i].len };
+                        mm[i].msg_hdr = (struct msghdr){ .msg_name = &m->addr, .msg_namelen = m->addrlen,
+                                                         .msg_iov = iov[i], .msg_iovlen = 2 };
+                }
+                int k = sendmmsg(srv->udp_fd, mm, (unsigned)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+                for (int i = 0; i < k; i++)
+                        srv->st.bytes_out += mm[i].msg_len;
+                if (k < (int)n) {
+                        srv->udp_blocked = true;
+                        loop_mod(srv->loop, srv->udp_fd, EPOLLIN | EPOLLOUT);
+                        return;
+                }
+        }
+}
+
+static void send_frag_ack(struct server *srv, struct smember *m, uint8_t type, uint8_t kind, uint32_t chunk,
+                          const struct dgram_rx_result *res)
+{
+        uint8_t body[P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX];
+        struct p2s_frag_ack a = { .kind = kind, .base = type == P2S_FRAG_NACK ? res->nack_base : 0 };
+        wire_put_frag_ack(body, &a);
+        size_t len = P2S_FRAG_ACK_SIZE;
+        if (type == P2S_FRAG_NACK) {
+                memcpy(body + len, res->nack_map, res->nack_len);
+                len += res->nack_len;
+        }
+        struct p2s_hdr h = { .type = type, .body_len = (uint32_t)len, .swarm_id = swarm_id(m->sv->sw),
+                             .member_id = m->id, .token = m->token, .chunk = chunk };
+        udp_send(srv, (struct sockaddr *)&m->addr, m->addrlen, &h, body);
 }
 
 /* An ERR to an address that has proven nothing: never more bytes than it sent. */
@@ -209,6 +276,8 @@ static void udp_reply_err(struct server *srv, const struct sockaddr *to, socklen
 static void smember_free(struct server *srv, struct smember *m)
 {
         u32map_del(&srv->members, m->id);
+        dgram_tx_free(m->tx);
+        dgram_rx_free(m->rx);
         if (m->sv) {
                 if (m->prev)
                         m->prev->next = m->next;
@@ -274,7 +343,8 @@ static void source_close(struct served *sv)
 static bool members_backlogged(struct served *sv)
 {
         for (struct smember *m = sv->members; m; m = m->next)
-                if (m->conn && m->conn->q.bytes >= DIST_HIWAT)
+                if ((m->conn && m->conn->q.bytes >= DIST_HIWAT) ||
+                    (m->tx && dgram_tx_pending_bytes(m->tx) >= DIST_HIWAT))
                         return true;
         return false;
 }
@@ -457,7 +527,8 @@ static struct smember *find_by_cookie(struct server *srv, uint64_t cookie, const
 
 static void send_welcome(struct server *srv, struct smember *m)
 {
-        struct p2s_welcome w = { .control_mode = (uint8_t)srv->control, .port = srv->port };
+        struct p2s_welcome w = { .control_mode = (uint8_t)srv->control, .port = srv->port,
+                                 .dgram_size = srv->control == P2S_CONTROL_TCP ? srv->dgram_size : 0 };
         uint8_t body[P2S_WELCOME_SIZE];
         wire_put_welcome(body, &w);
         struct p2s_hdr h = { .type = P2S_WELCOME, .body_len = sizeof(body), .swarm_id = swarm_id(m->sv->sw),
@@ -528,6 +599,53 @@ static void on_hello(struct server *srv, const struct p2s_msg *msg, size_t len,
         send_welcome(srv, m);
 }
 
+/* Chunk data over UDP (--control=tcp): uploads in, acknowledgements of what we sent. */
+static void on_data_datagram(struct server *srv, struct smember *m, const struct p2s_msg *msg)
+{
+        const struct p2s_hdr *h = &msg->hdr;
+        struct served *sv = m->sv;
+        uint64_t now = loop_now(srv->loop);
+        if (!m->tx || !m->sm || sv->over)
+                return;
+        if (h->type == P2S_FRAG_ACK || h->type == P2S_FRAG_NACK) {
+                struct p2s_frag_ack a;
+                wire_get_frag_ack(msg->body, &a);
+                if (h->type == P2S_FRAG_ACK)
+                        dgram_tx_on_ack(m->tx, a.kind, h->chunk, now);
+                else
+                        dgram_tx_on_nack(m->tx, a.kind, h->chunk, a.base, msg->body + P2S_FRAG_ACK_SIZE,
+                                         h->body_len - P2S_FRAG_ACK_SIZE, now);
+                udp_data_flush(srv, m);
+                if (swarm_state(sv->sw) == SWARM_DISTRIBUTE)
+                        pump(sv);
+                return;
+        }
+        struct p2s_frag f;
+        wire_get_frag(msg->body, &f);
+        if (f.kind != P2S_UPLOAD) {
+                srv->st.bad_packets++;
+                return;
+        }
+        /* nothing is reassembled that nobody asked for; an ACK stops the sender */
+        if (!swarm_wants_upload(sv->sw, m->sm, h->chunk)) {
+                log_rl(LOG_DEBUG, "member %u: upload of chunk %u not wanted", m->id, h->chunk);
+                send_frag_ack(srv, m, P2S_FRAG_ACK, P2S_UPLOAD, h->chunk, NULL);
+                return;
+        }
+        struct dgram_rx_result res;
+        int r = dgram_rx_on_frag(m->rx, P2S_UPLOAD, h->chunk, &f, msg->body + P2S_FRAG_SIZE,
+                                 (uint16_t)(h->body_len - P2S_FRAG_SIZE), now, &res);
+        if (r == DGRAM_RX_COMPLETE) {
+                log_debug("member %u: upload of chunk %u complete", m->id, h->chunk);
+                send_frag_ack(srv, m, P2S_FRAG_ACK, P2S_UPLOAD, h->chunk, NULL);
+                swarm_on_upload(sv->sw, m->sm, h->chunk, res.chunk, now);
+                buf_unref(res.chunk);
+                drain(sv);
+        } else if (res.nack) {
+                send_frag_ack(srv, m, P2S_FRAG_NACK, P2S_UPLOAD, h->chunk, &res);
+        }
+}
+
 static void on_datagram(struct server *srv, const uint8_t *pkt, size_t len,
                         const struct sockaddr *from, socklen_t fromlen)
 {
@@ -562,16 +680,33 @@ static void on_datagram(struct server *srv, const uint8_t *pkt, size_t len,
         }
         if (msg.hdr.type == P2S_UPLOAD)
                 return;         /* chunk data travels on the data channel */
+        if (msg.hdr.type == P2S_FRAG || msg.hdr.type == P2S_FRAG_ACK || msg.hdr.type == P2S_FRAG_NACK) {
+                on_data_datagram(srv, m, &msg);
+                return;
+        }
         /* the token proves it is the member: follow its address (NAT rebinding) */
         memcpy(&m->addr, from, fromlen);
         m->addrlen = fromlen;
         member_msg(srv, m, &msg, NULL);
 }
 
+static void udp_writable(struct server *srv)
+{
+        srv->udp_blocked = false;
+        loop_mod(srv->loop, srv->udp_fd, EPOLLIN);
+        for (size_t i = 0; i < srv->members.cap && !srv->udp_blocked; i++) {
+                struct smember *m = srv->members.slot[i].val;
+                if (m && m->tx)
+                        udp_data_flush(srv, m);
+        }
+}
+
 static void udp_readable(struct loop *l, int fd, uint32_t events, void *ud)
 {
         struct server *srv = ud;
         static uint8_t bufs[UDP_BATCH][UDP_MAX];
+        if (events & EPOLLOUT)
+                udp_writable(srv);
         struct mmsghdr mm[UDP_BATCH];
         struct iovec iov[UDP_BATCH];
         struct sockaddr_storage from[UDP_BATCH];
@@ -648,6 +783,14 @@ static void on_attach(struct conn *c, const struct p2s_hdr *h)
                 c->linger_deadline = loop_now(srv->loop) + LINGER_US;
                 conn_flush(c);
                 return;
+        }
+        if (srv->control == P2S_CONTROL_TCP) {
+                m->tx = dgram_tx_new(&srv->dgram);
+                m->rx = dgram_rx_new(srv->dgram.max_partial);
+                if (!m->tx || !m->rx) {
+                        conn_kill(c, "out of memory");
+                        return;
+                }
         }
         m->sm = swarm_join(sv->sw, m->id, m, loop_now(srv->loop));
         if (!m->sm) {
@@ -851,6 +994,17 @@ static void on_tick(struct loop *l, struct loop_timer *t, void *ud)
                         drain(sv);
                 }
         }
+        for (size_t i = 0; i < srv->members.cap; i++) {
+                struct smember *m = srv->members.slot[i].val;
+                if (!m || !m->tx || !m->conn || dgram_tx_next_deadline(m->tx) > now)
+                        continue;
+                if (dgram_tx_on_tick(m->tx, now)) {
+                        log_warning("member %u: no acknowledgement of chunk data over UDP, dropped", m->id);
+                        conn_kill(m->conn, "silent on the data channel");
+                        continue;
+                }
+                udp_data_flush(srv, m);
+        }
         housekeep(srv, now);
         reap(srv);
         rearm(srv);
@@ -866,6 +1020,11 @@ static void rearm(struct server *srv)
                 uint64_t sd = swarm_next_deadline(sv->sw);
                 if (sd < d)
                         d = sd;
+                for (struct smember *m = sv->members; m && srv->control == P2S_CONTROL_TCP; m = m->next) {
+                        uint64_t td = m->tx ? dgram_tx_next_deadline(m->tx) : UINT64_MAX;
+                        if (td < d)
+                                d = td;
+                }
         }
         if (!loop_timer_armed(&srv->tick) || srv->tick.node.key != d)
                 loop_timer_arm(srv->loop, &srv->tick, d);
@@ -881,6 +1040,8 @@ struct server *server_new(const struct p2sd_options *o, struct catalog *cat, str
         srv->opt = o;
         srv->cat = cat;
         srv->control = o->control;
+        srv->dgram_size = P2S_DEFAULT_DGRAM;
+        dgram_config_defaults(&srv->dgram, srv->dgram_size);
         srv->loop = l;
         srv->tcp_fd = srv->udp_fd = -1;
         srv->cache = lru_new(o->cache_bytes);
@@ -1033,7 +1194,7 @@ int server_listen(struct server *srv, char *err, size_t errlen)
         if (r < 0)
                 return r;
         /* control bursts from many members at once must not overflow the queue */
-        net_set_bufs(srv->udp_fd, 4 << 20, 8 << 20);
+        net_set_bufs(srv->udp_fd, 8 << 20, 16 << 20);
         if ((r = loop_add(srv->loop, srv->tcp_fd, EPOLLIN, tcp_acceptable, srv)) < 0 ||
             (r = loop_add(srv->loop, srv->udp_fd, EPOLLIN, udp_readable, srv)) < 0) {
                 snprintf(err, errlen, "epoll: %s", strerror(-r));

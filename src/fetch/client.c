@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
+#include "core/dgram.h"
 #include "fetch/client.h"
 #include "fetch/progress.h"
 #include "fetch/store.h"
@@ -27,7 +28,8 @@
 #define HELLO_RTO_US     (250 * USEC_PER_MSEC)
 #define HELLO_RTO_MAX_US (2 * USEC_PER_SEC)
 #define RX_BUF           (1u << 20)
-#define UDP_MAX          2048
+#define UDP_MAX          (P2S_MAX_DGRAM + 1)
+#define FRAG_BATCH       64
 
 enum join_state { JOIN_HELLO, JOIN_CONNECTING, JOIN_ATTACHED, JOIN_DONE };
 
@@ -45,6 +47,10 @@ struct client {
         struct stream_rx rx;
         struct outq q;
         bool want_out;
+        int control;                    /* what the server said in WELCOME */
+        struct dgram_config dgram;
+        struct dgram_tx *dtx;           /* --control=tcp: our uploads over UDP */
+        struct dgram_rx *drx;           /* --control=tcp: chunk data from the server */
         struct member *mb;
         struct store store;
         FILE *rtt;
@@ -78,7 +84,7 @@ static void fill_hdr(struct client *c, struct p2s_hdr *h, uint8_t type, uint32_t
 
 static void udp_send(struct client *c, const struct p2s_hdr *h, const void *body)
 {
-        uint8_t pkt[P2S_HDR_SIZE + P2S_MAX_NAME];
+        uint8_t pkt[P2S_HDR_SIZE + P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX + P2S_MAX_NAME];
         size_t n = wire_encode(pkt, sizeof(pkt), h, body, h->body_len);
         /* a lost control datagram is recovered by its retry timer */
         if (n)
@@ -99,6 +105,62 @@ static void tcp_flush(struct client *c)
         }
 }
 
+static void tcp_send(struct client *c, const struct p2s_hdr *h)
+{
+        uint8_t raw[P2S_HDR_SIZE];
+        wire_encode_hdr(raw, h);
+        if (outq_push(&c->q, raw, sizeof(raw), NULL) < 0) {
+                member_fail(c->mb, "out of memory", loop_now(c->loop));
+                return;
+        }
+        if (!c->want_out)
+                tcp_flush(c);
+}
+
+/* Sends what the upload window allows; a datagram the kernel refuses is
+ * recovered like a lost one. */
+static void udp_data_flush(struct client *c)
+{
+        if (!c->dtx)
+                return;
+        uint64_t now = loop_now(c->loop);
+        struct dgram_frag fr[FRAG_BATCH];
+        uint8_t hdr[FRAG_BATCH][P2S_HDR_SIZE + P2S_FRAG_SIZE];
+        struct iovec iov[FRAG_BATCH][2];
+        struct mmsghdr mm[FRAG_BATCH];
+        size_t n;
+        while ((n = dgram_tx_next(c->dtx, now, fr, FRAG_BATCH)) > 0) {
+                for (size_t i = 0; i < n; i++) {
+                        struct p2s_hdr h;
+                        fill_hdr(c, &h, P2S_FRAG, fr[i].chunk, P2S_FRAG_SIZE + fr[i].len);
+                        h.flags = fr[i].flags;
+                        wire_encode_hdr(hdr[i], &h);
+                        wire_put_frag(hdr[i] + P2S_HDR_SIZE, &fr[i].f);
+                        iov[i][0] = (struct iovec){ hdr[i], sizeof(hdr[i]) };
+                        iov[i][1] = (struct iovec){ (void *)fr[i].payload, fr[i].len };
+                        mm[i].msg_hdr = (struct msghdr){ .msg_iov = iov[i], .msg_iovlen = 2 };
+                }
+                if (sendmmsg(c->udp_fd, mm, (unsigned)n, MSG_DONTWAIT | MSG_NOSIGNAL) < (int)n)
+                        return;
+        }
+}
+
+static void send_frag_ack(struct client *c, uint8_t type, uint8_t kind, uint32_t chunk,
+                          const struct dgram_rx_result *res)
+{
+        uint8_t body[P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX];
+        struct p2s_frag_ack a = { .kind = kind, .base = type == P2S_FRAG_NACK ? res->nack_base : 0 };
+        wire_put_frag_ack(body, &a);
+        size_t len = P2S_FRAG_ACK_SIZE;
+        if (type == P2S_FRAG_NACK) {
+                memcpy(body + len, res->nack_map, res->nack_len);
+                len += res->nack_len;
+        }
+        struct p2s_hdr h;
+        fill_hdr(c, &h, type, chunk, (uint32_t)len);
+        udp_send(c, &h, body);
+}
+
 static void send_hello(struct client *c)
 {
         struct p2s_hdr h = { .type = P2S_HELLO, .token = c->cookie, .chunk = P2S_NO_CHUNK,
@@ -112,6 +174,19 @@ static void do_upload(struct client *c, uint32_t chunk)
 {
         const struct manifest *mf = member_manifest(c->mb);
         uint32_t len = manifest_chunk_len(mf, chunk);
+        if (c->control == P2S_CONTROL_TCP) {
+                /* datagrams need the bytes in hand; the buffer lives until acknowledged */
+                struct buf *b = buf_new(len);
+                if (!b || store_read(&c->store, manifest_chunk_off(mf, chunk), b->data, len) < 0 ||
+                    dgram_tx_push(c->dtx, P2S_UPLOAD, 0, chunk, b, loop_now(c->loop)) < 0) {
+                        buf_unref(b);
+                        member_fail(c->mb, "cannot read a chunk back from the output file", loop_now(c->loop));
+                        return;
+                }
+                buf_unref(b);
+                udp_data_flush(c);
+                return;
+        }
         struct p2s_hdr h;
         uint8_t raw[P2S_HDR_SIZE];
         fill_hdr(c, &h, P2S_UPLOAD, chunk, len);
@@ -143,7 +218,10 @@ static void drain(struct client *c)
                 case MEMBER_ACT_SEND: {
                         struct p2s_hdr h;
                         fill_hdr(c, &h, a.msg, a.chunk, 0);
-                        udp_send(c, &h, NULL);
+                        if (c->control == P2S_CONTROL_TCP)
+                                tcp_send(c, &h);
+                        else
+                                udp_send(c, &h, NULL);
                         break;
                 }
                 case MEMBER_ACT_PREPARE:
@@ -257,9 +335,15 @@ static void on_welcome(struct client *c, const struct p2s_msg *msg)
 {
         struct p2s_welcome w;
         wire_get_welcome(msg->body, &w);
-        if (w.control_mode != P2S_CONTROL_UDP) {
-                finish(c, 1, "the server runs --control=tcp, which this p2s-fetch does not support yet");
-                return;
+        c->control = w.control_mode;
+        if (c->control == P2S_CONTROL_TCP) {
+                dgram_config_defaults(&c->dgram, w.dgram_size);
+                c->dtx = dgram_tx_new(&c->dgram);
+                c->drx = dgram_rx_new(c->dgram.max_partial);
+                if (!c->dtx || !c->drx) {
+                        finish(c, 1, "out of memory");
+                        return;
+                }
         }
         c->token = msg->hdr.token;
         c->swarm_id = msg->hdr.swarm_id;
@@ -288,6 +372,55 @@ static void on_welcome(struct client *c, const struct p2s_msg *msg)
         log_debug("member %u of swarm %u, connecting the data channel", c->member_id, c->swarm_id);
 }
 
+/* Chunk data over UDP (--control=tcp): SHARE and DATA in, acknowledgements
+ * of our uploads. */
+static void on_data_datagram(struct client *c, const struct p2s_msg *msg)
+{
+        const struct p2s_hdr *h = &msg->hdr;
+        uint64_t now = loop_now(c->loop);
+        if (!c->dtx)
+                return;
+        if (h->type != P2S_FRAG) {
+                struct p2s_frag_ack a;
+                wire_get_frag_ack(msg->body, &a);
+                if (h->type == P2S_FRAG_ACK)
+                        dgram_tx_on_ack(c->dtx, a.kind, h->chunk, now);
+                else
+                        dgram_tx_on_nack(c->dtx, a.kind, h->chunk, a.base, msg->body + P2S_FRAG_ACK_SIZE,
+                                         h->body_len - P2S_FRAG_ACK_SIZE, now);
+                udp_data_flush(c);
+                return;
+        }
+        struct p2s_frag f;
+        wire_get_frag(msg->body, &f);
+        const struct manifest *mf = member_manifest(c->mb);
+        enum member_state st = member_state(c->mb);
+        bool started = st != MEMBER_WAIT_START && st != MEMBER_EXITED;
+        if (f.kind == P2S_UPLOAD || !started || h->chunk >= mf->chunk_count ||
+            f.chunk_len != manifest_chunk_len(mf, h->chunk))
+                return;
+        if (member_has_chunk(c->mb, h->chunk)) {
+                send_frag_ack(c, P2S_FRAG_ACK, f.kind, h->chunk, NULL);   /* our ACK was lost */
+                return;
+        }
+        struct dgram_rx_result res;
+        int r = dgram_rx_on_frag(c->drx, f.kind, h->chunk, &f, msg->body + P2S_FRAG_SIZE,
+                                 (uint16_t)(h->body_len - P2S_FRAG_SIZE), now, &res);
+        if (r == DGRAM_RX_COMPLETE) {
+                if (f.kind == P2S_SHARE)
+                        member_on_share(c->mb, h->chunk, res.chunk, now);
+                else
+                        member_on_data(c->mb, h->chunk, res.chunk, h->flags & P2S_F_FROM_CACHE, now);
+                buf_unref(res.chunk);
+                /* acknowledged only once it is ours, verified where it can be */
+                if (member_has_chunk(c->mb, h->chunk))
+                        send_frag_ack(c, P2S_FRAG_ACK, f.kind, h->chunk, NULL);
+                drain(c);
+        } else if (res.nack) {
+                send_frag_ack(c, P2S_FRAG_NACK, f.kind, h->chunk, &res);
+        }
+}
+
 static void on_datagram(struct client *c, const uint8_t *pkt, size_t len)
 {
         struct p2s_msg msg;
@@ -313,6 +446,10 @@ static void on_datagram(struct client *c, const uint8_t *pkt, size_t len)
         }
         if (c->join != JOIN_ATTACHED || !ours(c, h))
                 return;         /* not for this session: dropped */
+        if (h->type == P2S_FRAG || h->type == P2S_FRAG_ACK || h->type == P2S_FRAG_NACK) {
+                on_data_datagram(c, &msg);
+                return;
+        }
         if (h->type == P2S_QUERY || h->type == P2S_DONE || h->type == P2S_COMPLETE || h->type == P2S_ERR)
                 on_server_msg(c, &msg, NULL);
 }
@@ -423,6 +560,14 @@ static void on_timer(struct loop *l, struct loop_timer *t, void *ud)
                 finish(c, 1, "the TCP connection to the server did not complete in time");
                 return;
         }
+        if (c->join == JOIN_ATTACHED && c->dtx && dgram_tx_next_deadline(c->dtx) <= now) {
+                if (dgram_tx_on_tick(c->dtx, now)) {
+                        member_on_disconnect(c->mb, "the server stopped acknowledging uploads", now);
+                        drain(c);
+                        return;
+                }
+                udp_data_flush(c);
+        }
         if (c->join == JOIN_ATTACHED) {
                 if (member_next_deadline(c->mb) <= now) {
                         member_on_tick(c->mb, now);
@@ -448,6 +593,9 @@ static void rearm(struct client *c)
                 uint64_t pd = progress_next(&c->progress);
                 if (pd < d)
                         d = pd;
+                uint64_t td = c->dtx ? dgram_tx_next_deadline(c->dtx) : UINT64_MAX;
+                if (td < d)
+                        d = td;
         }
         if (!loop_timer_armed(&c->timer) || c->timer.node.key != d)
                 loop_timer_arm(c->loop, &c->timer, d);
@@ -510,7 +658,7 @@ struct client *client_new(const struct fetch_options *o, struct loop *l, char *e
                 snprintf(err, errlen, "cannot open a UDP socket to %s: %s", c->srv_desc, strerror(errno));
                 return client_free(c);
         }
-        net_set_bufs(c->udp_fd, 1 << 20, 2 << 20);
+        net_set_bufs(c->udp_fd, 4 << 20, 8 << 20);
         progress_init(&c->progress, o->name, o->quiet);
         return c;
 }
@@ -530,6 +678,8 @@ struct client *client_free(struct client *c)
         }
         outq_fini(&c->q);
         stream_rx_fini(&c->rx);
+        dgram_tx_free(c->dtx);
+        dgram_rx_free(c->drx);
         member_free(c->mb);
         store_close(&c->store);
         if (c->rtt)
@@ -550,6 +700,25 @@ int client_start(struct client *c)
         send_hello(c);
         rearm(c);
         return 0;
+}
+
+void client_log_stats(const struct client *c)
+{
+        const struct member_stats *ms = member_stats(c->mb);
+        log_debug("chunks: %llu share, %llu cache, %llu peer; %llu requests, %llu retries, %llu queries, "
+                  "%llu bad, %llu duplicate, %llu dropped",
+                  (unsigned long long)ms->chunks_share, (unsigned long long)ms->chunks_cache,
+                  (unsigned long long)ms->chunks_peer, (unsigned long long)ms->requests_sent,
+                  (unsigned long long)ms->retries, (unsigned long long)ms->queries,
+                  (unsigned long long)ms->bad_chunks, (unsigned long long)ms->dup_chunks,
+                  (unsigned long long)ms->dropped_msgs);
+        if (c->dtx) {
+                const struct dgram_tx_stats *t = dgram_tx_stats(c->dtx);
+                log_debug("uploads over UDP: %llu chunks, %llu fragments, %llu re-sent, %llu probes, %llu nacks, cwnd %u, srtt %llu us",
+                          (unsigned long long)t->chunks_sent, (unsigned long long)t->frags_sent,
+                          (unsigned long long)t->frags_resent, (unsigned long long)t->probes,
+                          (unsigned long long)t->nacks, t->cwnd, (unsigned long long)t->srtt_us);
+        }
 }
 
 const char *client_reason(const struct client *c)

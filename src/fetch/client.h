@@ -29,3 +29,5 @@ struct client *client_free(struct client *c);
 int client_start(struct client *c);
 /* After the loop ended: why (for the error line). */
 const char *client_reason(const struct client *c);
+/* Counters of the session, as debug lines. */
+void client_log_stats(const struct client *c);

@@ -185,6 +185,7 @@ int main(int argc, char **argv)
                 log_err("%s: %s", opt.name, client_reason(c));
         else
                 log_debug("%s: %s", opt.name, client_reason(c));
+        client_log_stats(c);
         client_free(c);
         loop_free(loop);
         return r == 0 ? 0 : 1;

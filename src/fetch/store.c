@@ -68,6 +68,22 @@ int store_write(struct store *s, uint64_t off, const void *data, size_t len)
         return 0;
 }
 
+int store_read(struct store *s, uint64_t off, void *data, size_t len)
+{
+        uint8_t *p = data;
+        while (len) {
+                ssize_t n = pread(s->fd, p, len, (off_t)off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -EIO;
+                p += n;
+                off += (uint64_t)n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
 int store_hash(struct store *s, uint8_t out[P2S_HASH_SIZE])
 {
         struct hasher *h = hasher_new();

@@ -19,6 +19,8 @@ void store_close(struct store *s);
 /* Sizes the file and reserves its blocks, so a full disk shows up now. */
 int store_prepare(struct store *s, uint64_t size);
 int store_write(struct store *s, uint64_t off, const void *data, size_t len);
+/* Reads back len bytes written before (a chunk to upload). */
+int store_read(struct store *s, uint64_t off, void *data, size_t len);
 /* SHA-256 of the whole file as written. */
 int store_hash(struct store *s, uint8_t out[P2S_HASH_SIZE]);
 /* Renames OUTPUT.part to OUTPUT. */

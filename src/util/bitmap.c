@@ -107,3 +107,23 @@ size_t bitmap_next_clear(const struct bitmap *b, size_t from)
                 inv = ~b->words[w];
         }
 }
+
+size_t bitmap_next_set(const struct bitmap *b, size_t from)
+{
+        size_t w, nw = bitmap_words(b->nbits);
+        uint64_t v;
+
+        if (from >= b->nbits || b->nset == 0)
+                return b->nbits;
+        w = from / WORD_BITS;
+        v = b->words[w] & (~UINT64_C(0) << (from % WORD_BITS));
+        for (;;) {
+                if (v) {
+                        size_t i = w * WORD_BITS + (size_t)__builtin_ctzll(v);
+                        return i < b->nbits ? i : b->nbits;
+                }
+                if (++w >= nw)
+                        return b->nbits;
+                v = b->words[w];
+        }
+}

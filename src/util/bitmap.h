@@ -23,3 +23,5 @@ static inline size_t bitmap_count(const struct bitmap *b) { return b->nset; }
 static inline bool bitmap_full(const struct bitmap *b) { return b->nset == b->nbits; }
 /* First clear bit at index >= from, or b->nbits when there is none. */
 size_t bitmap_next_clear(const struct bitmap *b, size_t from);
+/* First set bit at index >= from, or b->nbits when there is none. */
+size_t bitmap_next_set(const struct bitmap *b, size_t from);

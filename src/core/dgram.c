@@ -1,0 +1,462 @@
+/* SPDX-License-Identifier: MIT */
+/* Chunk transfer over datagrams. See dgram.h for the scheme. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/dgram.h"
+#include "util/bitmap.h"
+
+#define DGRAM_STATUS_EVERY 32
+
+void dgram_config_defaults(struct dgram_config *c, uint32_t dgram_size)
+{
+        uint32_t payload = dgram_size - P2S_HDR_SIZE - P2S_FRAG_SIZE;
+        if (payload > UINT16_MAX)
+                payload = UINT16_MAX;
+        *c = (struct dgram_config){
+                .frag_size = (uint16_t)payload,
+                .cwnd_init = 64, .cwnd_min = 4, .cwnd_max = 8192,
+                .rto_initial_us = 200000, .rto_min_us = 20000, .rto_max_us = 2000000,
+                .max_tries = 12,
+                .max_partial = 256,
+        };
+}
+
+/* ---- sender -------------------------------------------------------------- */
+
+struct txc {
+        uint8_t kind;
+        uint16_t flags;
+        uint32_t chunk;
+        struct buf *data;
+        uint16_t count;         /* fragments */
+        uint16_t next_new;      /* first fragment never sent */
+        struct bitmap resend;   /* fragments reported missing, to send again */
+        unsigned inflight;      /* fragments of this chunk counted in tx->inflight */
+        unsigned tries;         /* probes since the last sign of life */
+        bool retransmitted;
+        uint64_t first_sent, deadline, rto;
+        uint64_t quiet_until;   /* holes just re-sent: later reports of them are stale */
+};
+
+struct dgram_tx {
+        struct dgram_config cfg;
+        struct txc **q;
+        size_t n, cap;
+        size_t pending_bytes;
+        double cwnd, ssthresh;
+        unsigned inflight;
+        uint64_t srtt, rttvar, rto;
+        bool have_rtt;
+        uint64_t recovery_until;        /* one window cut per round trip */
+        struct dgram_tx_stats st;
+};
+
+struct dgram_tx *dgram_tx_new(const struct dgram_config *cfg)
+{
+        struct dgram_tx *tx = calloc(1, sizeof(*tx));
+        if (!tx)
+                return NULL;
+        tx->cfg = *cfg;
+        tx->cwnd = cfg->cwnd_init;
+        tx->ssthresh = cfg->cwnd_max;
+        tx->rto = cfg->rto_initial_us;
+        return tx;
+}
+
+static void txc_free(struct txc *c)
+{
+        buf_unref(c->data);
+        bitmap_fini(&c->resend);
+        free(c);
+}
+
+struct dgram_tx *dgram_tx_free(struct dgram_tx *tx)
+{
+        if (!tx)
+                return NULL;
+        for (size_t i = 0; i < tx->n; i++)
+                txc_free(tx->q[i]);
+        free(tx->q);
+        free(tx);
+        return NULL;
+}
+
+static struct txc *tx_find(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, size_t *pos)
+{
+        for (size_t i = 0; i < tx->n; i++) {
+                if (tx->q[i]->chunk == chunk && tx->q[i]->kind == kind) {
+                        if (pos)
+                                *pos = i;
+                        return tx->q[i];
+                }
+        }
+        return NULL;
+}
+
+int dgram_tx_push(struct dgram_tx *tx, uint8_t kind, uint16_t flags, uint32_t chunk, struct buf *data, uint64_t now)
+{
+        if (tx_find(tx, kind, chunk, NULL))
+                return 0;
+        if (tx->n == tx->cap) {
+                size_t ncap = tx->cap ? tx->cap * 2 : 32;
+                struct txc **nq = realloc(tx->q, ncap * sizeof(*nq));
+                if (!nq)
+                        return -ENOMEM;
+                tx->q = nq;
+                tx->cap = ncap;
+        }
+        struct txc *c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->kind = kind;
+        c->flags = flags;
+        c->chunk = chunk;
+        c->count = (uint16_t)((data->len + tx->cfg.frag_size - 1) / tx->cfg.frag_size);
+        if (bitmap_init(&c->resend, c->count) < 0) {
+                free(c);
+                return -ENOMEM;
+        }
+        c->data = buf_ref(data);
+        c->rto = tx->rto;
+        c->deadline = UINT64_MAX;
+        tx->q[tx->n++] = c;
+        tx->pending_bytes += data->len;
+        return 0;
+}
+
+static void fill_frag(const struct dgram_tx *tx, const struct txc *c, uint16_t index, struct dgram_frag *out)
+{
+        uint32_t off = (uint32_t)index * tx->cfg.frag_size;
+        uint32_t len = c->data->len - off < tx->cfg.frag_size ? c->data->len - off : tx->cfg.frag_size;
+        *out = (struct dgram_frag){
+                .kind = c->kind, .flags = c->flags, .chunk = c->chunk,
+                .f = { .kind = c->kind, .index = index, .count = c->count,
+                       .frag_size = tx->cfg.frag_size, .chunk_len = c->data->len },
+                .payload = c->data->data + off, .len = (uint16_t)len,
+        };
+}
+
+static void sent_one(struct dgram_tx *tx, struct txc *c, uint64_t now)
+{
+        c->inflight++;
+        tx->inflight++;
+        if (!c->first_sent)
+                c->first_sent = now;
+        if (c->deadline == UINT64_MAX)
+                c->deadline = now + c->rto;
+}
+
+bool dgram_tx_can_send(const struct dgram_tx *tx)
+{
+        if (tx->inflight >= (unsigned)tx->cwnd)
+                return false;
+        for (size_t i = 0; i < tx->n; i++)
+                if (tx->q[i]->next_new < tx->q[i]->count || bitmap_count(&tx->q[i]->resend))
+                        return true;
+        return false;
+}
+
+size_t dgram_tx_next(struct dgram_tx *tx, uint64_t now, struct dgram_frag *out, size_t max)
+{
+        size_t k = 0;
+        /* holes first: they hold up whole chunks at the receiver */
+        for (size_t i = 0; i < tx->n && k < max && tx->inflight < (unsigned)tx->cwnd; i++) {
+                struct txc *c = tx->q[i];
+                for (size_t b = 0; bitmap_count(&c->resend) && k < max && tx->inflight < (unsigned)tx->cwnd;) {
+                        b = bitmap_next_set(&c->resend, b);
+                        if (b >= c->count)
+                                break;
+                        bitmap_clear(&c->resend, b);
+                        fill_frag(tx, c, (uint16_t)b, &out[k++]);
+                        sent_one(tx, c, now);
+                        tx->st.frags_resent++;
+                }
+        }
+        for (size_t i = 0; i < tx->n && k < max && tx->inflight < (unsigned)tx->cwnd; i++) {
+                struct txc *c = tx->q[i];
+                if (c->next_new == 0 && c->count)
+                        tx->st.chunks_sent++;
+                while (c->next_new < c->count && k < max && tx->inflight < (unsigned)tx->cwnd) {
+                        fill_frag(tx, c, c->next_new++, &out[k++]);
+                        sent_one(tx, c, now);
+                        tx->st.frags_sent++;
+                }
+        }
+        return k;
+}
+
+static void rtt_sample(struct dgram_tx *tx, uint64_t r)
+{
+        if (!tx->have_rtt) {
+                tx->srtt = r;
+                tx->rttvar = r / 2;
+                tx->have_rtt = true;
+        } else {
+                uint64_t d = tx->srtt > r ? tx->srtt - r : r - tx->srtt;
+                tx->rttvar = (3 * tx->rttvar + d) / 4;
+                tx->srtt = (7 * tx->srtt + r) / 8;
+        }
+        uint64_t rto = tx->srtt + 4 * tx->rttvar;
+        tx->rto = rto < tx->cfg.rto_min_us ? tx->cfg.rto_min_us : rto > tx->cfg.rto_max_us ? tx->cfg.rto_max_us : rto;
+        tx->st.srtt_us = tx->srtt;
+}
+
+static void loss(struct dgram_tx *tx, uint64_t now)
+{
+        if (now < tx->recovery_until)
+                return;
+        tx->ssthresh = tx->cwnd / 2 < tx->cfg.cwnd_min ? tx->cfg.cwnd_min : tx->cwnd / 2;
+        tx->cwnd = tx->ssthresh;
+        tx->recovery_until = now + (tx->have_rtt ? tx->srtt : tx->rto);
+}
+
+void dgram_tx_on_ack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint64_t now)
+{
+        size_t pos;
+        struct txc *c = tx_find(tx, kind, chunk, &pos);
+        if (!c)
+                return;         /* a repeated ACK */
+        if (!c->retransmitted && c->first_sent && now >= c->first_sent)
+                rtt_sample(tx, now - c->first_sent);
+        tx->inflight -= c->inflight;
+        /* grow: slow start below ssthresh, then about one fragment per window */
+        if (tx->cwnd < tx->ssthresh)
+                tx->cwnd += c->count;
+        else
+                tx->cwnd += (double)c->count * c->count / tx->cwnd;
+        if (tx->cwnd > tx->cfg.cwnd_max)
+                tx->cwnd = tx->cfg.cwnd_max;
+        tx->pending_bytes -= c->data->len;
+        txc_free(c);
+        memmove(&tx->q[pos], &tx->q[pos + 1], (tx->n - pos - 1) * sizeof(*tx->q));
+        tx->n--;
+}
+
+void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_t base,
+                      const uint8_t *map, size_t map_len, uint64_t now)
+{
+        struct txc *c = tx_find(tx, kind, chunk, NULL);
+        if (!c)
+                return;
+        tx->st.nacks++;
+        c->tries = 0;           /* the peer is alive */
+        c->deadline = now + c->rto;
+        /* a report sent before our re-sends arrived would make us send them twice */
+        if (now < c->quiet_until)
+                return;
+        /* The highest fragment the receiver has: holes below it are lost
+         * (datagrams of one sender arrive in order on a sane path); what
+         * was sent beyond it is still on its way. */
+        size_t nbits = map_len * 8;
+        long hi = (long)base - 1;
+        for (size_t i = 0; i < nbits && base + i < c->count; i++)
+                if (!(map[i / 8] & (1u << (i % 8))))
+                        hi = (long)(base + i);
+        bool any = false;
+        for (size_t i = 0; i < nbits && (long)(base + i) < hi; i++) {
+                size_t frag = base + i;
+                if (frag < c->next_new && (map[i / 8] & (1u << (i % 8))) && bitmap_set(&c->resend, frag))
+                        any = true;
+        }
+        unsigned still = c->next_new > hi + 1 ? (unsigned)(c->next_new - (hi + 1)) : 0;
+        tx->inflight -= c->inflight;
+        c->inflight = still;
+        tx->inflight += still;
+        if (any) {
+                c->retransmitted = true;
+                c->quiet_until = now + (tx->have_rtt ? tx->srtt + tx->rttvar : tx->rto / 2);
+                loss(tx, now);
+        }
+}
+
+bool dgram_tx_on_tick(struct dgram_tx *tx, uint64_t now)
+{
+        for (size_t i = 0; i < tx->n; i++) {
+                struct txc *c = tx->q[i];
+                if (c->deadline > now)
+                        continue;
+                if (++c->tries > tx->cfg.max_tries)
+                        return true;
+                tx->st.timeouts++;
+                tx->st.probes++;
+                c->retransmitted = true;
+                tx->inflight -= c->inflight;
+                c->inflight = 0;
+                loss(tx, now);
+                /* the last fragment sent makes the receiver report its holes */
+                uint16_t last = c->next_new ? c->next_new - 1 : 0;
+                if (c->next_new == 0)
+                        c->next_new = 1;
+                bitmap_set(&c->resend, last);
+                c->rto = c->rto * 2 > tx->cfg.rto_max_us ? tx->cfg.rto_max_us : c->rto * 2;
+                c->deadline = now + c->rto;
+        }
+        return false;
+}
+
+uint64_t dgram_tx_next_deadline(const struct dgram_tx *tx)
+{
+        uint64_t d = UINT64_MAX;
+        for (size_t i = 0; i < tx->n; i++)
+                if (tx->q[i]->deadline < d)
+                        d = tx->q[i]->deadline;
+        return d;
+}
+
+size_t dgram_tx_pending_bytes(const struct dgram_tx *tx)
+{
+        return tx->pending_bytes;
+}
+
+const struct dgram_tx_stats *dgram_tx_stats(const struct dgram_tx *tx)
+{
+        ((struct dgram_tx *)tx)->st.cwnd = (unsigned)tx->cwnd;
+        return &tx->st;
+}
+
+/* ---- receiver ------------------------------------------------------------ */
+
+struct rxc {
+        uint8_t kind;
+        uint32_t chunk;
+        uint32_t chunk_len;
+        uint16_t frag_size, count;
+        uint16_t highest;       /* highest fragment index received */
+        struct buf *data;
+        struct bitmap got;
+        uint64_t last_seen;
+};
+
+struct dgram_rx {
+        struct rxc **v;
+        unsigned n, max;
+};
+
+struct dgram_rx *dgram_rx_new(unsigned max_partial)
+{
+        struct dgram_rx *rx = calloc(1, sizeof(*rx));
+        if (!rx)
+                return NULL;
+        rx->max = max_partial ? max_partial : 1;
+        rx->v = calloc(rx->max, sizeof(*rx->v));
+        if (!rx->v) {
+                free(rx);
+                return NULL;
+        }
+        return rx;
+}
+
+static void rxc_free(struct rxc *c)
+{
+        buf_unref(c->data);
+        bitmap_fini(&c->got);
+        free(c);
+}
+
+struct dgram_rx *dgram_rx_free(struct dgram_rx *rx)
+{
+        if (!rx)
+                return NULL;
+        for (unsigned i = 0; i < rx->n; i++)
+                rxc_free(rx->v[i]);
+        free(rx->v);
+        free(rx);
+        return NULL;
+}
+
+static void rx_remove(struct dgram_rx *rx, unsigned i)
+{
+        rxc_free(rx->v[i]);
+        rx->v[i] = rx->v[--rx->n];
+}
+
+void dgram_rx_forget(struct dgram_rx *rx, uint8_t kind, uint32_t chunk)
+{
+        for (unsigned i = 0; i < rx->n; i++) {
+                if (rx->v[i]->chunk == chunk && rx->v[i]->kind == kind) {
+                        rx_remove(rx, i);
+                        return;
+                }
+        }
+}
+
+static void make_nack(const struct rxc *c, struct dgram_rx_result *res)
+{
+        size_t first = bitmap_next_clear(&c->got, 0);
+        if (first >= c->count)
+                return;
+        res->nack = true;
+        res->nack_base = (uint16_t)first;
+        memset(res->nack_map, 0, sizeof(res->nack_map));
+        size_t span = c->count - first;
+        if (span > P2S_NACK_MAP_MAX * 8)
+                span = P2S_NACK_MAP_MAX * 8;
+        for (size_t i = 0; i < span; i++)
+                if (!bitmap_test(&c->got, first + i))
+                        res->nack_map[i / 8] |= (uint8_t)(1u << (i % 8));
+        res->nack_len = (span + 7) / 8;
+}
+
+int dgram_rx_on_frag(struct dgram_rx *rx, uint8_t kind, uint32_t chunk, const struct p2s_frag *f,
+                     const uint8_t *payload, uint16_t len, uint64_t now, struct dgram_rx_result *res)
+{
+        res->chunk = NULL;
+        res->nack = false;
+        struct rxc *c = NULL;
+        unsigned idx = 0;
+        for (unsigned i = 0; i < rx->n; i++) {
+                if (rx->v[i]->chunk == chunk && rx->v[i]->kind == kind) {
+                        c = rx->v[i];
+                        idx = i;
+                        break;
+                }
+        }
+        if (c && (c->chunk_len != f->chunk_len || c->frag_size != f->frag_size))
+                return DGRAM_RX_DROP;   /* the sender cannot change its mind mid-chunk */
+        if (!c) {
+                if (rx->n == rx->max) {
+                        /* the stalest reassembly makes room; its sender will probe again */
+                        unsigned old = 0;
+                        for (unsigned i = 1; i < rx->n; i++)
+                                if (rx->v[i]->last_seen < rx->v[old]->last_seen)
+                                        old = i;
+                        rx_remove(rx, old);
+                }
+                c = calloc(1, sizeof(*c));
+                if (!c)
+                        return DGRAM_RX_DROP;
+                c->kind = kind;
+                c->chunk = chunk;
+                c->chunk_len = f->chunk_len;
+                c->frag_size = f->frag_size;
+                c->count = f->count;
+                c->data = buf_new(f->chunk_len);
+                if (!c->data || bitmap_init(&c->got, f->count) < 0) {
+                        rxc_free(c);
+                        return DGRAM_RX_DROP;
+                }
+                idx = rx->n;
+                rx->v[rx->n++] = c;
+        }
+        c->last_seen = now;
+        bool fresh = bitmap_set(&c->got, f->index);
+        bool probe = !fresh && f->index >= c->highest;
+        if (f->index > c->highest)
+                c->highest = f->index;
+        if (fresh)
+                memcpy(c->data->data + (size_t)f->index * c->frag_size, payload, len);
+        if (bitmap_full(&c->got)) {
+                res->chunk = buf_ref(c->data);
+                rx_remove(rx, idx);
+                return DGRAM_RX_COMPLETE;
+        }
+        /* Report where we are: when a round ends (the last fragment), when the
+         * sender probes (our highest fragment again), and every so often on a
+         * long chunk so its window opens before the chunk is whole. A re-sent
+         * hole arriving is no reason to talk: that would feed a storm. */
+        if ((fresh && f->index == c->count - 1) || probe ||
+            (fresh && bitmap_count(&c->got) % DGRAM_STATUS_EVERY == 0))
+                make_nack(c, res);
+        return DGRAM_RX_PARTIAL;
+}
