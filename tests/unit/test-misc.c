@@ -1,1 +1,458 @@
-int main(void) { return 77; }
+/* SPDX-License-Identifier: MIT */
+/* Small util modules: the action FIFO, the u32 -> pointer map and the
+ * command-line value parsers. */
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "util/fifo.h"
+#include "util/parse.h"
+#include "util/u32map.h"
+
+/* ck_assert writes a checkpoint per call; hot loops use this plain check. */
+#define CHECK(c) do { if (!(c)) ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c); } while (0)
+
+static uint64_t rng_state;
+static uint64_t rng(void)
+{
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        return rng_state;
+}
+
+/* ---- fifo ---------------------------------------------------------------- */
+
+/* An element size that is not a power of two, so an offset bug shows. */
+struct elem {
+        uint32_t seq;
+        uint8_t pad[7];
+};
+
+static void push_seq(struct fifo *f, uint32_t seq)
+{
+        struct elem e = { .seq = seq };
+        memset(e.pad, (int)(seq & 0xff), sizeof(e.pad));
+        ck_assert_int_eq(fifo_push(f, &e), 0);
+}
+
+static uint32_t pop_seq(struct fifo *f)
+{
+        struct elem e;
+        ck_assert(fifo_pop(f, &e));
+        for (size_t i = 0; i < sizeof(e.pad); i++)
+                ck_assert_uint_eq(e.pad[i], e.seq & 0xff);
+        return e.seq;
+}
+
+START_TEST(fifo_empty)
+{
+        struct fifo f;
+        struct elem e;
+
+        fifo_init(&f, sizeof(struct elem));
+        ck_assert_uint_eq(fifo_len(&f), 0);
+        ck_assert(!fifo_pop(&f, &e));
+        push_seq(&f, 1);
+        ck_assert_uint_eq(pop_seq(&f), 1);
+        ck_assert(!fifo_pop(&f, &e));
+        fifo_fini(&f);
+        /* fini keeps the element size: the fifo is reusable */
+        push_seq(&f, 2);
+        ck_assert_uint_eq(pop_seq(&f), 2);
+        fifo_fini(&f);
+}
+END_TEST
+
+/* Growth while the ring is wrapped (head != 0, tail before head) must
+ * unroll the elements in order. */
+START_TEST(fifo_wrap_then_grow)
+{
+        struct fifo f;
+        uint32_t in = 0, out = 0;
+
+        fifo_init(&f, sizeof(struct elem));
+        for (int i = 0; i < 16; i++)            /* fill the first 16-slot ring */
+                push_seq(&f, in++);
+        ck_assert_uint_eq(f.cap, 16);
+        for (int i = 0; i < 11; i++)
+                ck_assert_uint_eq(pop_seq(&f), out++);
+        for (int i = 0; i < 11; i++)            /* wraps: tail lands before head */
+                push_seq(&f, in++);
+        ck_assert_uint_eq(f.cap, 16);
+        ck_assert_uint_ne(f.head, 0);
+        for (int i = 0; i < 40; i++)            /* grows twice from a wrapped ring */
+                push_seq(&f, in++);
+        ck_assert_uint_ge(f.cap, 64);
+        ck_assert_uint_eq(fifo_len(&f), in - out);
+        while (fifo_len(&f))
+                ck_assert_uint_eq(pop_seq(&f), out++);
+        ck_assert_uint_eq(out, in);
+        fifo_fini(&f);
+}
+END_TEST
+
+/* Random bursts of pushes and pops against a counter model. */
+START_TEST(fifo_random)
+{
+        struct fifo f;
+        uint32_t in = 0, out = 0;
+
+        rng_state = 0x243f6a8885a308d3ull;
+        fifo_init(&f, sizeof(struct elem));
+        for (int round = 0; round < 2000; round++) {
+                unsigned np = (unsigned)(rng() % 40), nq = (unsigned)(rng() % 40);
+                for (unsigned i = 0; i < np; i++)
+                        push_seq(&f, in++);
+                for (unsigned i = 0; i < nq && out < in; i++) {
+                        struct elem e;
+                        CHECK(fifo_pop(&f, &e));
+                        CHECK(e.seq == out);
+                        out++;
+                }
+                CHECK(fifo_len(&f) == in - out);
+        }
+        while (out < in)
+                ck_assert_uint_eq(pop_seq(&f), out++);
+        fifo_fini(&f);
+}
+END_TEST
+
+/* ---- u32map -------------------------------------------------------------- */
+
+/* Values are tagged pointers into this array: value for key k is &vals[k % NV]. */
+#define NV 64
+static char vals[NV];
+static void *val_for(uint32_t key, unsigned gen) { return &vals[(key + gen) % NV]; }
+
+START_TEST(u32map_basics)
+{
+        struct u32map m = { 0 };
+
+        ck_assert_ptr_null(u32map_get(&m, 0));
+        ck_assert_ptr_null(u32map_del(&m, 0));
+        ck_assert_int_eq(u32map_put(&m, 0, &vals[0]), 0);
+        ck_assert_int_eq(u32map_put(&m, 0xffffffffu, &vals[1]), 0);
+        ck_assert_ptr_eq(u32map_get(&m, 0), &vals[0]);
+        ck_assert_ptr_eq(u32map_get(&m, 0xffffffffu), &vals[1]);
+        ck_assert_uint_eq(m.n, 2);
+        /* replace keeps the count */
+        ck_assert_int_eq(u32map_put(&m, 0, &vals[2]), 0);
+        ck_assert_ptr_eq(u32map_get(&m, 0), &vals[2]);
+        ck_assert_uint_eq(m.n, 2);
+        ck_assert_ptr_eq(u32map_del(&m, 0), &vals[2]);
+        ck_assert_ptr_null(u32map_get(&m, 0));
+        ck_assert_ptr_null(u32map_del(&m, 0));
+        ck_assert_ptr_eq(u32map_get(&m, 0xffffffffu), &vals[1]);
+        ck_assert_uint_eq(m.n, 1);
+        u32map_fini(&m);
+        ck_assert_ptr_null(u32map_get(&m, 0xffffffffu));
+}
+END_TEST
+
+/* Keys that share a home slot form one probe run; deleting from its middle
+ * must shift the rest back so every one stays reachable. */
+START_TEST(u32map_backward_shift)
+{
+        struct u32map m = { 0 };
+        uint32_t same[6];
+        unsigned ns = 0;
+
+        /* fill to cap 16 first so homes are computed with a known mask */
+        ck_assert_int_eq(u32map_put(&m, 0, &vals[0]), 0);
+        ck_assert_uint_eq(m.cap, 16);
+        size_t h0 = (size_t)((0u * 2654435761u) & 15);
+        for (uint32_t k = 1; ns < 6 && k < 100000; k++)
+                if (((k * 2654435761u) & 15) == h0)
+                        same[ns++] = k;
+        ck_assert_uint_eq(ns, 6);
+        /* 7 keys with home h0 would exceed the load limit of 8 in 16 slots, and
+         * growth rehashes; keep to 0 + 6 = 7 entries */
+        for (unsigned i = 0; i < ns; i++)
+                ck_assert_int_eq(u32map_put(&m, same[i], val_for(same[i], 0)), 0);
+        ck_assert_uint_eq(m.cap, 16);
+        /* delete from the middle, then the head of the run */
+        ck_assert_ptr_eq(u32map_del(&m, same[2]), val_for(same[2], 0));
+        ck_assert_ptr_eq(u32map_del(&m, 0), &vals[0]);
+        for (unsigned i = 0; i < ns; i++) {
+                if (i == 2)
+                        ck_assert_ptr_null(u32map_get(&m, same[i]));
+                else
+                        ck_assert_ptr_eq(u32map_get(&m, same[i]), val_for(same[i], 0));
+        }
+        ck_assert_uint_eq(m.n, 5);
+        u32map_fini(&m);
+}
+END_TEST
+
+/* A run that wraps past the last slot to slot 0: deletion must move entries
+ * across the wrap. */
+START_TEST(u32map_wrap_shift)
+{
+        struct u32map m = { 0 };
+        uint32_t keys[7];
+        unsigned nk = 0;
+
+        /* keys whose home is slot 15 (of 16) */
+        for (uint32_t k = 0; nk < 7 && k < 1000000; k++)
+                if (((k * 2654435761u) & 15) == 15)
+                        keys[nk++] = k;
+        ck_assert_uint_eq(nk, 7);
+        for (unsigned i = 0; i < nk; i++)
+                ck_assert_int_eq(u32map_put(&m, keys[i], val_for(keys[i], 1)), 0);
+        ck_assert_uint_eq(m.cap, 16);
+        for (unsigned d = 0; d < nk; d++) {
+                ck_assert_ptr_eq(u32map_del(&m, keys[d]), val_for(keys[d], 1));
+                for (unsigned i = 0; i < nk; i++) {
+                        if (i <= d)
+                                ck_assert_ptr_null(u32map_get(&m, keys[i]));
+                        else
+                                ck_assert_ptr_eq(u32map_get(&m, keys[i]), val_for(keys[i], 1));
+                }
+        }
+        ck_assert_uint_eq(m.n, 0);
+        u32map_fini(&m);
+}
+END_TEST
+
+/* Random put/get/del against a direct-mapped model over a small key space
+ * (dense collisions, many backward shifts) plus the two extreme keys. */
+#define KEYSPACE 300
+static uint32_t model_key(unsigned i)
+{
+        if (i == KEYSPACE - 2)
+                return 0xffffffffu;
+        if (i == KEYSPACE - 1)
+                return 0xfffffffeu;
+        return i * 16u;                 /* multiples of 16: many shared low bits */
+}
+
+START_TEST(u32map_random_vs_model)
+{
+        struct u32map m = { 0 };
+        void *model[KEYSPACE] = { 0 };
+        size_t n = 0;
+
+        rng_state = 0x9e3779b97f4a7c15ull ^ (uint64_t)_i;
+        for (int step = 0; step < 200000; step++) {
+                unsigned i = (unsigned)(rng() % KEYSPACE);
+                uint32_t k = model_key(i);
+                unsigned op = (unsigned)(rng() % 10);
+                if (op < 4) {
+                        void *v = val_for(k, (unsigned)step);
+                        CHECK(u32map_put(&m, k, v) == 0);
+                        if (!model[i])
+                                n++;
+                        model[i] = v;
+                } else if (op < 8) {
+                        void *old = u32map_del(&m, k);
+                        CHECK(old == model[i]);
+                        if (model[i])
+                                n--;
+                        model[i] = NULL;
+                } else {
+                        CHECK(u32map_get(&m, k) == model[i]);
+                }
+                CHECK(m.n == n);
+                if (step % 1000 == 0) {
+                        for (unsigned j = 0; j < KEYSPACE; j++)
+                                CHECK(u32map_get(&m, model_key(j)) == model[j]);
+                        /* the table never holds more than half its slots */
+                        CHECK(m.cap == 0 || m.n * 2 <= m.cap);
+                }
+        }
+        for (unsigned j = 0; j < KEYSPACE; j++)
+                ck_assert_ptr_eq(u32map_get(&m, model_key(j)), model[j]);
+        size_t seen = 0;
+        for (size_t s = 0; s < m.cap; s++)
+                if (m.slot[s].val)
+                        seen++;
+        ck_assert_uint_eq(seen, n);
+        u32map_fini(&m);
+}
+END_TEST
+
+/* ---- parse --------------------------------------------------------------- */
+
+static uint64_t size_ok(const char *s)
+{
+        uint64_t v = 0xdeadbeef;
+        int r = parse_size(s, &v);
+        ck_assert_msg(r == 0, "parse_size(\"%s\") = %d, want 0", s, r);
+        return v;
+}
+
+static void size_bad(const char *s, int want)
+{
+        uint64_t v = 0xdeadbeef;
+        int r = parse_size(s, &v);
+        ck_assert_msg(r == want, "parse_size(\"%s\") = %d, want %d", s, r, want);
+        ck_assert_msg(v == 0xdeadbeef, "parse_size(\"%s\") wrote its output on failure", s);
+}
+
+START_TEST(parse_size_accepts)
+{
+        ck_assert_uint_eq(size_ok("0"), 0);
+        ck_assert_uint_eq(size_ok("65536"), 65536);
+        ck_assert_uint_eq(size_ok("64K"), 65536);
+        ck_assert_uint_eq(size_ok("64k"), 65536);
+        ck_assert_uint_eq(size_ok("1M"), 1048576);
+        ck_assert_uint_eq(size_ok("2G"), 2147483648ull);
+        ck_assert_uint_eq(size_ok("3T"), 3ull << 40);
+        /* an optional "B" or "iB" after the letter, any case */
+        ck_assert_uint_eq(size_ok("1KiB"), 1024);
+        ck_assert_uint_eq(size_ok("1kb"), 1024);
+        ck_assert_uint_eq(size_ok("1KB"), 1024);
+        ck_assert_uint_eq(size_ok("1kib"), 1024);
+        ck_assert_uint_eq(size_ok("4MiB"), 4u << 20);
+        /* a bare "B" means bytes */
+        ck_assert_uint_eq(size_ok("512B"), 512);
+        ck_assert_uint_eq(size_ok("512b"), 512);
+        /* the largest values that fit */
+        ck_assert_uint_eq(size_ok("18446744073709551615"), UINT64_MAX);
+        ck_assert_uint_eq(size_ok("16777215T"), 16777215ull << 40);
+        ck_assert_uint_eq(size_ok("17179869183G"), 17179869183ull << 30);
+}
+END_TEST
+
+START_TEST(parse_size_rejects)
+{
+        size_bad("", -EINVAL);
+        size_bad("K", -EINVAL);
+        size_bad("B", -EINVAL);
+        size_bad("12X", -EINVAL);
+        size_bad("-1", -EINVAL);
+        size_bad("+1", -EINVAL);
+        size_bad(" 1", -EINVAL);
+        size_bad("1 ", -EINVAL);
+        size_bad("1 K", -EINVAL);
+        size_bad("1iB", -EINVAL);      /* "iB" only after a unit letter */
+        size_bad("1KBB", -EINVAL);
+        size_bad("1KK", -EINVAL);
+        size_bad("0x10", -EINVAL);
+        size_bad("1.5M", -EINVAL);
+        /* overflow: of the number itself, and of the shift */
+        size_bad("99999999999G", -ERANGE);
+        size_bad("16777216T", -ERANGE);
+        size_bad("17179869184G", -ERANGE);
+        size_bad("18446744073709551616", -ERANGE);
+        ck_assert_int_eq(parse_size(NULL, &(uint64_t){ 0 }), -EINVAL);
+}
+END_TEST
+
+static uint64_t secs_ok(const char *s)
+{
+        uint64_t v = 0xdeadbeef;
+        int r = parse_seconds(s, &v);
+        ck_assert_msg(r == 0, "parse_seconds(\"%s\") = %d, want 0", s, r);
+        return v;
+}
+
+static void secs_bad(const char *s, int want)
+{
+        uint64_t v = 0xdeadbeef;
+        int r = parse_seconds(s, &v);
+        ck_assert_msg(r == want, "parse_seconds(\"%s\") = %d, want %d", s, r, want);
+        ck_assert_msg(v == 0xdeadbeef, "parse_seconds(\"%s\") wrote its output on failure", s);
+}
+
+START_TEST(parse_seconds_values)
+{
+        ck_assert_uint_eq(secs_ok("0.5"), 500000);
+        ck_assert_uint_eq(secs_ok(".5"), 500000);
+        ck_assert_uint_eq(secs_ok("3"), 3000000);
+        ck_assert_uint_eq(secs_ok("0"), 0);
+        ck_assert_uint_eq(secs_ok("0.000001"), 1);
+        ck_assert_uint_eq(secs_ok("1.25"), 1250000);
+        ck_assert_uint_eq(secs_ok("1000000"), 1000000000000ull);   /* the upper bound */
+        secs_bad("", -EINVAL);
+        secs_bad("abc", -EINVAL);
+        secs_bad("-1", -EINVAL);
+        secs_bad("+1", -EINVAL);
+        secs_bad(" 1", -EINVAL);
+        secs_bad("1s", -EINVAL);
+        secs_bad("1 ", -EINVAL);
+        secs_bad("nan", -EINVAL);
+        secs_bad("inf", -EINVAL);
+        secs_bad("1e999", -EINVAL);     /* strtod overflows to inf with ERANGE */
+        secs_bad("1000000.5", -ERANGE);
+        secs_bad("2e6", -ERANGE);
+        ck_assert_int_eq(parse_seconds(NULL, &(uint64_t){ 0 }), -EINVAL);
+}
+END_TEST
+
+/* parse.h promises *decimal* seconds; strtod also reads C99 hex floats. */
+START_TEST(parse_seconds_decimal_only)
+{
+        secs_bad("0x10", -EINVAL);
+        secs_bad("0x1p3", -EINVAL);
+}
+END_TEST
+
+START_TEST(parse_uint_bounds)
+{
+        uint64_t v = 0;
+
+        ck_assert_int_eq(parse_uint("0", 0, 10, &v), 0);
+        ck_assert_uint_eq(v, 0);
+        ck_assert_int_eq(parse_uint("10", 0, 10, &v), 0);
+        ck_assert_uint_eq(v, 10);
+        ck_assert_int_eq(parse_uint("1", 1, 1, &v), 0);
+        ck_assert_uint_eq(v, 1);
+        ck_assert_int_eq(parse_uint("18446744073709551615", 0, UINT64_MAX, &v), 0);
+        ck_assert_uint_eq(v, UINT64_MAX);
+
+        v = 42;
+        ck_assert_int_eq(parse_uint("11", 0, 10, &v), -ERANGE);
+        ck_assert_int_eq(parse_uint("0", 1, 10, &v), -ERANGE);
+        ck_assert_int_eq(parse_uint("18446744073709551616", 0, UINT64_MAX, &v), -ERANGE);
+        ck_assert_int_eq(parse_uint("", 0, 10, &v), -EINVAL);
+        ck_assert_int_eq(parse_uint("-1", 0, 10, &v), -EINVAL);
+        ck_assert_int_eq(parse_uint("+1", 0, 10, &v), -EINVAL);
+        ck_assert_int_eq(parse_uint(" 1", 0, 10, &v), -EINVAL);
+        ck_assert_int_eq(parse_uint("1x", 0, 10, &v), -EINVAL);
+        ck_assert_int_eq(parse_uint("1K", 0, 10000, &v), -EINVAL);
+        ck_assert_int_eq(parse_uint(NULL, 0, 10, &v), -EINVAL);
+        ck_assert_uint_eq(v, 42);       /* untouched on failure */
+}
+END_TEST
+
+static Suite *misc_suite(void)
+{
+        Suite *s = suite_create("misc");
+        TCase *tc;
+
+        tc = tcase_create("fifo");
+        tcase_add_test(tc, fifo_empty);
+        tcase_add_test(tc, fifo_wrap_then_grow);
+        tcase_add_test(tc, fifo_random);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("u32map");
+        tcase_add_test(tc, u32map_basics);
+        tcase_add_test(tc, u32map_backward_shift);
+        tcase_add_test(tc, u32map_wrap_shift);
+        tcase_add_loop_test(tc, u32map_random_vs_model, 0, 3);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("parse");
+        tcase_add_test(tc, parse_size_accepts);
+        tcase_add_test(tc, parse_size_rejects);
+        tcase_add_test(tc, parse_seconds_values);
+        tcase_add_test(tc, parse_seconds_decimal_only);
+        tcase_add_test(tc, parse_uint_bounds);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr = srunner_create(misc_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
