@@ -34,6 +34,7 @@ struct member {
 
         uint64_t last_heard;
         bool complete_acked;
+        unsigned complete_tries;
         uint64_t complete_deadline, complete_rto;
 
         uint64_t rng;
@@ -50,7 +51,8 @@ void member_config_defaults(struct member_config *c)
                 .rto_initial_us = 300000,
                 .rto_min_us = 100000,
                 .rto_max_us = 3000000,
-                .silence_timeout_us = 10000000,
+                .silence_timeout_us = 30000000,
+                .escalate_after = 2,
         };
 }
 
@@ -108,10 +110,15 @@ static void push(struct member *m, struct member_action *a)
                 buf_unref(a->body);
 }
 
+static void send_msg_via(struct member *m, uint8_t msg, uint32_t chunk, bool reliable)
+{
+        struct member_action a = { .type = MEMBER_ACT_SEND, .msg = msg, .chunk = chunk, .reliable = reliable };
+        push(m, &a);
+}
+
 static void send_msg(struct member *m, uint8_t msg, uint32_t chunk)
 {
-        struct member_action a = { .type = MEMBER_ACT_SEND, .msg = msg, .chunk = chunk };
-        push(m, &a);
+        send_msg_via(m, msg, chunk, false);
 }
 
 static void simple(struct member *m, enum member_act_type type, uint32_t chunk)
@@ -273,6 +280,7 @@ void member_on_share(struct member *m, uint32_t chunk, struct buf *data, uint64_
         if (late) {
                 if (!manifest_verify_chunk(&m->mf, chunk, data->data, data->len)) {
                         m->stats.bad_chunks++;
+                        send_msg(m, P2S_NOHAVE, chunk);  /* the server counts it as ours */
                         return;
                 }
         } else {
@@ -329,6 +337,8 @@ void member_on_manifest_end(struct member *m, const uint8_t file_hash[P2S_HASH_S
                 if (bitmap_test(&m->share, c) && memcmp(m->share_digest[c], m->mf.hashes[c], P2S_HASH_SIZE)) {
                         bitmap_clear(&m->have, c);
                         m->stats.bad_chunks++;
+                        /* the server counts it as ours: say it is not, then ask for it */
+                        send_msg(m, P2S_NOHAVE, c);
                 }
         }
         free(m->share_digest);
@@ -500,14 +510,15 @@ void member_on_tick(struct member *m, uint64_t now)
                 f->retries++;
                 f->rto = f->rto * 2 > m->cfg.rto_max_us ? m->cfg.rto_max_us : f->rto * 2;
                 f->deadline = now + f->rto;
-                send_msg(m, P2S_REQ, f->chunk);
+                send_msg_via(m, P2S_REQ, f->chunk, f->retries >= m->cfg.escalate_after);
                 m->stats.retries++;
         }
         if (m->state == MEMBER_COMPLETE && !m->complete_acked && now >= m->complete_deadline) {
                 m->complete_rto = m->complete_rto * 2 > m->cfg.rto_max_us ? m->cfg.rto_max_us
                                                                            : m->complete_rto * 2;
                 m->complete_deadline = now + m->complete_rto;
-                send_msg(m, P2S_COMPLETE, P2S_NO_CHUNK);
+                m->complete_tries++;
+                send_msg_via(m, P2S_COMPLETE, P2S_NO_CHUNK, m->complete_tries >= m->cfg.escalate_after);
         }
 }
 

@@ -19,6 +19,7 @@ struct member_config {
         uint64_t seed;                  /* for the random order */
         uint64_t rto_initial_us, rto_min_us, rto_max_us;
         uint64_t silence_timeout_us;    /* no answer from the server this long: give up */
+        unsigned escalate_after;        /* unanswered datagrams before a retry goes over TCP */
 };
 #define MEMBER_MAX_WINDOW 1024
 void member_config_defaults(struct member_config *c);
@@ -46,6 +47,7 @@ enum member_act_type {
 struct member_action {
         enum member_act_type type;
         uint8_t msg;
+        bool reliable;          /* SEND: a retry that must arrive: use the TCP connection */
         uint32_t chunk;
         struct buf *body;       /* WRITE: owned by the action */
         uint64_t file_size;     /* PREPARE */

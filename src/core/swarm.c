@@ -79,7 +79,8 @@ void swarm_config_defaults(struct swarm_config *c)
                 .query = SWARM_QUERY_DIRECTED,
                 .query_timeout_us = 500000,
                 .query_timeout_max_us = 2000000,
-                .query_tries = 6,
+                .query_tries = 8,
+                .escalate_after = 2,
                 .done_retry_us = 500000,
                 .done_tries = 10,
         };
@@ -95,14 +96,21 @@ static void push_action(struct swarm *s, const struct swarm_action *a)
                 buf_unref(a->body);
 }
 
-static void send_msg(struct swarm *s, struct swarm_member *m, uint8_t msg, uint16_t flags,
-                     uint32_t chunk, struct buf *body)
+static void send_msg_via(struct swarm *s, struct swarm_member *m, uint8_t msg, uint16_t flags,
+                         uint32_t chunk, struct buf *body, bool reliable)
 {
         struct swarm_action a = {
                 .type = SWARM_ACT_SEND, .member_id = m->id, .member_ud = m->ud,
                 .msg = msg, .flags = flags, .chunk = chunk, .body = body ? buf_ref(body) : NULL,
+                .reliable = reliable,
         };
         push_action(s, &a);
+}
+
+static void send_msg(struct swarm *s, struct swarm_member *m, uint8_t msg, uint16_t flags,
+                     uint32_t chunk, struct buf *body)
+{
+        send_msg_via(s, m, msg, flags, chunk, body, false);
 }
 
 static void emit(struct swarm *s, enum swarm_act_type type, struct swarm_member *m, int code)
@@ -465,6 +473,8 @@ static void lost_chunk(struct swarm *s, uint32_t chunk, uint64_t now)
 /* Sends the query for p (again). Returns false when the swarm failed. */
 static bool ask(struct swarm *s, struct pending *p, uint64_t now)
 {
+        /* after a few lost datagrams the retry takes the connection that cannot lose it */
+        bool reliable = p->tries >= s->cfg.escalate_after;
         if (s->cfg.query == SWARM_QUERY_BROADCAST) {
                 bool any = false;
                 for (unsigned i = 0; i < s->nmembers; i++) {
@@ -472,7 +482,7 @@ static bool ask(struct swarm *s, struct pending *p, uint64_t now)
                         if (bitmap_test(&m->have, p->chunk))
                                 any = true;
                         if (!is_waiter(p, m)) {
-                                send_msg(s, m, P2S_QUERY, 0, p->chunk, NULL);
+                                send_msg_via(s, m, P2S_QUERY, 0, p->chunk, NULL, reliable);
                                 s->stats.queries++;
                         }
                 }
@@ -490,7 +500,7 @@ static bool ask(struct swarm *s, struct pending *p, uint64_t now)
                         p->asked->busy--;
                 p->asked = h;
                 h->busy++;
-                send_msg(s, h, P2S_QUERY, 0, p->chunk, NULL);
+                send_msg_via(s, h, P2S_QUERY, 0, p->chunk, NULL, reliable);
                 s->stats.queries++;
         }
         heap_push(&s->timers, &p->timer, now + p->timeout);
@@ -504,17 +514,21 @@ static void deliver(struct swarm *s, struct swarm_member *m, uint32_t chunk, str
         s->stats.bytes_relayed += b->len;
 }
 
-void swarm_on_request(struct swarm *s, struct swarm_member *m, uint32_t chunk, uint64_t now)
+void swarm_on_request(struct swarm *s, struct swarm_member *m, uint32_t chunk, bool idle, uint64_t now)
 {
         if (s->state != SWARM_RELAY || chunk >= s->manifest.chunk_count) {
                 s->stats.dropped_msgs++;
                 return;
         }
         s->stats.requests++;
-        /* Already delivered (the DATA is on its way over the ordered data
-         * connection): a retried REQ that crossed it. */
-        if (bitmap_test(&m->have, chunk))
-                return;
+        if (bitmap_test(&m->have, chunk)) {
+                /* Sent already: while anything is queued toward it this is a
+                 * retried REQ that crossed the DATA; once nothing is, the
+                 * member plainly lacks the chunk. */
+                if (!idle)
+                        return;
+                bitmap_clear(&m->have, chunk);
+        }
         struct buf *b = lru_get(s->cache, cache_key(s, chunk));
         if (b) {
                 s->stats.cache_hits++;
@@ -582,14 +596,28 @@ bool swarm_wants_upload(const struct swarm *s, const struct swarm_member *m, uin
 
 void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, uint64_t now)
 {
+        if (s->state != SWARM_RELAY || chunk >= s->manifest.chunk_count) {
+                s->stats.dropped_msgs++;
+                return;
+        }
         s->stats.nohaves++;
-        if (s->state != SWARM_RELAY || s->cfg.query == SWARM_QUERY_BROADCAST)
-                return;
         struct pending *p = u32map_get(&s->pending, chunk);
-        /* Only the holder asked last can move the query on; a NOHAVE means the
-         * DATA we sent it is still on its way, so ask someone else now. */
-        if (!p || p->asked != m)
+        bool asked = p && (p->asked == m || s->cfg.query == SWARM_QUERY_BROADCAST);
+        if (!asked) {
+                /* unasked: the member discarded a chunk we counted as its own */
+                bitmap_clear(&m->have, chunk);
                 return;
+        }
+        if (s->cfg.query == SWARM_QUERY_BROADCAST)
+                return;         /* the other members answer the same broadcast */
+        /* The DATA we sent it may still be on its way: ask someone else now,
+         * it again only on the timer, and count the try so two members that
+         * both lack the chunk cannot bounce the query for ever. */
+        p->tries++;
+        if (p->tries >= s->cfg.query_tries) {
+                lost_chunk(s, chunk, now);
+                return;
+        }
         if (pick_holder(s, chunk, m) != m)
                 ask(s, p, now);
 }
@@ -723,10 +751,11 @@ static void query_timed_out(struct swarm *s, struct pending *p, uint64_t now)
 {
         p->tries++;
         if (p->tries >= s->cfg.query_tries) {
+                /* the last tries went over TCP: a holder that still does not
+                 * answer is stuck, not unlucky */
                 if (s->cfg.query == SWARM_QUERY_DIRECTED && p->asked) {
-                        /* the holder stayed silent through every retry */
                         struct swarm_member *h = p->asked;
-                        p->tries = 0;
+                        p->tries = s->cfg.escalate_after;
                         emit(s, SWARM_ACT_DROP, h, P2S_ERR_SWARM);
                         member_remove(s, h, now);  /* re-asks p elsewhere, or fails */
                         return;
@@ -758,8 +787,9 @@ void swarm_on_tick(struct swarm *s, uint64_t now)
                         return;
                 }
                 s->done_tries_left--;
+                bool reliable = s->cfg.done_tries - s->done_tries_left >= s->cfg.escalate_after;
                 for (unsigned i = 0; i < s->nmembers; i++)
-                        send_msg(s, s->members[i], P2S_DONE, 0, P2S_NO_CHUNK, NULL);
+                        send_msg_via(s, s->members[i], P2S_DONE, 0, P2S_NO_CHUNK, NULL, reliable);
                 s->done_deadline = now + s->cfg.done_retry_us;
         }
 }

@@ -27,6 +27,7 @@ struct swarm_config {
         uint64_t query_timeout_us;      /* first wait for an upload; doubles per retry */
         uint64_t query_timeout_max_us;
         unsigned query_tries;           /* asks of one chunk before its holder is dropped as silent */
+        unsigned escalate_after;        /* unanswered datagrams before a retry goes over TCP */
         uint64_t done_retry_us;         /* DONE re-sent this often until the member says BYE */
         unsigned done_tries;
 };
@@ -55,6 +56,7 @@ struct swarm_action {
         uint16_t flags;
         uint32_t chunk;
         struct buf *body;       /* SEND: owned by the action (unref when done), may be NULL */
+        bool reliable;          /* SEND: a retry that must arrive: use the member's TCP connection */
         int code;               /* END/DROP: reason code */
 };
 
@@ -105,11 +107,14 @@ void swarm_source_chunk(struct swarm *s, uint32_t idx, struct buf *data, uint64_
 void swarm_fail(struct swarm *s, int code, const char *reason, uint64_t now);
 
 /* Messages from a member, already decoded and authenticated. */
-void swarm_on_request(struct swarm *s, struct swarm_member *m, uint32_t chunk, uint64_t now);
+/* idle: nothing is queued toward m, so a chunk we sent it cannot still be on
+ * its way; a request for it then means m does not hold it after all. */
+void swarm_on_request(struct swarm *s, struct swarm_member *m, uint32_t chunk, bool idle, uint64_t now);
 void swarm_on_upload(struct swarm *s, struct swarm_member *m, uint32_t chunk, struct buf *data, uint64_t now);
 /* Whether an upload of chunk from m would be used now; the caller refuses
  * to reassemble data nobody asked for. */
 bool swarm_wants_upload(const struct swarm *s, const struct swarm_member *m, uint32_t chunk);
+/* Answer to a QUERY, or unasked: m discarded a chunk we thought it held. */
 void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, uint64_t now);
 void swarm_on_complete(struct swarm *s, struct swarm_member *m, uint64_t now);
 void swarm_on_bye(struct swarm *s, struct swarm_member *m, uint64_t now);

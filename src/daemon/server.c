@@ -38,6 +38,7 @@
 #define UDP_MAX           (P2S_MAX_DGRAM + 1)
 #define FRAG_BATCH        64
 #define RX_BUF            (256u << 10)
+#define PROVEN            SIZE_MAX      /* udp_reply_err: the sender echoed a valid cookie */
 
 struct conn;
 struct served;
@@ -71,7 +72,7 @@ struct conn {
         int fd;
         struct stream_rx rx;
         struct outq q;
-        bool want_out, dead, closing;
+        bool want_out, dead, closing, shut;
         struct smember *m;
         uint64_t born, linger_deadline;
         char peer[NET_ADDRSTRLEN];
@@ -99,6 +100,7 @@ struct server {
         unsigned nunattached;
         uint32_t next_member_id, next_swarm_id;
         struct loop_timer tick;
+        uint64_t next_housekeep;        /* not pushed back by traffic */
         bool shutting_down;
         uint64_t shutdown_deadline;
         struct server_status st;
@@ -131,8 +133,13 @@ static void conn_flush(struct conn *c)
                 return;
         }
         conn_want_out(c, r == 1);
-        if (r == 0 && c->closing)
-                conn_kill(c, NULL);
+        if (r == 0 && c->closing && !c->shut) {
+                /* Half-close and read on until the peer closes: closing with
+                 * its data unread would reset the connection and could destroy
+                 * our last message (an ERR) before the peer reads it. */
+                shutdown(c->fd, SHUT_WR);
+                c->shut = true;
+        }
 }
 
 static void conn_send(struct conn *c, const struct p2s_hdr *h, struct buf *body)
@@ -178,7 +185,8 @@ static bool goes_over_tcp(const struct server *srv, uint8_t msg, uint16_t flags)
 
 static void udp_data_flush(struct server *srv, struct smember *m);
 
-static void member_send(struct smember *m, uint8_t msg, uint16_t flags, uint32_t chunk, struct buf *body)
+static void member_send(struct smember *m, uint8_t msg, uint16_t flags, uint32_t chunk, struct buf *body,
+                        bool reliable)
 {
         struct server *srv = m->sv->srv;
         if ((msg == P2S_SHARE || msg == P2S_DATA) && srv->control == P2S_CONTROL_TCP) {
@@ -189,7 +197,7 @@ static void member_send(struct smember *m, uint8_t msg, uint16_t flags, uint32_t
         struct p2s_hdr h = { .type = msg, .flags = flags, .body_len = body ? body->len : 0,
                              .swarm_id = swarm_id(m->sv->sw), .member_id = m->id,
                              .token = m->token, .chunk = chunk };
-        if (goes_over_tcp(srv, msg, flags)) {
+        if (reliable || goes_over_tcp(srv, msg, flags)) {
                 if (m->conn)
                         conn_send(m->conn, &h, body);
         } else {
@@ -250,11 +258,21 @@ static void send_frag_ack(struct server *srv, struct smember *m, uint8_t type, u
         udp_send(srv, (struct sockaddr *)&m->addr, m->addrlen, &h, body);
 }
 
-/* An ERR to an address that has proven nothing: never more bytes than it sent. */
+/* An ERR in answer to a datagram. To an address that has proven nothing
+ * (no valid cookie) never more bytes than it sent; after a valid cookie the
+ * whole reason. */
 static void udp_reply_err(struct server *srv, const struct sockaddr *to, socklen_t tolen,
                           const struct p2s_hdr *req, size_t req_len, uint16_t code, const char *reason)
 {
         uint8_t body[P2S_ERR_BODY_MIN + P2S_MAX_REASON];
+        if (req_len == SIZE_MAX) {
+                size_t n = wire_put_err(body, sizeof(body), code, reason);
+                struct p2s_hdr h = { .type = P2S_ERR, .flags = P2S_F_FATAL, .body_len = (uint32_t)n,
+                                     .swarm_id = req->swarm_id, .member_id = req->member_id,
+                                     .token = req->token, .chunk = P2S_NO_CHUNK };
+                udp_send(srv, to, tolen, &h, body);
+                return;
+        }
         size_t room = req_len > P2S_HDR_SIZE ? req_len - P2S_HDR_SIZE : 0;
         if (room < P2S_ERR_BODY_MIN)
                 room = P2S_ERR_BODY_MIN;     /* the header-only reply is no larger than a header */
@@ -454,7 +472,7 @@ static void drain(struct served *sv)
                 struct smember *m = a.member_ud;
                 switch (a.type) {
                 case SWARM_ACT_SEND:
-                        member_send(m, a.msg, a.flags, a.chunk, a.body);
+                        member_send(m, a.msg, a.flags, a.chunk, a.body, a.reliable);
                         break;
                 case SWARM_ACT_START:
                         start_swarm(sv);
@@ -482,6 +500,12 @@ static void drain(struct served *sv)
 
 /* ---- incoming messages --------------------------------------------------- */
 
+/* Nothing of ours is queued toward the member. */
+static bool member_idle(const struct smember *m)
+{
+        return (!m->conn || outq_empty(&m->conn->q)) && (!m->tx || dgram_tx_pending_bytes(m->tx) == 0);
+}
+
 static void member_msg(struct server *srv, struct smember *m, const struct p2s_msg *msg, struct buf *body)
 {
         struct served *sv = m->sv;
@@ -491,7 +515,7 @@ static void member_msg(struct server *srv, struct smember *m, const struct p2s_m
         const struct p2s_hdr *h = &msg->hdr;
         switch (h->type) {
         case P2S_REQ:
-                swarm_on_request(sv->sw, m->sm, h->chunk, now);
+                swarm_on_request(sv->sw, m->sm, h->chunk, member_idle(m), now);
                 break;
         case P2S_NOHAVE:
                 swarm_on_nohave(sv->sw, m->sm, h->chunk, now);
@@ -557,18 +581,18 @@ static void on_hello(struct server *srv, const struct p2s_msg *msg, size_t len,
         memcpy(name, msg->body, h->body_len);
         name[h->body_len] = 0;
         if (srv->shutting_down) {
-                udp_reply_err(srv, from, fromlen, h, len, P2S_ERR_SHUTDOWN, "server shutting down");
+                udp_reply_err(srv, from, fromlen, h, PROVEN, P2S_ERR_SHUTDOWN, "server shutting down");
                 return;
         }
         int fd = catalog_open(srv->cat, name);
         if (fd < 0) {
                 log_rl(LOG_NOTICE, "HELLO for '%s' refused: not served", name);
-                udp_reply_err(srv, from, fromlen, h, len, P2S_ERR_NOFILE, "no such file");
+                udp_reply_err(srv, from, fromlen, h, PROVEN, P2S_ERR_NOFILE, "no such file is served");
                 return;
         }
         close(fd);
         if (srv->nunattached >= MAX_UNATTACHED) {
-                udp_reply_err(srv, from, fromlen, h, len, P2S_ERR_BUSY, "too many joins");
+                udp_reply_err(srv, from, fromlen, h, PROVEN, P2S_ERR_BUSY, "too many joins at once");
                 return;
         }
         struct served *sv = served_find(srv, name);
@@ -577,7 +601,7 @@ static void on_hello(struct server *srv, const struct p2s_msg *msg, size_t len,
         m = calloc(1, sizeof(*m));
         if (!sv || !m) {
                 free(m);
-                udp_reply_err(srv, from, fromlen, h, len, P2S_ERR_BUSY, "out of memory");
+                udp_reply_err(srv, from, fromlen, h, PROVEN, P2S_ERR_BUSY, "server out of memory");
                 return;
         }
         do
@@ -978,6 +1002,7 @@ static void housekeep(struct server *srv, uint64_t now)
                         sv->over = true;
         }
         if (srv->shutting_down && now >= srv->shutdown_deadline) {
+                /* members that would not read their ERR: enough waiting */
                 for (struct conn *c = srv->conns; c; c = c->next)
                         conn_kill(c, "shutdown");
                 loop_quit(srv->loop, 0);
@@ -1005,15 +1030,17 @@ static void on_tick(struct loop *l, struct loop_timer *t, void *ud)
                 }
                 udp_data_flush(srv, m);
         }
-        housekeep(srv, now);
+        if (now >= srv->next_housekeep || (srv->shutting_down && now >= srv->shutdown_deadline)) {
+                housekeep(srv, now);
+                srv->next_housekeep = now + HOUSEKEEP_US;
+        }
         reap(srv);
         rearm(srv);
 }
 
 static void rearm(struct server *srv)
 {
-        uint64_t now = loop_now(srv->loop);
-        uint64_t d = now + HOUSEKEEP_US;
+        uint64_t d = srv->next_housekeep;
         for (struct served *sv = srv->served; sv; sv = sv->next) {
                 if (sv->over)
                         continue;
@@ -1026,6 +1053,8 @@ static void rearm(struct server *srv)
                                 d = td;
                 }
         }
+        if (srv->shutting_down && srv->shutdown_deadline < d)
+                d = srv->shutdown_deadline;
         if (!loop_timer_armed(&srv->tick) || srv->tick.node.key != d)
                 loop_timer_arm(srv->loop, &srv->tick, d);
 }
@@ -1050,6 +1079,7 @@ struct server *server_new(const struct p2sd_options *o, struct catalog *cat, str
                 return NULL;
         }
         random_bytes(srv->secret, sizeof(srv->secret));
+        srv->next_housekeep = loop_now(l) + HOUSEKEEP_US;
         srv->next_swarm_id = (uint32_t)random_u64() & 0xffffff;
         loop_timer_init(&srv->tick, on_tick, srv);
         return srv;

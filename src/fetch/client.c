@@ -47,6 +47,7 @@ struct client {
         struct stream_rx rx;
         struct outq q;
         bool want_out;
+        int tcp_err;                    /* a write failed: reported by settle() */
         int control;                    /* what the server said in WELCOME */
         struct dgram_config dgram;
         struct dgram_tx *dtx;           /* --control=tcp: our uploads over UDP */
@@ -93,9 +94,13 @@ static void udp_send(struct client *c, const struct p2s_hdr *h, const void *body
 
 static void tcp_flush(struct client *c)
 {
+        if (c->tcp_err)
+                return;
         int r = outq_flush(&c->q, c->tcp_fd);
         if (r < 0) {
-                member_on_disconnect(c->mb, strerror(-r), loop_now(c->loop));
+                /* the server may have closed after an ERR still unread in our
+                 * buffer: settle() reads it before blaming the write */
+                c->tcp_err = -r;
                 return;
         }
         bool want = r == 1;
@@ -218,16 +223,18 @@ static void drain(struct client *c)
                 case MEMBER_ACT_SEND: {
                         struct p2s_hdr h;
                         fill_hdr(c, &h, a.msg, a.chunk, 0);
-                        if (c->control == P2S_CONTROL_TCP)
+                        if (c->control == P2S_CONTROL_TCP || a.reliable)
                                 tcp_send(c, &h);
                         else
                                 udp_send(c, &h, NULL);
                         break;
                 }
                 case MEMBER_ACT_PREPARE:
-                        if ((r = store_prepare(&c->store, a.file_size)) < 0) {
+                        /* created only now: a refused or failed join leaves no file behind */
+                        if ((r = store_open(&c->store, c->opt->output)) < 0 ||
+                            (r = store_prepare(&c->store, a.file_size)) < 0) {
                                 char why[256];
-                                snprintf(why, sizeof(why), "cannot prepare %s: %s", c->store.part_path, strerror(-r));
+                                snprintf(why, sizeof(why), "cannot create %s.part: %s", c->opt->output, strerror(-r));
                                 member_fail(c->mb, why, now);
                         }
                         progress_start(&c->progress, a.file_size, member_total(c->mb));
@@ -522,8 +529,6 @@ static void tcp_event(struct loop *l, int fd, uint32_t events, void *ud)
         }
         if (c->join != JOIN_ATTACHED)
                 return;
-        if (events & EPOLLOUT)
-                tcp_flush(c);
         if (c->join == JOIN_ATTACHED && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
                 int r = stream_rx_read(&c->rx, fd);
                 /* a frame callback that ended the session also returns nonzero */
@@ -534,6 +539,8 @@ static void tcp_event(struct loop *l, int fd, uint32_t events, void *ud)
                                 member_on_disconnect(c->mb, strerror(-r), loop_now(l));
                 }
         }
+        if (c->join == JOIN_ATTACHED && (events & EPOLLOUT))
+                tcp_flush(c);
         drain(c);
         rearm(c);
 }
@@ -544,7 +551,7 @@ static void on_timer(struct loop *l, struct loop_timer *t, void *ud)
 {
         struct client *c = ud;
         uint64_t now = loop_now(l);
-        if (c->join == JOIN_HELLO && now >= c->hello_deadline) {
+        if (c->join == JOIN_HELLO && (now >= c->hello_deadline || now - c->join_started >= c->opt->timeout_us)) {
                 if (now - c->join_started >= c->opt->timeout_us) {
                         char why[160];
                         snprintf(why, sizeof(why), "no answer from %s within %.1f s", c->srv_desc,
@@ -578,14 +585,31 @@ static void on_timer(struct loop *l, struct loop_timer *t, void *ud)
         rearm(c);
 }
 
+/* After each event: a failed write is reported only once whatever the
+ * server sent before closing has been read (its ERR says more than EPIPE). */
+static void settle(struct client *c)
+{
+        if (!c->tcp_err || c->join != JOIN_ATTACHED)
+                return;
+        int r = stream_rx_read(&c->rx, c->tcp_fd);
+        if (c->join == JOIN_ATTACHED) {
+                const char *why = r == STREAM_EOF ? "the server closed the connection" : strerror(c->tcp_err);
+                member_on_disconnect(c->mb, why, loop_now(c->loop));
+                drain(c);
+        }
+}
+
 static void rearm(struct client *c)
 {
+        settle(c);
         if (c->join == JOIN_DONE)
                 return;
         uint64_t now = loop_now(c->loop);
         uint64_t d = now + USEC_PER_SEC;
         if (c->join == JOIN_HELLO && c->hello_deadline < d)
                 d = c->hello_deadline;
+        if ((c->join == JOIN_HELLO || c->join == JOIN_CONNECTING) && c->join_started + c->opt->timeout_us < d)
+                d = c->join_started + c->opt->timeout_us;
         if (c->join == JOIN_ATTACHED) {
                 uint64_t md = member_next_deadline(c->mb);
                 if (md < d)
@@ -640,9 +664,9 @@ struct client *client_new(const struct fetch_options *o, struct loop *l, char *e
                 snprintf(err, errlen, "out of memory");
                 return client_free(c);
         }
-        int r = store_open(&c->store, o->output);
+        int r = store_check(o->output);
         if (r < 0) {
-                snprintf(err, errlen, "cannot create %s.part: %s", o->output, strerror(-r));
+                snprintf(err, errlen, "cannot write %s: %s", o->output, strerror(-r));
                 return client_free(c);
         }
         if (o->rtt_log) {

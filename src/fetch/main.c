@@ -23,7 +23,8 @@ static const char usage[] =
 "      --order sequential|random  order of chunk requests (default sequential)\n"
 "  -w, --window N             chunk requests in flight (default 32)\n"
 "      --rtt-log FILE.csv     one row per relayed chunk: chunk,request_time_us,rtt_us,source\n"
-"  -t, --timeout SEC          give up when the server is silent this long (default 10)\n"
+"  -t, --timeout SEC          give up joining after SEC, and when the server is silent\n"
+"                             3 x SEC during the swarm (default 10)\n"
 "      --quiet                no progress output\n"
 "      --log-level LEVEL      err, warning, notice, info, debug (default info)\n"
 "  -h, --help                 show this help\n"
@@ -129,8 +130,11 @@ static int parse_args(struct fetch_options *o, int argc, char **argv)
                         argc - optind, argc - optind == 1 ? "" : "s");
                 return 2;
         }
-        if (split_host(argv[optind], &o->host, &o->port) < 0) {
-                fprintf(stderr, "p2s-fetch: '%s' is not HOST, HOST:PORT or [IPV6]:PORT\n", argv[optind]);
+        char *hostarg = argv[optind];
+        char shown[300];
+        snprintf(shown, sizeof(shown), "%s", hostarg);  /* split_host cuts it up */
+        if (split_host(hostarg, &o->host, &o->port) < 0) {
+                fprintf(stderr, "p2s-fetch: '%s' is not HOST, HOST:PORT or [IPV6]:PORT\n", shown);
                 return 2;
         }
         o->name = argv[optind + 1];
@@ -148,7 +152,10 @@ static int parse_args(struct fetch_options *o, int argc, char **argv)
                 }
                 o->output = base;
         }
-        o->member.silence_timeout_us = o->timeout_us;
+        /* Joining gives up after --timeout; once in a swarm the server may be
+         * quiet for a while chasing a chunk from a slow holder (its own retries
+         * take up to about 15 s), so silence there is allowed three times as long. */
+        o->member.silence_timeout_us = 3 * o->timeout_us;
         o->member.seed = now_usec() ^ ((uint64_t)getpid() << 32);
         return 0;
 }

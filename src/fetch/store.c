@@ -10,9 +10,21 @@
 
 #define HASH_READ (1u << 20)
 
+int store_check(const char *output)
+{
+        char *dir = strdup(output);
+        if (!dir)
+                return -ENOMEM;
+        char *slash = strrchr(dir, '/');
+        const char *d = slash ? (slash == dir ? "/" : (*slash = 0, dir)) : ".";
+        int r = access(d, W_OK | X_OK) < 0 ? -errno : 0;
+        free(dir);
+        return r;
+}
+
 int store_open(struct store *s, const char *output)
 {
-        *s = (struct store){ .fd = -1 };
+        store_close(s);
         s->path = strdup(output);
         if (!s->path || asprintf(&s->part_path, "%s.part", output) < 0) {
                 s->part_path = NULL;

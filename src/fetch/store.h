@@ -13,6 +13,9 @@ struct store {
         uint64_t size;
 };
 
+/* Whether OUTPUT.part could be created (its directory is writable), without
+ * creating anything. 0 or -errno. */
+int store_check(const char *output);
 /* Creates (or truncates) OUTPUT.part. 0 or -errno. */
 int store_open(struct store *s, const char *output);
 void store_close(struct store *s);

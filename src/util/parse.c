@@ -55,6 +55,9 @@ int parse_seconds(const char *s, uint64_t *out_us)
 {
         if (!s || !(isdigit((unsigned char)s[0]) || s[0] == '.'))
                 return -EINVAL;
+        /* plain decimal only: strtod would also take hex, exponents, "inf" */
+        if (strspn(s, "0123456789.") != strlen(s) || strchr(s, '.') != strrchr(s, '.'))
+                return -EINVAL;
         errno = 0;
         char *end;
         double v = strtod(s, &end);

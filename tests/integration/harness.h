@@ -41,7 +41,6 @@ TCase *h_tcase(const char *name, double timeout_s);
 int h_run(Suite *s);
 
 double h_now(void);
-const char *h_dir(void);
 
 /* ---- files -------------------------------------------------------------- */
 
@@ -55,8 +54,6 @@ char *h_slurp(const char *path, size_t *len);
 void h_assert_same(const char *expected, const char *copy);
 /* A finished fetch: copy identical and no copy.part left behind. */
 void h_assert_fetched(const char *expected, const char *copy);
-/* Neither path nor path.part exists. */
-void h_assert_no_output(const char *path);
 
 /* ---- processes ---------------------------------------------------------- */
 
@@ -69,11 +66,13 @@ struct h_proc *h_p2sd(unsigned *port, ...) __attribute__((sentinel));
 /* p2s-fetch 127.0.0.1:port name -o out [args], NULL-terminated. */
 struct h_proc *h_fetch_v(unsigned port, const char *name, const char *out, const char *const args[]);
 struct h_proc *h_fetch(unsigned port, const char *name, const char *out, ...) __attribute__((sentinel));
-/* A program run to completion with argv (NULL-terminated): its exit code. */
+/* Runs argv (NULL-terminated) to completion within timeout_s; p->code is its exit code. */
 struct h_proc *h_run_prog(const char *name, const char *const argv[], double timeout_s);
 
 /* Waits for exit (fails the test after timeout_s); returns the exit code. */
 int h_wait(struct h_proc *p, double timeout_s);
+/* Waits up to timeout_s for p to exit; true if it has (then p->code is set). */
+bool h_wait_for(struct h_proc *p, double timeout_s);
 /* Waits for all n within one deadline; each must exit with code. */
 void h_expect_exit(struct h_proc **ps, size_t n, double timeout_s, int code);
 /* SIGTERM, then p2sd must exit 0 within timeout_s. */
@@ -96,9 +95,24 @@ unsigned h_distributed_chunks(struct h_proc *d, uint64_t size);
 
 /* ---- swarms -------------------------------------------------------------- */
 
-/* Starts n clients for name (outputs out-0.bin ... under prefix), each with
- * args; stores them in ps. */
+/* Starts n clients for name, writing prefix-0.bin ... prefix-(n-1).bin,
+ * each with args (NULL-terminated, or NULL); stores them in ps. */
 void h_start_clients(struct h_proc **ps, unsigned n, unsigned port, const char *name,
                      const char *prefix, const char *const args[]);
-/* The whole cycle: all n exit 0 within timeout_s, every copy identical. */
+/* All n exit 0 within timeout_s, every prefix-i.bin identical to expected,
+ * no .part left. */
 void h_expect_copies(struct h_proc **ps, unsigned n, const char *expected, const char *prefix, double timeout_s);
+/* p2sd serving file (with dargs, --min-clients n --gather-timeout 10), n
+ * clients (with fargs) all started together; every client exits 0 within
+ * timeout_s with an identical copy, then p2sd stops cleanly on SIGTERM.
+ * Returns p2sd, whose log the caller may inspect. */
+struct h_proc *h_swarm(const char *file, unsigned n, const char *const dargs[], const char *const fargs[],
+                       double timeout_s);
+
+/* A first member for name that joins d's swarm and is then stopped
+ * (SIGSTOP, after p2sd logged it joined): a swarm cannot finish without
+ * the share it is given, so the relay stays mid-way until the test sends
+ * SIGCONT (or SIGKILL). With --replicas 1 and a small cache the others
+ * need its chunks through peer uploads. */
+struct h_proc *h_stalled_member(struct h_proc *d, unsigned port, const char *name, const char *out,
+                                const char *const fargs[]);

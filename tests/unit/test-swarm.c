@@ -652,7 +652,8 @@ static void assert_success(struct net *t)
                 ck_assert_uint_eq(p->nerr, 0);
                 for (uint32_t c = 0; c < t->f.count; c++) {
                         size_t cell = (size_t)i * t->f.count + c;
-                        CHECK(t->data_to[cell] + t->share_to[cell] <= 1);
+                        /* a damaged share is fetched once more, nothing else */
+                        CHECK(t->data_to[cell] + t->share_to[cell] <= 1u + (c == p->corrupt_share));
                 }
         }
 }
@@ -1149,7 +1150,7 @@ START_TEST(lossy_control)
         ck_assert_uint_gt(retries, 0);
         const struct swarm_stats *st = swarm_stats(t->s);
         ck_assert_uint_gt(st->queries, st->cache_misses);       /* lost queries were re-sent */
-        ck_assert_uint_gt(t->nsent[P2S_DONE], 8);               /* lost DONEs were re-sent */
+        ck_assert_uint_ge(t->nsent[P2S_DONE], 8);               /* lost DONEs were re-sent */
         ck_assert_uint_lt(t->end_time - T0, 60 * SEC);
         net_free(t);
 }
@@ -1199,8 +1200,9 @@ START_TEST(bye_lost)
 }
 END_TEST
 
-/* DONE never answered (no BYE, connection kept open): after done_tries
- * re-sends the swarm drops the silent members and ends successfully. */
+/* Every DONE datagram is lost: after escalate_after tries the swarm sends
+ * DONE over the member's TCP connection, which loses nothing, and the swarm
+ * ends with every member told. */
 START_TEST(done_tries_exhausted)
 {
         struct net *t = net_new(2, 4 * CS, 4);
@@ -1208,22 +1210,16 @@ START_TEST(done_tries_exhausted)
         net_setup(t);
         t->drop_first[P2S_DONE] = 1000;
         net_go(t, 2);
-        ck_assert(t->ended);
-        ck_assert_int_eq(t->end_code, 0);
-        ck_assert_uint_eq(t->nsent[P2S_DONE], 2 * (1 + t->scfg.done_tries));
-        for (unsigned i = 0; i < 2; i++) {
-                ck_assert(t->p[i].dropped);
-                ck_assert_int_eq(t->p[i].drop_code, 0);
-        }
+        assert_success(t);
+        ck_assert_uint_eq(t->nsent[P2S_DONE], 2 * (1 + t->scfg.escalate_after));
         net_free(t);
 }
 END_TEST
 
-/* The QUERYs for one chunk are lost query_tries times in a row (UDP
- * control, 30 % loss: 0.3^6 = 1 in 1400 misses, so a matter of time on a big
- * file). The holder is alive, its TCP connection open; the seventh QUERY
- * would reach it. The swarm instead drops it as "silent", declares its
- * chunks held by no member and fails everyone (swarm.c query_timed_out). */
+/* The QUERYs for one chunk would be lost query_tries times in a row (UDP
+ * control, 30 % loss: a matter of time on a big file). The holder is alive,
+ * its TCP connection open: after escalate_after lost datagrams the query
+ * goes over TCP and the holder answers; it is not dropped as silent. */
 START_TEST(lost_queries_fail_live_holder)
 {
         struct net *t = net_new(3, 12 * CS, 1);
@@ -1232,7 +1228,7 @@ START_TEST(lost_queries_fail_live_holder)
         t->lose_query_chunk = 0;                /* chunk 0 is member 0's alone */
         t->lose_query_n = t->scfg.query_tries;
         net_go(t, 3);
-        ck_assert_uint_eq(t->lost_msgs, t->scfg.query_tries);
+        ck_assert_uint_eq(t->lost_msgs, t->scfg.escalate_after);
         ck_assert_msg(t->end_code == 0 && !(t->p[0].dropped && t->p[0].drop_code),
                       "live member 0 dropped (code %d) after %u lost QUERYs; swarm END %d; member 1: %s",
                       t->p[0].drop_code, t->scfg.query_tries, t->end_code, t->p[1].reason);
@@ -1259,7 +1255,8 @@ START_TEST(lost_queries_fail_broadcast)
 }
 END_TEST
 
-/* Fewer lost QUERYs than query_tries are recovered by the swarm's timer. */
+/* Lost QUERYs are recovered by the swarm's timer: only escalate_after of
+ * them are datagrams that can be lost, the rest go over TCP. */
 START_TEST(lost_queries_recovered)
 {
         struct net *t = net_new(3, 12 * CS, 1);
@@ -1269,7 +1266,7 @@ START_TEST(lost_queries_recovered)
         t->lose_query_n = t->scfg.query_tries - 1;
         net_go(t, 3);
         assert_success(t);
-        ck_assert_uint_eq(t->lost_msgs, t->scfg.query_tries - 1);
+        ck_assert_uint_eq(t->lost_msgs, t->scfg.escalate_after);
         net_free(t);
 }
 END_TEST
