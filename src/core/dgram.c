@@ -6,7 +6,9 @@
 #include "core/dgram.h"
 #include "util/bitmap.h"
 
-#define DGRAM_STATUS_EVERY 32
+/* a report per this many new fragments keeps the sender's window moving
+ * without waiting for a timeout (cwnd_min is larger than it) */
+#define DGRAM_STATUS_EVERY 8
 
 void dgram_config_defaults(struct dgram_config *c, uint32_t dgram_size)
 {
@@ -15,7 +17,7 @@ void dgram_config_defaults(struct dgram_config *c, uint32_t dgram_size)
                 payload = UINT16_MAX;
         *c = (struct dgram_config){
                 .frag_size = (uint16_t)payload,
-                .cwnd_init = 64, .cwnd_min = 4, .cwnd_max = 8192,
+                .cwnd_init = 64, .cwnd_min = 16, .cwnd_max = 8192,
                 .rto_initial_us = 200000, .rto_min_us = 20000, .rto_max_us = 2000000,
                 .max_tries = 12,
                 .max_partial = 256,
@@ -240,7 +242,8 @@ void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_
         if (!c)
                 return;
         tx->st.nacks++;
-        c->tries = 0;           /* the peer is alive */
+        c->tries = 0;           /* the peer is alive: no more backoff */
+        c->rto = tx->rto;
         c->deadline = now + c->rto;
         /* a report sent before our re-sends arrived would make us send them twice */
         if (now < c->quiet_until)

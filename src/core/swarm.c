@@ -30,7 +30,8 @@ struct pending {
         struct swarm_member *asked;     /* directed mode: the holder asked last */
         struct swarm_member **waiters;
         unsigned nwait, capwait;
-        unsigned tries;
+        unsigned tries, nohaves;
+        bool answered;          /* the holder asked last said NOHAVE */
         uint64_t timeout;
         struct heap_node timer;
 };
@@ -499,6 +500,7 @@ static bool ask(struct swarm *s, struct pending *p, uint64_t now)
                 if (p->asked)
                         p->asked->busy--;
                 p->asked = h;
+                p->answered = false;
                 h->busy++;
                 send_msg_via(s, h, P2S_QUERY, 0, p->chunk, NULL, reliable);
                 s->stats.queries++;
@@ -604,21 +606,23 @@ void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, ui
         struct pending *p = u32map_get(&s->pending, chunk);
         bool asked = p && (p->asked == m || s->cfg.query == SWARM_QUERY_BROADCAST);
         if (!asked) {
-                /* unasked: the member discarded a chunk we counted as its own */
+                /* unasked: it discarded a chunk we counted as its own */
                 bitmap_clear(&m->have, chunk);
                 return;
         }
         if (s->cfg.query == SWARM_QUERY_BROADCAST)
-                return;         /* the other members answer the same broadcast */
-        /* The DATA we sent it may still be on its way: ask someone else now,
-         * it again only on the timer, and count the try so two members that
-         * both lack the chunk cannot bounce the query for ever. */
-        p->tries++;
-        if (p->tries >= s->cfg.query_tries) {
+                return;
+        /* Asked: the chunk we sent it may still be on its way (in a socket
+         * buffer, behind a retransmission), so the holder bit stays. Ask
+         * someone else now, it again on the timer; members that all lack a
+         * chunk they should hold cannot bounce the query for ever. */
+        p->answered = true;
+        if (++p->nohaves >= 4 * s->cfg.query_tries) {
                 lost_chunk(s, chunk, now);
                 return;
         }
-        if (pick_holder(s, chunk, m) != m)
+        struct swarm_member *h = pick_holder(s, chunk, m);
+        if (h && h != m)
                 ask(s, p, now);
 }
 
@@ -751,17 +755,21 @@ static void query_timed_out(struct swarm *s, struct pending *p, uint64_t now)
 {
         p->tries++;
         if (p->tries >= s->cfg.query_tries) {
-                /* the last tries went over TCP: a holder that still does not
-                 * answer is stuck, not unlucky */
-                if (s->cfg.query == SWARM_QUERY_DIRECTED && p->asked) {
+                if (s->cfg.query == SWARM_QUERY_DIRECTED && p->answered) {
+                        /* it answers, the chunk is just not there yet: keep asking */
+                        p->tries = s->cfg.query_tries - 1;
+                } else if (s->cfg.query == SWARM_QUERY_DIRECTED && p->asked) {
+                        /* the last tries went over TCP: a holder that still does
+                         * not answer is stuck, not unlucky */
                         struct swarm_member *h = p->asked;
                         p->tries = s->cfg.escalate_after;
                         emit(s, SWARM_ACT_DROP, h, P2S_ERR_SWARM);
                         member_remove(s, h, now);  /* re-asks p elsewhere, or fails */
                         return;
+                } else {
+                        lost_chunk(s, p->chunk, now);
+                        return;
                 }
-                lost_chunk(s, p->chunk, now);
-                return;
         }
         p->timeout *= 2;
         if (p->timeout > s->cfg.query_timeout_max_us)

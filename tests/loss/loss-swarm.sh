@@ -1,0 +1,104 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# A swarm under packet loss: p2sd and 10 p2s-fetch clients inside a network
+# namespace of this test's own, where iptables drops a share of UDP (and
+# optionally TCP) packets at random. Every copy is compared byte for byte.
+#
+#   loss-swarm.sh MODE UDP_LOSS_PERCENT [TCP_LOSS_PERCENT]
+#
+# MODE is udp or tcp (p2sd --control). Exit 77 (skip) with the reason when
+# it cannot run here (not root, no namespaces); the namespace is deleted
+# whatever happens.
+set -uo pipefail
+
+mode=${1:?mode}
+udp_loss=${2:?udp loss percent}
+tcp_loss=${3:-0}
+clients=${P2S_LOSS_CLIENTS:-10}
+size_kb=${P2S_LOSS_SIZE_KB:-3000}
+p2sd=${P2SD:?P2SD must point at the p2sd binary}
+fetch=${P2S_FETCH:?P2S_FETCH must point at the p2s-fetch binary}
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() {
+	echo "FAIL: $*"
+	[[ -f ${work:-}/p2sd.log ]] && sed 's/^/# p2sd: /' "$work/p2sd.log" | tail -20
+	exit 1
+}
+
+[[ $(id -u) -eq 0 ]] || skip "needs root for ip netns and iptables"
+command -v ip >/dev/null || skip "iproute2 is not installed"
+if ! command -v iptables >/dev/null; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null 2>&1 ||
+		skip "iptables is not installed and could not be installed"
+fi
+
+ns=p2s-loss-$$-$mode-$udp_loss-$tcp_loss
+work=$(mktemp -d /tmp/p2s-loss.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	ip netns del "$ns" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+ip netns add "$ns" || skip "cannot create a network namespace"
+in_ns() { ip netns exec "$ns" "$@"; }
+in_ns ip link set lo up || fail "cannot bring lo up in $ns"
+prob() { awk -v p="$1" 'BEGIN { printf "%.4f", p / 100 }'; }
+if [[ $udp_loss != 0 ]]; then
+	in_ns iptables -A INPUT -p udp -m statistic --mode random --probability "$(prob "$udp_loss")" -j DROP ||
+		fail "iptables rule for UDP loss"
+fi
+if [[ $tcp_loss != 0 ]]; then
+	in_ns iptables -A INPUT -p tcp -m statistic --mode random --probability "$(prob "$tcp_loss")" -j DROP ||
+		fail "iptables rule for TCP loss"
+fi
+
+head -c $((size_kb * 1024 + 123)) /dev/urandom >"$work/src.bin"
+# started with ip directly, not through a function: $! must be the daemon itself
+ip netns exec "$ns" "$p2sd" --port 0 --control "$mode" --min-clients "$clients" --gather-timeout 60 \
+	--cache 256K --log-level info "$work/src.bin" 2>"$work/p2sd.log" &
+sp=$!
+pids+=("$sp")
+port=
+for _ in $(seq 200); do
+	port=$(grep -o 'port [0-9]*' "$work/p2sd.log" 2>/dev/null | tail -1 | cut -d' ' -f2)
+	[[ -n $port ]] && break
+	kill -0 "$sp" 2>/dev/null || fail "p2sd exited early: $(cat "$work/p2sd.log")"
+	sleep 0.05
+done
+[[ -n $port ]] || fail "p2sd did not report its port"
+
+start=$(date +%s.%N)
+cps=()
+for i in $(seq "$clients"); do
+	ip netns exec "$ns" "$fetch" --quiet --timeout 60 "127.0.0.1:$port" src.bin -o "$work/out$i.bin" 2>"$work/fetch$i.log" &
+	cps+=($!)
+	pids+=($!)
+done
+failed=0
+for i in "${!cps[@]}"; do
+	if ! wait "${cps[$i]}"; then
+		failed=$((failed + 1))
+		echo "client $((i + 1)) failed: $(tail -2 "$work/fetch$((i + 1)).log")"
+	fi
+done
+end=$(date +%s.%N)
+kill -TERM "$sp"
+wait "$sp" || fail "p2sd did not exit 0 on SIGTERM"
+
+((failed == 0)) || fail "$failed of $clients clients failed (mode $mode, UDP loss $udp_loss%, TCP loss $tcp_loss%)"
+for i in $(seq "$clients"); do
+	cmp -s "$work/src.bin" "$work/out$i.bin" || fail "copy $i differs from the source"
+done
+dropped=$(in_ns iptables -L INPUT -v -n -x | awk '/DROP/ { s += $1 } END { print s + 0 }')
+if [[ $udp_loss != 0 || $tcp_loss != 0 ]]; then
+	((dropped > 0)) || fail "no packet was dropped: the loss rule did not apply"
+fi
+printf 'PASS: mode %s, UDP loss %s%%, TCP loss %s%%: %d clients, %d KiB each, %.2f s, %d packets dropped\n' \
+	"$mode" "$udp_loss" "$tcp_loss" "$clients" "$size_kb" "$(echo "$end - $start" | bc)" "$dropped"
+grep -h 'complete:' "$work/p2sd.log" | sed 's/^/# /'
+exit 0
