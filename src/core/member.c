@@ -280,7 +280,7 @@ void member_on_share(struct member *m, uint32_t chunk, struct buf *data, uint64_
         if (late) {
                 if (!manifest_verify_chunk(&m->mf, chunk, data->data, data->len)) {
                         m->stats.bad_chunks++;
-                        send_msg(m, P2S_NOHAVE, chunk);  /* the server counts it as ours */
+                        send_msg_via(m, P2S_NOHAVE, chunk, true);  /* the server counts it as ours */
                         return;
                 }
         } else {
@@ -337,8 +337,9 @@ void member_on_manifest_end(struct member *m, const uint8_t file_hash[P2S_HASH_S
                 if (bitmap_test(&m->share, c) && memcmp(m->share_digest[c], m->mf.hashes[c], P2S_HASH_SIZE)) {
                         bitmap_clear(&m->have, c);
                         m->stats.bad_chunks++;
-                        /* the server counts it as ours: say it is not, then ask for it */
-                        send_msg(m, P2S_NOHAVE, c);
+                        /* the server counts it as ours: say it is not (over TCP: it must
+                         * arrive, or our requests for it would be ignored), then ask */
+                        send_msg_via(m, P2S_NOHAVE, c, true);
                 }
         }
         free(m->share_digest);
@@ -413,7 +414,11 @@ void member_on_query(struct member *m, uint32_t chunk, uint64_t now)
                 simple(m, MEMBER_ACT_UPLOAD, chunk);
                 m->stats.bytes_uploaded += manifest_chunk_len(&m->mf, chunk);
         } else {
-                send_msg(m, P2S_NOHAVE, chunk);
+                /* flagged as the answer it is: an unflagged NOHAVE would say we
+                 * threw away a chunk the server counts as ours */
+                struct member_action a = { .type = MEMBER_ACT_SEND, .msg = P2S_NOHAVE, .chunk = chunk,
+                                           .flags = P2S_F_ACK };
+                push(m, &a);
         }
 }
 

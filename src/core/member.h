@@ -48,6 +48,7 @@ struct member_action {
         enum member_act_type type;
         uint8_t msg;
         bool reliable;          /* SEND: a retry that must arrive: use the TCP connection */
+        uint16_t flags;         /* SEND: P2S_F_ACK on a NOHAVE that answers a QUERY */
         uint32_t chunk;
         struct buf *body;       /* WRITE: owned by the action */
         uint64_t file_size;     /* PREPARE */

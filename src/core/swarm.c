@@ -32,6 +32,7 @@ struct pending {
         unsigned nwait, capwait;
         unsigned tries, nohaves;
         bool answered;          /* the holder asked last said NOHAVE */
+        bool rerouted;          /* a NOHAVE moved the query on since the timer last fired */
         uint64_t timeout;
         struct heap_node timer;
 };
@@ -523,15 +524,18 @@ void swarm_on_request(struct swarm *s, struct swarm_member *m, uint32_t chunk, b
                 return;
         }
         s->stats.requests++;
-        if (bitmap_test(&m->have, chunk)) {
-                /* Sent already: while anything is queued toward it this is a
-                 * retried REQ that crossed the DATA; once nothing is, the
-                 * member plainly lacks the chunk. */
-                if (!idle)
-                        return;
-                bitmap_clear(&m->have, chunk);
-        }
         struct buf *b = lru_get(s->cache, cache_key(s, chunk));
+        if (bitmap_test(&m->have, chunk)) {
+                /* Sent already, so most likely a retried REQ that crossed the
+                 * DATA. With nothing queued toward it and the chunk at hand,
+                 * sending it again costs little and settles the doubt; a
+                 * member that threw its copy away says so with a NOHAVE. */
+                if (idle && b) {
+                        s->stats.cache_hits++;
+                        deliver(s, m, chunk, b, P2S_F_FROM_CACHE);
+                }
+                return;
+        }
         if (b) {
                 s->stats.cache_hits++;
                 deliver(s, m, chunk, b, P2S_F_FROM_CACHE);
@@ -596,21 +600,21 @@ bool swarm_wants_upload(const struct swarm *s, const struct swarm_member *m, uin
         return u32map_get(&s->pending, chunk) != NULL;
 }
 
-void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, uint64_t now)
+void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, bool answer, uint64_t now)
 {
         if (s->state != SWARM_RELAY || chunk >= s->manifest.chunk_count) {
                 s->stats.dropped_msgs++;
                 return;
         }
         s->stats.nohaves++;
-        struct pending *p = u32map_get(&s->pending, chunk);
-        bool asked = p && (p->asked == m || s->cfg.query == SWARM_QUERY_BROADCAST);
-        if (!asked) {
-                /* unasked: it discarded a chunk we counted as its own */
+        if (!answer) {
+                /* it discarded a chunk we counted as its own */
                 bitmap_clear(&m->have, chunk);
                 return;
         }
-        if (s->cfg.query == SWARM_QUERY_BROADCAST)
+        struct pending *p = u32map_get(&s->pending, chunk);
+        /* a late answer to a query that moved on, or a broadcast: others answer */
+        if (!p || p->asked != m || s->cfg.query == SWARM_QUERY_BROADCAST)
                 return;
         /* Asked: the chunk we sent it may still be on its way (in a socket
          * buffer, behind a retransmission), so the holder bit stays. Ask
@@ -621,9 +625,15 @@ void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, ui
                 lost_chunk(s, chunk, now);
                 return;
         }
+        /* once per timer period: holders whose copies are all still on
+         * their way would otherwise bounce the query at wire speed */
+        if (p->rerouted)
+                return;
         struct swarm_member *h = pick_holder(s, chunk, m);
-        if (h && h != m)
+        if (h && h != m) {
+                p->rerouted = true;
                 ask(s, p, now);
+        }
 }
 
 static void check_finish(struct swarm *s, uint64_t now)
@@ -754,6 +764,7 @@ uint64_t swarm_next_deadline(const struct swarm *s)
 static void query_timed_out(struct swarm *s, struct pending *p, uint64_t now)
 {
         p->tries++;
+        p->rerouted = false;
         if (p->tries >= s->cfg.query_tries) {
                 if (s->cfg.query == SWARM_QUERY_DIRECTED && p->answered) {
                         /* it answers, the chunk is just not there yet: keep asking */

@@ -107,15 +107,16 @@ void swarm_source_chunk(struct swarm *s, uint32_t idx, struct buf *data, uint64_
 void swarm_fail(struct swarm *s, int code, const char *reason, uint64_t now);
 
 /* Messages from a member, already decoded and authenticated. */
-/* idle: nothing is queued toward m, so a chunk we sent it cannot still be on
- * its way; a request for it then means m does not hold it after all. */
+/* idle: nothing of ours is queued toward m; a request for a chunk we sent
+ * it is then answered again from the cache, if the cache has it. */
 void swarm_on_request(struct swarm *s, struct swarm_member *m, uint32_t chunk, bool idle, uint64_t now);
 void swarm_on_upload(struct swarm *s, struct swarm_member *m, uint32_t chunk, struct buf *data, uint64_t now);
 /* Whether an upload of chunk from m would be used now; the caller refuses
  * to reassemble data nobody asked for. */
 bool swarm_wants_upload(const struct swarm *s, const struct swarm_member *m, uint32_t chunk);
-/* Answer to a QUERY, or unasked: m discarded a chunk we thought it held. */
-void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, uint64_t now);
+/* answer: the NOHAVE answers a QUERY (P2S_F_ACK); otherwise m says it
+ * discarded a chunk we counted as its own. */
+void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, bool answer, uint64_t now);
 void swarm_on_complete(struct swarm *s, struct swarm_member *m, uint64_t now);
 void swarm_on_bye(struct swarm *s, struct swarm_member *m, uint64_t now);
 

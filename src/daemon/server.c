@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "core/dgram.h"
 #include "core/swarm.h"
+#include "io/udpdata.h"
 #include "daemon/server.h"
 #include "proto/cookie.h"
 #include "proto/hash.h"
@@ -34,9 +35,6 @@
 #define SHUTDOWN_US       (3 * USEC_PER_SEC)
 #define HOUSEKEEP_US      (1 * USEC_PER_SEC)
 #define MAX_UNATTACHED    4096
-#define UDP_BATCH         32
-#define UDP_MAX           (P2S_MAX_DGRAM + 1)
-#define FRAG_BATCH        64
 #define RX_BUF            (256u << 10)
 #define PROVEN            SIZE_MAX      /* udp_reply_err: the sender echoed a valid cookie */
 
@@ -89,6 +87,7 @@ struct server {
         uint32_t dgram_size;            /* largest datagram of chunk data */
         struct dgram_config dgram;
         bool udp_blocked;               /* waiting for EPOLLOUT on the UDP socket */
+        struct udpdata ud;
         uint16_t port;
         char listen_desc[NET_ADDRSTRLEN + 16];
         struct lru *cache;
@@ -205,40 +204,21 @@ static void member_send(struct smember *m, uint8_t msg, uint16_t flags, uint32_t
         }
 }
 
-/* Sends what the member's window allows, in batches of one sendmmsg. A
- * datagram the kernel refuses is as good as lost: the receiver's NACK or
- * our probe brings it back. */
+/* Sends what the member's window allows; see io/udpdata. */
 static void udp_data_flush(struct server *srv, struct smember *m)
 {
         if (!m->tx || srv->udp_blocked)
                 return;
-        uint64_t now = loop_now(srv->loop);
-        struct dgram_frag fr[FRAG_BATCH];
-        uint8_t hdr[FRAG_BATCH][P2S_HDR_SIZE + P2S_FRAG_SIZE];
-        struct iovec iov[FRAG_BATCH][2];
-        struct mmsghdr mm[FRAG_BATCH];
-        size_t n;
-        while ((n = dgram_tx_next(m->tx, now, fr, FRAG_BATCH)) > 0) {
-                for (size_t i = 0; i < n; i++) {
-                        struct p2s_hdr h = { .type = P2S_FRAG, .flags = fr[i].flags,
-                                             .body_len = P2S_FRAG_SIZE + fr[i].len,
-                                             .swarm_id = swarm_id(m->sv->sw), .member_id = m->id,
-                                             .token = m->token, .chunk = fr[i].chunk };
-                        wire_encode_hdr(hdr[i], &h);
-                        wire_put_frag(hdr[i] + P2S_HDR_SIZE, &fr[i].f);
-                        iov[i][0] = (struct iovec){ hdr[i], sizeof(hdr[i]) };
-                        iov[i][1] = (struct iovec){ (void *)fr[i].payload, fr[i].len };
-                        mm[i].msg_hdr = (struct msghdr){ .msg_name = &m->addr, .msg_namelen = m->addrlen,
-                                                         .msg_iov = iov[i], .msg_iovlen = 2 };
-                }
-                int k = sendmmsg(srv->udp_fd, mm, (unsigned)n, MSG_DONTWAIT | MSG_NOSIGNAL);
-                for (int i = 0; i < k; i++)
-                        srv->st.bytes_out += mm[i].msg_len;
-                if (k < (int)n) {
-                        srv->udp_blocked = true;
-                        loop_mod(srv->loop, srv->udp_fd, EPOLLIN | EPOLLOUT);
-                        return;
-                }
+        struct p2s_hdr tmpl = { .swarm_id = swarm_id(m->sv->sw), .member_id = m->id, .token = m->token };
+        uint64_t before = srv->ud.bytes_out;
+        int r = udpdata_flush(&srv->ud, m->tx, &tmpl, (struct sockaddr *)&m->addr, m->addrlen,
+                              loop_now(srv->loop));
+        srv->st.bytes_out += srv->ud.bytes_out - before;
+        if (r == 1) {
+                srv->udp_blocked = true;
+                loop_mod(srv->loop, srv->udp_fd, EPOLLIN | EPOLLOUT);
+        } else if (r < 0) {
+                log_rl(LOG_WARNING, "member %u: sending chunk data: %s", m->id, strerror(-r));
         }
 }
 
@@ -518,7 +498,7 @@ static void member_msg(struct server *srv, struct smember *m, const struct p2s_m
                 swarm_on_request(sv->sw, m->sm, h->chunk, member_idle(m), now);
                 break;
         case P2S_NOHAVE:
-                swarm_on_nohave(sv->sw, m->sm, h->chunk, now);
+                swarm_on_nohave(sv->sw, m->sm, h->chunk, h->flags & P2S_F_ACK, now);
                 break;
         case P2S_COMPLETE:
                 swarm_on_complete(sv->sw, m->sm, now);
@@ -725,36 +705,22 @@ static void udp_writable(struct server *srv)
         }
 }
 
+static void on_udp(const uint8_t *pkt, size_t len, const struct sockaddr *from, socklen_t fromlen, void *ud)
+{
+        on_datagram(ud, pkt, len, from, fromlen);
+}
+
 static void udp_readable(struct loop *l, int fd, uint32_t events, void *ud)
 {
         struct server *srv = ud;
-        static uint8_t bufs[UDP_BATCH][UDP_MAX];
         if (events & EPOLLOUT)
                 udp_writable(srv);
-        struct mmsghdr mm[UDP_BATCH];
-        struct iovec iov[UDP_BATCH];
-        struct sockaddr_storage from[UDP_BATCH];
+        uint64_t truncated = 0;
         /* a bounded number of batches per turn keeps TCP peers served too */
-        for (int round = 0; round < 8; round++) {
-                for (int i = 0; i < UDP_BATCH; i++) {
-                        iov[i] = (struct iovec){ bufs[i], UDP_MAX };
-                        mm[i].msg_hdr = (struct msghdr){ .msg_name = &from[i], .msg_namelen = sizeof(from[i]),
-                                                         .msg_iov = &iov[i], .msg_iovlen = 1 };
-                }
-                int n = recvmmsg(fd, mm, UDP_BATCH, MSG_DONTWAIT, NULL);
-                if (n <= 0)
-                        break;
-                for (int i = 0; i < n; i++) {
-                        if (mm[i].msg_hdr.msg_flags & MSG_TRUNC) {
-                                srv->st.bad_packets++;
-                                log_rl(LOG_NOTICE, "dropped oversized datagram");
-                                continue;
-                        }
-                        on_datagram(srv, bufs[i], mm[i].msg_len, (struct sockaddr *)&from[i],
-                                    mm[i].msg_hdr.msg_namelen);
-                }
-                if (n < UDP_BATCH)
-                        break;
+        udpdata_recv(&srv->ud, 8, on_udp, srv, &truncated);
+        if (truncated) {
+                srv->st.bad_packets += truncated;
+                log_rl(LOG_NOTICE, "dropped %llu oversized datagrams", (unsigned long long)truncated);
         }
         reap(srv);
         rearm(srv);
@@ -1225,6 +1191,7 @@ int server_listen(struct server *srv, char *err, size_t errlen)
                 return r;
         /* control bursts from many members at once must not overflow the queue */
         net_set_bufs(srv->udp_fd, 8 << 20, 16 << 20);
+        udpdata_init(&srv->ud, srv->udp_fd);
         if ((r = loop_add(srv->loop, srv->tcp_fd, EPOLLIN, tcp_acceptable, srv)) < 0 ||
             (r = loop_add(srv->loop, srv->udp_fd, EPOLLIN, udp_readable, srv)) < 0) {
                 snprintf(err, errlen, "epoll: %s", strerror(-r));

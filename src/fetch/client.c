@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "core/dgram.h"
 #include "fetch/client.h"
+#include "io/udpdata.h"
 #include "fetch/progress.h"
 #include "fetch/store.h"
 #include "proto/hash.h"
@@ -28,8 +29,6 @@
 #define HELLO_RTO_US     (250 * USEC_PER_MSEC)
 #define HELLO_RTO_MAX_US (2 * USEC_PER_SEC)
 #define RX_BUF           (1u << 20)
-#define UDP_MAX          (P2S_MAX_DGRAM + 1)
-#define FRAG_BATCH       64
 
 enum join_state { JOIN_HELLO, JOIN_CONNECTING, JOIN_ATTACHED, JOIN_DONE };
 
@@ -52,6 +51,7 @@ struct client {
         struct dgram_config dgram;
         struct dgram_tx *dtx;           /* --control=tcp: our uploads over UDP */
         struct dgram_rx *drx;           /* --control=tcp: chunk data from the server */
+        struct udpdata ud;
         struct member *mb;
         struct store store;
         FILE *rtt;
@@ -122,32 +122,14 @@ static void tcp_send(struct client *c, const struct p2s_hdr *h)
                 tcp_flush(c);
 }
 
-/* Sends what the upload window allows; a datagram the kernel refuses is
- * recovered like a lost one. */
+/* Sends what the upload window allows; see io/udpdata. */
 static void udp_data_flush(struct client *c)
 {
         if (!c->dtx)
                 return;
-        uint64_t now = loop_now(c->loop);
-        struct dgram_frag fr[FRAG_BATCH];
-        uint8_t hdr[FRAG_BATCH][P2S_HDR_SIZE + P2S_FRAG_SIZE];
-        struct iovec iov[FRAG_BATCH][2];
-        struct mmsghdr mm[FRAG_BATCH];
-        size_t n;
-        while ((n = dgram_tx_next(c->dtx, now, fr, FRAG_BATCH)) > 0) {
-                for (size_t i = 0; i < n; i++) {
-                        struct p2s_hdr h;
-                        fill_hdr(c, &h, P2S_FRAG, fr[i].chunk, P2S_FRAG_SIZE + fr[i].len);
-                        h.flags = fr[i].flags;
-                        wire_encode_hdr(hdr[i], &h);
-                        wire_put_frag(hdr[i] + P2S_HDR_SIZE, &fr[i].f);
-                        iov[i][0] = (struct iovec){ hdr[i], sizeof(hdr[i]) };
-                        iov[i][1] = (struct iovec){ (void *)fr[i].payload, fr[i].len };
-                        mm[i].msg_hdr = (struct msghdr){ .msg_iov = iov[i], .msg_iovlen = 2 };
-                }
-                if (sendmmsg(c->udp_fd, mm, (unsigned)n, MSG_DONTWAIT | MSG_NOSIGNAL) < (int)n)
-                        return;
-        }
+        struct p2s_hdr tmpl = { .swarm_id = c->swarm_id, .member_id = c->member_id, .token = c->token };
+        /* a full socket buffer drains by itself; the tx timer carries on */
+        udpdata_flush(&c->ud, c->dtx, &tmpl, NULL, 0, loop_now(c->loop));
 }
 
 static void send_frag_ack(struct client *c, uint8_t type, uint8_t kind, uint32_t chunk,
@@ -223,6 +205,7 @@ static void drain(struct client *c)
                 case MEMBER_ACT_SEND: {
                         struct p2s_hdr h;
                         fill_hdr(c, &h, a.msg, a.chunk, 0);
+                        h.flags = a.flags;
                         if (c->control == P2S_CONTROL_TCP || a.reliable)
                                 tcp_send(c, &h);
                         else
@@ -461,18 +444,18 @@ static void on_datagram(struct client *c, const uint8_t *pkt, size_t len)
                 on_server_msg(c, &msg, NULL);
 }
 
+static void on_udp(const uint8_t *pkt, size_t len, const struct sockaddr *from, socklen_t fromlen, void *ud)
+{
+        struct client *c = ud;
+        if (c->join != JOIN_DONE)
+                on_datagram(c, pkt, len);
+}
+
 static void udp_event(struct loop *l, int fd, uint32_t events, void *ud)
 {
         struct client *c = ud;
-        uint8_t pkt[UDP_MAX];
-        for (int i = 0; i < 64 && c->join != JOIN_DONE; i++) {
-                ssize_t n = recv(fd, pkt, sizeof(pkt), MSG_DONTWAIT | MSG_TRUNC);
-                if (n < 0)
-                        break;  /* EAGAIN, or ECONNREFUSED: HELLO retries until --timeout */
-                if ((size_t)n > sizeof(pkt))
-                        continue;
-                on_datagram(c, pkt, (size_t)n);
-        }
+        /* ECONNREFUSED while joining ends a batch early: HELLO retries until --timeout */
+        udpdata_recv(&c->ud, 4, on_udp, c, NULL);
         rearm(c);
 }
 
@@ -683,6 +666,7 @@ struct client *client_new(const struct fetch_options *o, struct loop *l, char *e
                 return client_free(c);
         }
         net_set_bufs(c->udp_fd, 4 << 20, 8 << 20);
+        udpdata_init(&c->ud, c->udp_fd);
         progress_init(&c->progress, o->name, o->quiet);
         return c;
 }

@@ -401,7 +401,7 @@ static void pump_member(struct net *t, struct peer *p)
                 case MEMBER_ACT_SEND:
                         CHECK(a.msg == P2S_REQ || a.msg == P2S_NOHAVE || a.msg == P2S_COMPLETE ||
                               a.msg == P2S_BYE);
-                        enqueue_via(t, p, true, a.msg, 0, a.chunk, NULL, a.reliable);
+                        enqueue_via(t, p, true, a.msg, a.flags, a.chunk, NULL, a.reliable);
                         break;
                 case MEMBER_ACT_PREPARE:
                         CHECK(!p->out);
@@ -537,7 +537,7 @@ static void to_swarm(struct net *t, struct peer *p, struct msg *g)
                 swarm_on_request(t->s, p->sm, g->chunk, peer_idle(t, p), now);
                 break;
         case P2S_NOHAVE:
-                swarm_on_nohave(t->s, p->sm, g->chunk, now);
+                swarm_on_nohave(t->s, p->sm, g->chunk, g->flags & P2S_F_ACK, now);
                 break;
         case P2S_COMPLETE:
                 swarm_on_complete(t->s, p->sm, now);
@@ -1417,13 +1417,13 @@ START_TEST(directed_least_busy)
         /* a NOHAVE from the asked holder moves the query on at once */
         rig_clear(&r);
         int asked0 = first == A ? B : A;
-        swarm_on_nohave(r.s, r.m[asked0], 0, r.now);
+        swarm_on_nohave(r.s, r.m[asked0], 0, true, r.now);
         rig_collect(&r);
         ck_assert_uint_eq(rig_count(&r, P2S_QUERY, -1, 0), 1);
         ck_assert_int_eq(rig_idx(rig_last(&r, P2S_QUERY)), asked0 == A ? B : A);
         /* one from a member that was not asked changes nothing */
         rig_clear(&r);
-        swarm_on_nohave(r.s, r.m[C], 0, r.now);
+        swarm_on_nohave(r.s, r.m[C], 0, true, r.now);
         rig_collect(&r);
         ck_assert_uint_eq(r.na, 0);
         ck_assert_uint_eq(swarm_stats(r.s)->nohaves, 2);
@@ -1671,7 +1671,7 @@ START_TEST(dropped_msgs_in_gather)
         swarm_on_upload(s, m, 0, b, T0);
         swarm_on_complete(s, m, T0);
         ck_assert_uint_eq(st->dropped_msgs, 3);
-        swarm_on_nohave(s, m, 0, T0);
+        swarm_on_nohave(s, m, 0, true, T0);
         ck_assert(!swarm_next_action(s, &a));
         ck_assert_int_eq(swarm_state(s), SWARM_GATHER);
         ck_assert_uint_eq(st->dropped_msgs, 4);
