@@ -8,9 +8,12 @@
 # shellcheck disable=SC2034
 # Needed to build p2sd and p2s-fetch (and the check unit tests).
 P2S_BUILD_DEPS=(meson ninja-build pkg-config libsystemd-dev check libssl-dev gcc)
-# Needed by the integration tests (network namespaces, packet loss).
+# Needed by the integration tests (network namespaces, packet loss) and the
+# systemd suite (systemd-analyze; systemd-nspawn on a debootstrapped root).
+# Installing systemd-container upgrades the host's systemd packages to the
+# same version; harmless where systemd is not PID 1.
 # shellcheck disable=SC2034
-P2S_TEST_DEPS=(iproute2 iptables)
+P2S_TEST_DEPS=(iproute2 iptables systemd systemd-container debootstrap)
 # Used by the tests when present; a failure to install them is not fatal.
 # shellcheck disable=SC2034
 P2S_OPTIONAL_TEST_DEPS=(valgrind)

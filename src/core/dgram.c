@@ -5,6 +5,7 @@
 #include <string.h>
 #include "core/dgram.h"
 #include "util/bitmap.h"
+#include "util/rtt.h"
 
 /* a report per this many new fragments keeps the sender's window moving
  * without waiting for a timeout (cwnd_min is larger than it) */
@@ -48,8 +49,7 @@ struct dgram_tx {
         size_t pending_bytes;
         double cwnd, ssthresh;
         unsigned inflight;
-        uint64_t srtt, rttvar, rto;
-        bool have_rtt;
+        struct rtt rtt;
         uint64_t recovery_until;        /* one window cut per round trip */
         struct dgram_tx_stats st;
 };
@@ -62,7 +62,7 @@ struct dgram_tx *dgram_tx_new(const struct dgram_config *cfg)
         tx->cfg = *cfg;
         tx->cwnd = cfg->cwnd_init;
         tx->ssthresh = cfg->cwnd_max;
-        tx->rto = cfg->rto_initial_us;
+        rtt_init(&tx->rtt, cfg->rto_initial_us, cfg->rto_min_us, cfg->rto_max_us);
         return tx;
 }
 
@@ -120,7 +120,7 @@ int dgram_tx_push(struct dgram_tx *tx, uint8_t kind, uint16_t flags, uint32_t ch
                 return -ENOMEM;
         }
         c->data = buf_ref(data);
-        c->rto = tx->rto;
+        c->rto = tx->rtt.rto;
         c->deadline = UINT64_MAX;
         tx->q[tx->n++] = c;
         tx->pending_bytes += data->len;
@@ -188,29 +188,13 @@ size_t dgram_tx_next(struct dgram_tx *tx, uint64_t now, struct dgram_frag *out, 
         return k;
 }
 
-static void rtt_sample(struct dgram_tx *tx, uint64_t r)
-{
-        if (!tx->have_rtt) {
-                tx->srtt = r;
-                tx->rttvar = r / 2;
-                tx->have_rtt = true;
-        } else {
-                uint64_t d = tx->srtt > r ? tx->srtt - r : r - tx->srtt;
-                tx->rttvar = (3 * tx->rttvar + d) / 4;
-                tx->srtt = (7 * tx->srtt + r) / 8;
-        }
-        uint64_t rto = tx->srtt + 4 * tx->rttvar;
-        tx->rto = rto < tx->cfg.rto_min_us ? tx->cfg.rto_min_us : rto > tx->cfg.rto_max_us ? tx->cfg.rto_max_us : rto;
-        tx->st.srtt_us = tx->srtt;
-}
-
 static void loss(struct dgram_tx *tx, uint64_t now)
 {
         if (now < tx->recovery_until)
                 return;
         tx->ssthresh = tx->cwnd / 2 < tx->cfg.cwnd_min ? tx->cfg.cwnd_min : tx->cwnd / 2;
         tx->cwnd = tx->ssthresh;
-        tx->recovery_until = now + (tx->have_rtt ? tx->srtt : tx->rto);
+        tx->recovery_until = now + (tx->rtt.have_sample ? tx->rtt.srtt : tx->rtt.rto);
 }
 
 void dgram_tx_on_ack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint64_t now)
@@ -220,7 +204,7 @@ void dgram_tx_on_ack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint64_t
         if (!c)
                 return;         /* a repeated ACK */
         if (!c->retransmitted && c->first_sent && now >= c->first_sent)
-                rtt_sample(tx, now - c->first_sent);
+                rtt_sample(&tx->rtt, now - c->first_sent);
         tx->inflight -= c->inflight;
         /* grow: slow start below ssthresh, then about one fragment per window */
         if (tx->cwnd < tx->ssthresh)
@@ -243,7 +227,7 @@ void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_
                 return;
         tx->st.nacks++;
         c->tries = 0;           /* the peer is alive: no more backoff */
-        c->rto = tx->rto;
+        c->rto = tx->rtt.rto;
         c->deadline = now + c->rto;
         /* a report sent before our re-sends arrived would make us send them twice */
         if (now < c->quiet_until)
@@ -268,7 +252,7 @@ void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_
         tx->inflight += still;
         if (any) {
                 c->retransmitted = true;
-                c->quiet_until = now + (tx->have_rtt ? tx->srtt + tx->rttvar : tx->rto / 2);
+                c->quiet_until = now + (tx->rtt.have_sample ? tx->rtt.srtt + tx->rtt.rttvar : tx->rtt.rto / 2);
                 loss(tx, now);
         }
 }
@@ -315,6 +299,7 @@ size_t dgram_tx_pending_bytes(const struct dgram_tx *tx)
 const struct dgram_tx_stats *dgram_tx_stats(const struct dgram_tx *tx)
 {
         ((struct dgram_tx *)tx)->st.cwnd = (unsigned)tx->cwnd;
+        ((struct dgram_tx *)tx)->st.srtt_us = tx->rtt.srtt;
         return &tx->st;
 }
 

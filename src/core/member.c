@@ -8,6 +8,7 @@
 #include "core/member.h"
 #include "proto/hash.h"
 #include "util/fifo.h"
+#include "util/rtt.h"
 
 struct inflight {
         uint32_t chunk;
@@ -29,8 +30,7 @@ struct member {
 
         struct inflight *fl;
         unsigned nfl;
-        uint64_t srtt, rttvar, rto;
-        bool have_rtt;
+        struct rtt rtt;
 
         uint64_t last_heard;
         bool complete_acked;
@@ -66,7 +66,7 @@ struct member *member_new(const struct member_config *cfg)
                 m->cfg.window = 1;
         if (m->cfg.window > MEMBER_MAX_WINDOW)
                 m->cfg.window = MEMBER_MAX_WINDOW;
-        m->rto = m->cfg.rto_initial_us;
+        rtt_init(&m->rtt, m->cfg.rto_initial_us, m->cfg.rto_min_us, m->cfg.rto_max_us);
         m->rng = cfg->seed ? cfg->seed : 0x9e3779b97f4a7c15ull;
         fifo_init(&m->actions, sizeof(struct member_action));
         m->fl = calloc(m->cfg.window, sizeof(*m->fl));
@@ -178,32 +178,12 @@ static void fill_window(struct member *m, uint64_t now)
                 if (c == P2S_NO_CHUNK)
                         break;
                 struct inflight *f = &m->fl[m->nfl++];
-                *f = (struct inflight){ .chunk = c, .first_sent = now, .rto = m->rto,
-                                        .deadline = now + m->rto };
+                *f = (struct inflight){ .chunk = c, .first_sent = now, .rto = m->rtt.rto,
+                                        .deadline = now + m->rtt.rto };
                 bitmap_set(&m->asked, c);
                 send_msg(m, P2S_REQ, c);
                 m->stats.requests_sent++;
         }
-}
-
-static void rtt_sample(struct member *m, uint64_t r)
-{
-        /* RFC 6298 estimator */
-        if (!m->have_rtt) {
-                m->srtt = r;
-                m->rttvar = r / 2;
-                m->have_rtt = true;
-        } else {
-                uint64_t d = m->srtt > r ? m->srtt - r : r - m->srtt;
-                m->rttvar = (3 * m->rttvar + d) / 4;
-                m->srtt = (7 * m->srtt + r) / 8;
-        }
-        uint64_t rto = m->srtt + 4 * m->rttvar;
-        if (rto < m->cfg.rto_min_us)
-                rto = m->cfg.rto_min_us;
-        if (rto > m->cfg.rto_max_us)
-                rto = m->cfg.rto_max_us;
-        m->rto = rto;
 }
 
 static void start_verify(struct member *m)
@@ -383,7 +363,7 @@ void member_on_data(struct member *m, uint32_t chunk, struct buf *data, bool fro
         }
         if (f) {
                 if (f->retries == 0)
-                        rtt_sample(m, now - f->first_sent);
+                        rtt_sample(&m->rtt, now - f->first_sent);
                 struct member_action a = { .type = MEMBER_ACT_RTT, .chunk = chunk,
                                            .req_time_us = f->first_sent, .rtt_us = now - f->first_sent,
                                            .from_cache = from_cache };
@@ -434,7 +414,7 @@ void member_on_verified(struct member *m, const uint8_t *file_hash, uint64_t now
         simple(m, MEMBER_ACT_FINALIZE, P2S_NO_CHUNK);
         m->state = MEMBER_COMPLETE;
         m->last_heard = now;
-        m->complete_rto = m->rto;
+        m->complete_rto = m->rtt.rto;
         m->complete_deadline = now + m->complete_rto;
         send_msg(m, P2S_COMPLETE, P2S_NO_CHUNK);
 }

@@ -116,6 +116,41 @@ struct catalog *catalog_new(const char *root, char **files, int nfiles, char *er
         return c;
 }
 
+/* Without openat2 (old kernels, or systemd's seccomp filter, which answers
+ * ENOSYS for it under RestrictSUIDSGID=, implied by DynamicUser=): one
+ * component at a time, following no symlink at all. catalog_name_ok has
+ * already refused "..", "." and empty components. Stricter than
+ * RESOLVE_BENEATH: even a symlink that stays inside the root is refused. */
+static int open_beneath(int root_fd, const char *name)
+{
+        char comp[256];
+        int dir = root_fd;
+        for (;;) {
+                const char *slash = strchr(name, '/');
+                if (!slash)
+                        break;
+                size_t n = (size_t)(slash - name);
+                memcpy(comp, name, n);
+                comp[n] = 0;
+                int next = openat(dir, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                int e = errno;
+                if (dir != root_fd)
+                        close(dir);
+                if (next < 0) {
+                        errno = e;
+                        return -1;
+                }
+                dir = next;
+                name = slash + 1;
+        }
+        int fd = openat(dir, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+        int e = errno;
+        if (dir != root_fd)
+                close(dir);
+        errno = e;
+        return fd;
+}
+
 int catalog_open(const struct catalog *c, const char *name)
 {
         if (!catalog_name_ok(name))
@@ -127,8 +162,10 @@ int catalog_open(const struct catalog *c, const char *name)
                 struct open_how how = { .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
                                         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
                 fd = (int)syscall(SYS_openat2, c->root_fd, name, &how, sizeof(how));
+                if (fd < 0 && errno == ENOSYS)
+                        fd = open_beneath(c->root_fd, name);
                 if (fd < 0)
-                        return errno == EXDEV || errno == ELOOP ? -ENOENT : -errno;
+                        return errno == EXDEV || errno == ELOOP || errno == ENOTDIR ? -ENOENT : -errno;
         } else {
                 for (int i = 0; i < c->n && fd < 0; i++)
                         if (!strcmp(c->names[i], name))

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* p2sd: serve files to swarms of p2s-fetch clients. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include "daemon/catalog.h"
+#include "daemon/conffile.h"
 #include "daemon/options.h"
 #include "daemon/server.h"
 #include "util/clock.h"
@@ -17,8 +21,13 @@
 struct daemon {
         struct loop *loop;
         struct server *srv;
+        struct p2sd_options cmd;        /* the command line, laid over every reload */
+        struct p2sd_conf *boot;         /* as started: listen, port and control stay */
+        struct p2sd_conf *conf;         /* in force (== boot until the first reload) */
+        struct catalog *cat;
         struct loop_timer status, watchdog;
         uint64_t watchdog_us;
+        bool stopping;
 };
 
 static void status_line(struct daemon *d, char *buf, size_t len)
@@ -41,6 +50,7 @@ static void on_status(struct loop *l, struct loop_timer *t, void *ud)
         loop_timer_arm(l, t, loop_now(l) + STATUS_US);
 }
 
+/* Pinged from the loop, so a stuck loop starves the watchdog as it should. */
 static void on_watchdog(struct loop *l, struct loop_timer *t, void *ud)
 {
         struct daemon *d = ud;
@@ -48,73 +58,206 @@ static void on_watchdog(struct loop *l, struct loop_timer *t, void *ud)
         loop_timer_arm(l, t, loop_now(l) + d->watchdog_us / 2);
 }
 
+/* ---- SIGHUP: re-read the configuration --------------------------------- */
+
+static void log_change(const char *key, const char *old, const char *new, void *ud)
+{
+        if (!strcmp(key, "file")) {
+                if (new)
+                        log_notice("reload: now serving file %s", new);
+                else
+                        log_notice("reload: no longer serving file %s", old);
+        } else {
+                log_notice("reload: %s changed from %s to %s", key, old, new);
+        }
+}
+
+/* Listen address, port and control mode belong to the running sockets and
+ * to members that learned them: keep the values p2sd started with. */
+static void keep_restart_only(struct daemon *d, struct p2sd_options *o)
+{
+        static const char *const keys[] = { "listen", "port", "control" };
+        const struct p2sd_options *b = &d->boot->opt;
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+                char vb[128], vn[128];
+                p2sd_option_format(b, keys[i], vb, sizeof(vb));
+                p2sd_option_format(o, keys[i], vn, sizeof(vn));
+                if (strcmp(vb, vn))
+                        log_warning("reload: %s = %s in the configuration, but %s stays %s until p2sd is restarted",
+                                    keys[i], vn, keys[i], vb);
+        }
+        o->listen = b->listen;
+        o->port = b->port;
+        o->control = b->control;
+}
+
+static void reload(struct daemon *d)
+{
+        char err[512], s[256];
+        const char *what = d->cmd.config ? d->cmd.config : "the command line";
+        /* systemd >= 253 wants MONOTONIC_USEC with RELOADING=1; older ones ignore it */
+        sd_notifyf(0, "RELOADING=1\nSTATUS=reloading %s\nMONOTONIC_USEC=%llu", what,
+                   (unsigned long long)now_usec());
+        log_info("SIGHUP: reloading %s", what);
+        struct p2sd_conf *nc = p2sd_conf_load(&d->cmd, err, sizeof(err));
+        struct catalog *cat = NULL;
+        if (nc)
+                cat = catalog_new(nc->opt.root, nc->opt.files, nc->opt.nfiles, err, sizeof(err));
+        if (!cat) {
+                log_err("reload failed, keeping the previous configuration: %s", err);
+                p2sd_conf_free(nc);
+        } else {
+                keep_restart_only(d, &nc->opt);
+                unsigned n = p2sd_conf_diff(&d->conf->opt, &nc->opt, log_change, d);
+                catalog_free(server_reconfigure(d->srv, &nc->opt, cat));
+                d->cat = cat;
+                if (d->conf != d->boot)
+                        p2sd_conf_free(d->conf);
+                d->conf = nc;
+                log_set_level(nc->opt.log_level);
+                log_notice("reloaded %s: %u change%s, applied to swarms that start from now on", what, n,
+                           n == 1 ? "" : "s");
+        }
+        status_line(d, s, sizeof(s));
+        sd_notifyf(0, "READY=1\nSTATUS=%s", s);
+}
+
 static void on_signal(struct loop *l, int signo, void *ud)
 {
         struct daemon *d = ud;
+        if (d->stopping)
+                return;
         if (signo == SIGHUP) {
-                log_info("SIGHUP: nothing to reload (files are given on the command line)");
+                reload(d);
                 return;
         }
+        d->stopping = true;
         log_notice("got %s, telling members and stopping", strsignal(signo));
         sd_notify(0, "STOPPING=1\nSTATUS=stopping");
         server_shutdown(d->srv);
 }
 
-int main(int argc, char **argv)
-{
-        struct p2sd_options opt;
-        int r = p2sd_options_parse(&opt, argc, argv);
-        if (r)
-                return r == 1 ? 0 : 2;
-        log_init("p2sd");
-        log_set_level(opt.log_level);
-        signal(SIGPIPE, SIG_IGN);
+/* ---- startup ------------------------------------------------------------ */
 
-        char err[256];
-        struct catalog *cat = catalog_new(opt.root, opt.files, opt.nfiles, err, sizeof(err));
-        if (!cat) {
+static const char *fd_kind(int fd, char *buf, size_t len)
+{
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return "not an open file descriptor";
+        if (!S_ISSOCK(st.st_mode))
+                return S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISREG(st.st_mode) ? "a regular file"
+                       : S_ISCHR(st.st_mode) ? "a character device" : "not a socket";
+        int dom = 0, type = 0, acc = 0;
+        socklen_t sl = sizeof(int);
+        getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &sl);
+        sl = sizeof(int);
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl);
+        sl = sizeof(int);
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &sl);
+        const char *fam = dom == AF_UNIX ? "UNIX" : dom == AF_INET ? "IPv4" : dom == AF_INET6 ? "IPv6" : "non-IP";
+        const char *ty = type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "datagram"
+                         : type == SOCK_SEQPACKET ? "seqpacket" : "raw";
+        snprintf(buf, len, "a%s %s %s socket%s", fam[0] == 'I' ? "n" : "", fam, ty,
+                 type == SOCK_STREAM && !acc ? " that is not listening (Accept=yes?)" : "");
+        return buf;
+}
+
+/* The server tells TCP from UDP by type; refuse here, with the reason, any
+ * activated fd that is not an IPv4/IPv6 listening TCP or UDP socket. */
+static int check_activated(char *err, size_t errlen)
+{
+        int n = sd_listen_fds(0);
+        if (n < 0) {
+                snprintf(err, errlen, "socket activation: bad LISTEN_FDS: %s", strerror(-n));
+                return n;
+        }
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, 0) > 0 ||
+                    sd_is_socket_inet(fd, AF_UNSPEC, SOCK_DGRAM, -1, 0) > 0)
+                        continue;
+                char kind[96];
+                snprintf(err, errlen, "socket activation passed fd %d, %s; p2sd takes only a listening TCP "
+                         "socket and a UDP socket (ListenStream= and ListenDatagram=)", fd,
+                         fd_kind(fd, kind, sizeof(kind)));
+                return -EINVAL;
+        }
+        return n;
+}
+
+static int run(struct daemon *d)
+{
+        char err[512], s[256];
+        d->cat = catalog_new(d->conf->opt.root, d->conf->opt.files, d->conf->opt.nfiles, err, sizeof(err));
+        if (!d->cat) {
                 log_err("%s", err);
                 return 1;
         }
-        struct daemon d = { 0 };
-        d.loop = loop_new();
-        if (!d.loop) {
+        d->loop = loop_new();
+        if (!d->loop) {
                 log_err("cannot create the event loop: %m");
                 return 1;
         }
-        d.srv = server_new(&opt, cat, d.loop);
-        if (!d.srv) {
+        d->srv = server_new(&d->conf->opt, d->cat, d->loop);
+        if (!d->srv) {
                 log_err("out of memory");
                 return 1;
         }
-        if (server_listen(d.srv, err, sizeof(err)) < 0) {
+        if (check_activated(err, sizeof(err)) < 0 || server_listen(d->srv, err, sizeof(err)) < 0) {
                 log_err("%s", err);
                 return 1;
         }
         static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
-        if (loop_signals(d.loop, sigs, 3, on_signal, &d) < 0) {
+        if (loop_signals(d->loop, sigs, 3, on_signal, d) < 0) {
                 log_err("cannot set up signal handling");
                 return 1;
         }
+        const struct p2sd_options *o = &d->conf->opt;
         log_notice("listening on %s port %u (tcp+udp, control over %s, cache %llu bytes, chunk %u bytes)",
-                   server_listen_desc(d.srv), server_port(d.srv), opt.control == 1 ? "udp" : "tcp",
-                   (unsigned long long)opt.cache_bytes, opt.swarm.chunk_size);
-        char s[256];
-        status_line(&d, s, sizeof(s));
-        sd_notifyf(0, "READY=1\nX_P2S_PORT=%u\nSTATUS=%s", server_port(d.srv), s);
-        loop_timer_init(&d.status, on_status, &d);
-        loop_timer_arm(d.loop, &d.status, loop_now(d.loop) + STATUS_US);
-        if (sd_watchdog_enabled(0, &d.watchdog_us) > 0 && d.watchdog_us) {
-                loop_timer_init(&d.watchdog, on_watchdog, &d);
-                loop_timer_arm(d.loop, &d.watchdog, loop_now(d.loop) + d.watchdog_us / 2);
+                   server_listen_desc(d->srv), server_port(d->srv), o->control == P2S_CONTROL_UDP ? "udp" : "tcp",
+                   (unsigned long long)o->cache_bytes, o->swarm.chunk_size);
+        status_line(d, s, sizeof(s));
+        sd_notifyf(0, "READY=1\nX_P2S_PORT=%u\nSTATUS=%s", server_port(d->srv), s);
+        loop_timer_init(&d->status, on_status, d);
+        loop_timer_arm(d->loop, &d->status, loop_now(d->loop) + STATUS_US);
+        if (sd_watchdog_enabled(0, &d->watchdog_us) > 0 && d->watchdog_us) {
+                log_debug("watchdog: pinging every %llu ms", (unsigned long long)(d->watchdog_us / 2000));
+                loop_timer_init(&d->watchdog, on_watchdog, d);
+                loop_timer_arm(d->loop, &d->watchdog, loop_now(d->loop) + d->watchdog_us / 2);
+        } else {
+                d->watchdog_us = 0;
         }
-        r = loop_run(d.loop);
-        loop_timer_disarm(d.loop, &d.status);
-        if (d.watchdog_us)
-                loop_timer_disarm(d.loop, &d.watchdog);
-        server_free(d.srv);
-        catalog_free(cat);
-        loop_free(d.loop);
+        int r = loop_run(d->loop);
+        loop_timer_disarm(d->loop, &d->status);
+        if (d->watchdog_us)
+                loop_timer_disarm(d->loop, &d->watchdog);
         log_info("stopped");
+        return r;
+}
+
+int main(int argc, char **argv)
+{
+        struct daemon d = { 0 };
+        int r = p2sd_options_parse(&d.cmd, argc, argv);
+        if (r)
+                return r == 1 ? 0 : 2;
+        log_init("p2sd");
+        log_set_level(d.cmd.log_level);
+        signal(SIGPIPE, SIG_IGN);
+
+        char err[512];
+        d.boot = d.conf = p2sd_conf_load(&d.cmd, err, sizeof(err));
+        if (!d.conf) {
+                log_err("%s", err);
+                return 2;
+        }
+        log_set_level(d.conf->opt.log_level);
+        r = run(&d);
+        server_free(d.srv);
+        catalog_free(d.cat);
+        loop_free(d.loop);
+        if (d.conf != d.boot)
+                p2sd_conf_free(d.conf);
+        p2sd_conf_free(d.boot);
         return r;
 }

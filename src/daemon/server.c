@@ -226,13 +226,7 @@ static void send_frag_ack(struct server *srv, struct smember *m, uint8_t type, u
                           const struct dgram_rx_result *res)
 {
         uint8_t body[P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX];
-        struct p2s_frag_ack a = { .kind = kind, .base = type == P2S_FRAG_NACK ? res->nack_base : 0 };
-        wire_put_frag_ack(body, &a);
-        size_t len = P2S_FRAG_ACK_SIZE;
-        if (type == P2S_FRAG_NACK) {
-                memcpy(body + len, res->nack_map, res->nack_len);
-                len += res->nack_len;
-        }
+        size_t len = udpdata_ack_body(body, kind, type == P2S_FRAG_NACK ? res : NULL);
         struct p2s_hdr h = { .type = type, .body_len = (uint32_t)len, .swarm_id = swarm_id(m->sv->sw),
                              .member_id = m->id, .token = m->token, .chunk = chunk };
         udp_send(srv, (struct sockaddr *)&m->addr, m->addrlen, &h, body);

@@ -136,13 +136,7 @@ static void send_frag_ack(struct client *c, uint8_t type, uint8_t kind, uint32_t
                           const struct dgram_rx_result *res)
 {
         uint8_t body[P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX];
-        struct p2s_frag_ack a = { .kind = kind, .base = type == P2S_FRAG_NACK ? res->nack_base : 0 };
-        wire_put_frag_ack(body, &a);
-        size_t len = P2S_FRAG_ACK_SIZE;
-        if (type == P2S_FRAG_NACK) {
-                memcpy(body + len, res->nack_map, res->nack_len);
-                len += res->nack_len;
-        }
+        size_t len = udpdata_ack_body(body, kind, type == P2S_FRAG_NACK ? res : NULL);
         struct p2s_hdr h;
         fill_hdr(c, &h, type, chunk, (uint32_t)len);
         udp_send(c, &h, body);
@@ -503,9 +497,9 @@ static void tcp_event(struct loop *l, int fd, uint32_t events, void *ud)
                 wire_encode_hdr(raw, &h);
                 outq_push(&c->q, raw, sizeof(raw), NULL);
                 c->join = JOIN_ATTACHED;
+                tcp_flush(c);
                 sd_notifyf(0, "READY=1\nSTATUS=joined swarm %u for %s, waiting for it to start", c->swarm_id, c->opt->name);
                 log_debug("attached");
-                tcp_flush(c);
                 drain(c);
                 rearm(c);
                 return;

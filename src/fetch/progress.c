@@ -13,18 +13,25 @@
 
 void progress_init(struct progress *p, const char *name, bool quiet)
 {
-        *p = (struct progress){ .name = name, .quiet = quiet, .next = UINT64_MAX };
+        *p = (struct progress){ .name = name, .quiet = quiet, .next_notify = UINT64_MAX,
+                                .next_print = UINT64_MAX };
         p->tty = !quiet && isatty(STDERR_FILENO);
         p->notify = getenv("NOTIFY_SOCKET") != NULL;
 }
 
-static uint64_t interval(const struct progress *p)
+/* The service manager's STATUS= and the line on stderr run on their own
+ * clocks: under systemd stderr is the journal, which wants a line every few
+ * seconds, not every second. */
+static uint64_t print_interval(const struct progress *p)
 {
-        if (p->notify)
-                return NOTIFY_EVERY_US;
         if (p->quiet)
                 return UINT64_MAX;
         return p->tty ? TTY_EVERY_US : PLAIN_EVERY_US;
+}
+
+static uint64_t after(uint64_t t, uint64_t iv)
+{
+        return iv == UINT64_MAX ? UINT64_MAX : t + iv;
 }
 
 void progress_start(struct progress *p, uint64_t file_size, uint64_t chunks)
@@ -32,20 +39,21 @@ void progress_start(struct progress *p, uint64_t file_size, uint64_t chunks)
         p->file_size = file_size;
         p->chunks = chunks;
         p->started = p->last_t = now_usec();
-        uint64_t iv = interval(p);
-        p->next = iv == UINT64_MAX ? UINT64_MAX : p->started + iv;
+        p->next_notify = after(p->started, p->notify ? NOTIFY_EVERY_US : UINT64_MAX);
+        p->next_print = after(p->started, print_interval(p));
 }
 
 uint64_t progress_next(const struct progress *p)
 {
-        return p->next;
+        return p->next_notify < p->next_print ? p->next_notify : p->next_print;
 }
 
 void progress_tick(struct progress *p, uint64_t have, const struct member_stats *st, uint64_t now)
 {
-        if (now < p->next || !p->chunks)
+        bool notify = now >= p->next_notify, print = now >= p->next_print;
+        if (!p->chunks || (!notify && !print))
                 return;
-        uint64_t bytes = p->chunks ? p->file_size * have / p->chunks : 0;
+        uint64_t bytes = p->file_size * have / p->chunks;
         double dt = (now - p->last_t) / 1e6;
         if (dt > 0) {
                 double inst = (double)(bytes - p->last_bytes) / dt;
@@ -55,12 +63,18 @@ void progress_tick(struct progress *p, uint64_t have, const struct member_stats 
         p->last_t = now;
         uint64_t got = st->chunks_cache + st->chunks_peer;
         unsigned cache_pct = got ? (unsigned)(st->chunks_cache * 100 / got) : 0;
+        unsigned pct = (unsigned)(have * 100 / p->chunks);
         double mib = 1024.0 * 1024.0;
-        if (p->notify)
-                sd_notifyf(0, "STATUS=fetched %.0f/%.0f MiB, %.0f MiB/s, %u%% from cache",
-                           bytes / mib, p->file_size / mib, p->rate / mib, cache_pct);
+        /* whole MiB as in "fetched 512/1024 MiB", tenths for small files */
+        int prec = p->file_size < 10 * 1024 * 1024 ? 1 : 0;
+        if (notify) {
+                sd_notifyf(0, "STATUS=fetched %.*f/%.*f MiB, %.*f MiB/s, %u%% from cache", prec, bytes / mib,
+                           prec, p->file_size / mib, prec, p->rate / mib, cache_pct);
+                p->next_notify = now + NOTIFY_EVERY_US;
+        }
+        if (!print)
+                return;
         if (p->tty) {
-                unsigned pct = (unsigned)(have * 100 / p->chunks);
                 char bar[31];
                 unsigned fill = pct * 30 / 100;
                 for (unsigned i = 0; i < 30; i++)
@@ -68,16 +82,16 @@ void progress_tick(struct progress *p, uint64_t have, const struct member_stats 
                 bar[30] = 0;
                 double eta = p->rate > 0 ? (double)(p->file_size - bytes) / p->rate : 0;
                 fprintf(stderr, "\r%s [%s] %3u%% %7.1f MiB/s ETA %4.0fs ", p->name, bar, pct, p->rate / mib, eta);
-        } else if (!p->quiet) {
+        } else {
                 fprintf(stderr, "p2s-fetch: %s: %.1f/%.1f MiB (%u%%), %.1f MiB/s, %u%% from cache\n", p->name,
-                        bytes / mib, p->file_size / mib, (unsigned)(have * 100 / p->chunks), p->rate / mib, cache_pct);
+                        bytes / mib, p->file_size / mib, pct, p->rate / mib, cache_pct);
         }
-        p->next = now + interval(p);
+        p->next_print = after(now, print_interval(p));
 }
 
 void progress_complete(struct progress *p, const struct member_stats *st, const struct manifest *mf, uint64_t now)
 {
-        p->next = UINT64_MAX;
+        p->next_notify = p->next_print = UINT64_MAX;
         if (p->quiet)
                 return;
         if (p->tty)

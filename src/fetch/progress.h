@@ -11,9 +11,9 @@ struct progress {
         const char *name;
         bool quiet, tty, notify;
         uint64_t file_size, chunks;
-        uint64_t started, last_print, last_bytes, last_t;
+        uint64_t started, last_bytes, last_t;
         double rate;            /* bytes/s, smoothed */
-        uint64_t next;
+        uint64_t next_notify, next_print;       /* UINT64_MAX: never */
 };
 
 void progress_init(struct progress *p, const char *name, bool quiet);

@@ -160,6 +160,16 @@ int udpdata_flush(struct udpdata *u, struct dgram_tx *tx, const struct p2s_hdr *
         return u->gso ? flush_gso(u, tx, tmpl, to, tolen, now) : flush_plain(u, tx, tmpl, to, tolen, now);
 }
 
+size_t udpdata_ack_body(uint8_t *out, uint8_t kind, const struct dgram_rx_result *res)
+{
+        struct p2s_frag_ack a = { .kind = kind, .base = res ? res->nack_base : 0 };
+        wire_put_frag_ack(out, &a);
+        if (!res)
+                return P2S_FRAG_ACK_SIZE;
+        memcpy(out + P2S_FRAG_ACK_SIZE, res->nack_map, res->nack_len);
+        return P2S_FRAG_ACK_SIZE + res->nack_len;
+}
+
 size_t udpdata_recv(struct udpdata *u, unsigned max_batches, udpdata_fn fn, void *ud, uint64_t *truncated)
 {
         static uint8_t buf[BATCH][RX_BYTES];

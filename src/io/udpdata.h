@@ -28,6 +28,11 @@ void udpdata_init(struct udpdata *u, int fd);
 int udpdata_flush(struct udpdata *u, struct dgram_tx *tx, const struct p2s_hdr *tmpl,
                   const struct sockaddr *to, socklen_t tolen, uint64_t now);
 
+/* The body of a FRAG_ACK (res NULL) or of a FRAG_NACK carrying res's
+ * bitmap, into out (P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX bytes). Returns
+ * its length. */
+size_t udpdata_ack_body(uint8_t *out, uint8_t kind, const struct dgram_rx_result *res);
+
 /* One datagram as received (a GRO batch is split into these). */
 typedef void (*udpdata_fn)(const uint8_t *pkt, size_t len, const struct sockaddr *from,
                            socklen_t fromlen, void *ud);

@@ -2,12 +2,64 @@
 /* libFuzzer target for the wire decoder: no input may crash it or read past
  * the buffer, the whole-datagram and header+body paths must agree, and every
  * accepted input must re-encode to exactly the same bytes. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool frag_kind_ok(uint8_t kind) {
+        return kind == P2S_SHARE || kind == P2S_DATA || kind == P2S_UPLOAD;
+}
+
+/* An accepted FRAG is what a receiver copies into a chunk buffer of
+ * chunk_len bytes at index * frag_size: it must land inside it, and every
+ * fragment but the last must be whole. */
+static void check_frag(const struct p2s_msg *m) {
+        struct p2s_frag f;
+        uint8_t again[P2S_FRAG_SIZE];
+        uint32_t len = m->hdr.body_len - P2S_FRAG_SIZE;
+        uint64_t off;
+
+        wire_get_frag(m->body, &f);
+        if (!frag_kind_ok(f.kind) || f.frag_size == 0 || f.count == 0 || f.index >= f.count)
+                abort();
+        if (f.chunk_len == 0 || f.chunk_len > P2S_MAX_CHUNK)
+                abort();
+        if ((uint64_t)f.count * f.frag_size < f.chunk_len ||
+            (uint64_t)(f.count - 1) * f.frag_size >= f.chunk_len)
+                abort();
+        off = (uint64_t)f.index * f.frag_size;
+        if (len == 0 || off + len > f.chunk_len || len > f.frag_size)
+                abort();
+        if (f.index + 1 < f.count ? len != f.frag_size : off + len != f.chunk_len)
+                abort();
+        if (f.reserved == 0) {
+                wire_put_frag(again, &f);
+                if (memcmp(again, m->body, P2S_FRAG_SIZE) != 0)
+                        abort();
+        }
+}
+
+static void check_frag_ack(const struct p2s_msg *m) {
+        struct p2s_frag_ack a;
+        uint8_t again[P2S_FRAG_ACK_SIZE];
+
+        wire_get_frag_ack(m->body, &a);
+        if (!frag_kind_ok(a.kind))
+                abort();
+        if (m->hdr.type == P2S_FRAG_ACK ? m->hdr.body_len != P2S_FRAG_ACK_SIZE
+                                        : m->hdr.body_len <= P2S_FRAG_ACK_SIZE ||
+                                          m->hdr.body_len > P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX)
+                abort();
+        if (a.reserved == 0) {
+                wire_put_frag_ack(again, &a);
+                if (memcmp(again, m->body, P2S_FRAG_ACK_SIZE) != 0)
+                        abort();
+        }
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct p2s_msg m;
@@ -51,6 +103,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         } else if (m.hdr.type == P2S_WELCOME) {
                 struct p2s_welcome w;
                 wire_get_welcome(m.body, &w);
+        } else if (m.hdr.type == P2S_FRAG) {
+                check_frag(&m);
+        } else if (m.hdr.type == P2S_FRAG_ACK || m.hdr.type == P2S_FRAG_NACK) {
+                check_frag_ack(&m);
         }
         return 0;
 }

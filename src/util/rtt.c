@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+#include "rtt.h"
+
+void rtt_init(struct rtt *r, uint64_t initial, uint64_t min, uint64_t max)
+{
+        *r = (struct rtt){ .rto = initial, .min = min, .max = max };
+}
+
+void rtt_sample(struct rtt *r, uint64_t sample)
+{
+        if (!r->have_sample) {
+                r->srtt = sample;
+                r->rttvar = sample / 2;
+                r->have_sample = true;
+        } else {
+                uint64_t d = r->srtt > sample ? r->srtt - sample : sample - r->srtt;
+                r->rttvar = (3 * r->rttvar + d) / 4;
+                r->srtt = (7 * r->srtt + sample) / 8;
+        }
+        uint64_t rto = r->srtt + 4 * r->rttvar;
+        r->rto = rto < r->min ? r->min : rto > r->max ? r->max : rto;
+}
