@@ -19,7 +19,7 @@ void dgram_config_defaults(struct dgram_config *c, uint32_t dgram_size)
         *c = (struct dgram_config){
                 .frag_size = (uint16_t)payload,
                 .cwnd_init = 64, .cwnd_min = 16, .cwnd_max = 8192,
-                .rto_initial_us = 200000, .rto_min_us = 20000, .rto_max_us = 2000000,
+                .rto_initial_us = 50000, .rto_min_us = 20000, .rto_max_us = 2000000,
                 .max_tries = 12,
                 .max_partial = 256,
         };

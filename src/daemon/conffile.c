@@ -168,6 +168,8 @@ static void overlay(struct p2sd_options *o, const struct p2sd_options *cmd)
                 o->port = cmd->port;
         if (s & P2SD_SET_CONTROL)
                 o->control = cmd->control;
+        if (s & P2SD_SET_MAX_DGRAM)
+                o->max_datagram = cmd->max_datagram;
         if (s & P2SD_SET_MIN_CLIENTS)
                 o->swarm.min_clients = cmd->swarm.min_clients;
         if (s & P2SD_SET_GATHER)

@@ -72,11 +72,12 @@ static void log_change(const char *key, const char *old, const char *new, void *
         }
 }
 
-/* Listen address, port and control mode belong to the running sockets and
- * to members that learned them: keep the values p2sd started with. */
+/* Listen address, port, control mode and datagram size belong to the
+ * running sockets and to members that learned them at WELCOME: keep the
+ * values p2sd started with. */
 static void keep_restart_only(struct daemon *d, struct p2sd_options *o)
 {
-        static const char *const keys[] = { "listen", "port", "control" };
+        static const char *const keys[] = { "listen", "port", "control", "max-datagram" };
         const struct p2sd_options *b = &d->boot->opt;
         for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
                 char vb[128], vn[128];
@@ -89,6 +90,7 @@ static void keep_restart_only(struct daemon *d, struct p2sd_options *o)
         o->listen = b->listen;
         o->port = b->port;
         o->control = b->control;
+        o->max_datagram = b->max_datagram;
 }
 
 static void reload(struct daemon *d)

@@ -21,6 +21,8 @@ static const char usage[] =
 "  -l, --listen ADDR           address to bind, IPv4 or IPv6 (default: [::] and 0.0.0.0)\n"
 "  -p, --port PORT             TCP and UDP port; 0 picks a free one (default 7700)\n"
 "  -c, --control udp|tcp       transport for control messages (default udp)\n"
+"  -D, --max-datagram BYTES    --control=tcp: largest UDP payload of chunk data; the\n"
+"                              default 1452 fits a 1500-byte MTU, loopback takes 65507\n"
 "  -n, --min-clients N         start a swarm once N members joined (default 0: timeout only)\n"
 "  -g, --gather-timeout SEC    start a swarm SEC after its first member (default 3)\n"
 "  -R, --replicas R            members that get each chunk of the share (default 1)\n"
@@ -32,13 +34,14 @@ static const char usage[] =
 "  -V, --version               show the version\n";
 
 const char *const p2sd_option_keys[] = {
-        "root", "file", "listen", "port", "control", "min-clients", "gather-timeout",
+        "root", "file", "listen", "port", "control", "max-datagram", "min-clients", "gather-timeout",
         "replicas", "cache", "chunk-size", "query", "log-level", NULL,
 };
 
 void p2sd_options_defaults(struct p2sd_options *o)
 {
         *o = (struct p2sd_options){ .port = P2S_DEFAULT_PORT, .control = P2S_CONTROL_UDP,
+                                    .max_datagram = P2S_DEFAULT_DGRAM,
                                     .cache_bytes = 64u << 20, .log_level = LOG_INFO };
         swarm_config_defaults(&o->swarm);
 }
@@ -77,6 +80,11 @@ int p2sd_option_set(struct p2sd_options *o, const char *key, const char *val, un
                 else
                         return bad(err, errlen, val, "udp or tcp");
                 *bit = P2SD_SET_CONTROL;
+        } else if (!strcmp(key, "max-datagram")) {
+                if (parse_uint(val, P2S_MIN_DGRAM, P2S_MAX_DGRAM, &v) < 0)
+                        return bad(err, errlen, val, "a datagram size from 108 to 65507 bytes");
+                o->max_datagram = (uint32_t)v;
+                *bit = P2SD_SET_MAX_DGRAM;
         } else if (!strcmp(key, "min-clients")) {
                 if (parse_uint(val, 0, 100000, &v) < 0)
                         return bad(err, errlen, val, "a count (0-100000)");
@@ -149,6 +157,8 @@ void p2sd_option_format(const struct p2sd_options *o, const char *key, char *buf
                 snprintf(buf, len, "%u", o->port);
         } else if (!strcmp(key, "control")) {
                 snprintf(buf, len, "%s", o->control == P2S_CONTROL_TCP ? "tcp" : "udp");
+        } else if (!strcmp(key, "max-datagram")) {
+                snprintf(buf, len, "%u", o->max_datagram);
         } else if (!strcmp(key, "min-clients")) {
                 snprintf(buf, len, "%u", o->swarm.min_clients);
         } else if (!strcmp(key, "gather-timeout")) {
@@ -198,6 +208,7 @@ int p2sd_options_parse(struct p2sd_options *o, int argc, char **argv)
                 { "listen", required_argument, NULL, 'l' },
                 { "port", required_argument, NULL, 'p' },
                 { "control", required_argument, NULL, 'c' },
+                { "max-datagram", required_argument, NULL, 'D' },
                 { "min-clients", required_argument, NULL, 'n' },
                 { "gather-timeout", required_argument, NULL, 'g' },
                 { "replicas", required_argument, NULL, 'R' },
@@ -211,7 +222,7 @@ int p2sd_options_parse(struct p2sd_options *o, int argc, char **argv)
         };
         p2sd_options_defaults(o);
         int c, idx;
-        while ((c = getopt_long(argc, argv, "f:r:l:p:c:n:g:R:C:k:q:hV", longopts, &idx)) != -1) {
+        while ((c = getopt_long(argc, argv, "f:r:l:p:c:D:n:g:R:C:k:q:hV", longopts, &idx)) != -1) {
                 const char *key = NULL;
                 switch (c) {
                 case 'f':

@@ -20,6 +20,7 @@ enum {
         P2SD_SET_CHUNK = 1u << 8,
         P2SD_SET_QUERY = 1u << 9,
         P2SD_SET_LOG_LEVEL = 1u << 10,
+        P2SD_SET_MAX_DGRAM = 1u << 11,
 };
 
 struct p2sd_options {
@@ -29,6 +30,7 @@ struct p2sd_options {
         const char *listen;     /* NULL: [::] dual-stack, else 0.0.0.0 */
         uint16_t port;
         int control;            /* enum p2s_control_mode */
+        uint32_t max_datagram;  /* --control=tcp: largest UDP payload of chunk data */
         uint64_t cache_bytes;
         int log_level;
         struct swarm_config swarm;

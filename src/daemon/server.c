@@ -1029,7 +1029,7 @@ struct server *server_new(const struct p2sd_options *o, struct catalog *cat, str
         srv->opt = o;
         srv->cat = cat;
         srv->control = o->control;
-        srv->dgram_size = P2S_DEFAULT_DGRAM;
+        srv->dgram_size = o->max_datagram ? o->max_datagram : P2S_DEFAULT_DGRAM;
         dgram_config_defaults(&srv->dgram, srv->dgram_size);
         srv->loop = l;
         srv->tcp_fd = srv->udp_fd = -1;

@@ -4,7 +4,7 @@
 # namespace of this test's own, where iptables drops a share of UDP (and
 # optionally TCP) packets at random. Every copy is compared byte for byte.
 #
-#   loss-swarm.sh MODE UDP_LOSS_PERCENT [TCP_LOSS_PERCENT]
+#   loss-swarm.sh MODE UDP_LOSS_PERCENT [TCP_LOSS_PERCENT [P2SD_ARGS...]]
 #
 # MODE is udp or tcp (p2sd --control). Exit 77 (skip) with the reason when
 # it cannot run here (not root, no namespaces); the namespace is deleted
@@ -14,6 +14,8 @@ set -uo pipefail
 mode=${1:?mode}
 udp_loss=${2:?udp loss percent}
 tcp_loss=${3:-0}
+shift $(($# < 3 ? $# : 3))
+extra=("$@")
 clients=${P2S_LOSS_CLIENTS:-10}
 size_kb=${P2S_LOSS_SIZE_KB:-3000}
 p2sd=${P2SD:?P2SD must point at the p2sd binary}
@@ -59,7 +61,7 @@ fi
 
 head -c $((size_kb * 1024 + 123)) /dev/urandom >"$work/src.bin"
 # started with ip directly, not through a function: $! must be the daemon itself
-ip netns exec "$ns" "$p2sd" --port 0 --control "$mode" --min-clients "$clients" --gather-timeout 60 \
+ip netns exec "$ns" "$p2sd" --port 0 --control "$mode" --min-clients "$clients" --gather-timeout 60 "${extra[@]}" \
 	--cache 256K --log-level info "$work/src.bin" 2>"$work/p2sd.log" &
 sp=$!
 pids+=("$sp")
@@ -98,7 +100,7 @@ dropped=$(in_ns iptables -L INPUT -v -n -x | awk '/DROP/ { s += $1 } END { print
 if [[ $udp_loss != 0 || $tcp_loss != 0 ]]; then
 	((dropped > 0)) || fail "no packet was dropped: the loss rule did not apply"
 fi
-printf 'PASS: mode %s, UDP loss %s%%, TCP loss %s%%: %d clients, %d KiB each, %.2f s, %d packets dropped\n' \
-	"$mode" "$udp_loss" "$tcp_loss" "$clients" "$size_kb" "$(echo "$end - $start" | bc)" "$dropped"
+printf 'PASS: mode %s%s, UDP loss %s%%, TCP loss %s%%: %d clients, %d KiB each, %.2f s, %d packets dropped\n' \
+	"$mode" "${extra[*]:+ ${extra[*]}}" "$udp_loss" "$tcp_loss" "$clients" "$size_kb" "$(echo "$end - $start" | bc)" "$dropped"
 grep -h 'complete:' "$work/p2sd.log" | sed 's/^/# /'
 exit 0
