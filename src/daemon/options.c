@@ -196,6 +196,13 @@ int p2sd_options_check(const struct p2sd_options *o, char *err, size_t errlen)
                 snprintf(err, errlen, "nothing to serve: give FILE arguments or --root DIR");
                 return -EINVAL;
         }
+        /* a FRAG numbers its fragments in 16 bits */
+        uint32_t payload = o->max_datagram - P2S_HDR_SIZE - P2S_FRAG_SIZE;
+        if (o->control == P2S_CONTROL_TCP && (o->swarm.chunk_size + payload - 1) / payload > UINT16_MAX) {
+                snprintf(err, errlen, "chunk size %u needs more than 65535 datagrams of %u bytes: "
+                         "raise max-datagram or lower chunk-size", o->swarm.chunk_size, o->max_datagram);
+                return -EINVAL;
+        }
         return 0;
 }
 

@@ -295,7 +295,7 @@ START_TEST(bad_command_lines)
         h_make_file("f", 10, 35);
         const char *p2sd = getenv("P2SD"), *fetch = getenv("P2S_FETCH");
         ck_assert(p2sd && fetch);
-        static const char *const daemon_bad[][6] = {
+        static const char *const daemon_bad[][8] = {
                 { "--bogus", "f" },
                 { "--port", "abc", "f" },
                 { "--port", "70000", "f" },
@@ -309,6 +309,10 @@ START_TEST(bad_command_lines)
                 { "--gather-timeout", "soon", "f" },
                 { "--log-level", "chatty", "f" },
                 { "--root", ".", "f" },
+                { "--max-datagram", "100", "f" },
+                { "--max-datagram", "65508", "f" },
+                /* 16 MiB chunks in 156-byte fragments would need more than 65535 of them */
+                { "--control", "tcp", "--max-datagram", "200", "--chunk-size", "16M", "f" },
                 { "--port" },
                 { NULL },
         };
