@@ -20,6 +20,12 @@ p2s_build --reconfigure
 p2s_say "running: meson test -C $P2S_BUILD_DIR --print-errorlogs --num-processes 2 $*"
 rc=0
 meson test -C "$P2S_BUILD_DIR" --print-errorlogs --num-processes 2 "$@" || rc=$?
+# one plain closing line any CI reads: "N passed, N failed, N skipped"
+log=$P2S_BUILD_DIR/meson-logs/testlog.txt
+if [[ -f $log ]]; then
+	count() { awk -v k="$1" '$1 == k { n = $2 } END { print n + 0 }' "$log"; }
+	echo "$(count Ok:) passed, $(( $(count Fail:) + $(count Timeout:) )) failed, $(count Skipped:) skipped"
+fi
 if ((rc != 0)); then
 	p2s_say "error: meson test failed with status $rc (logs: $P2S_ROOT/$P2S_BUILD_DIR/meson-logs/testlog.txt)"
 fi
