@@ -145,14 +145,23 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[
 
 echo "p2s bench: ${size_mb} MB to $clients clients, chunk $chunk, $runs runs${extra:+, p2sd ${extra[*]}}"
 p2s_t=() rss=() cpu=() ng_t=()
+# Which goes first alternates: on a VM the first writes into fresh page
+# cache can cost several times more than writes into pages just freed by
+# the run before, and neither side should get the warm pages every time.
 for r in $(seq "$runs"); do
+	n=
+	if ((nginx && r % 2 == 0)); then
+		n=$(run_nginx)
+	fi
 	read -r t m c < <(run_p2s)
 	p2s_t+=("$t") rss+=("$m") cpu+=("$c")
+	if ((nginx && r % 2 == 1)); then
+		n=$(run_nginx)
+	fi
 	line="run $r: p2s ${t}s (p2sd peak RSS ${m} MiB, CPU ${c}s)"
 	if ((nginx)); then
-		n=$(run_nginx)
 		ng_t+=("$n")
-		line+="; nginx+curl ${n}s"
+		line+="; nginx+curl ${n}s ($( ((r % 2)) && echo second || echo first))"
 	fi
 	echo "$line"
 done

@@ -24,6 +24,55 @@ START_TEST(five_clients_default)
 }
 END_TEST
 
+/* The other transport arrangement: control over TCP, chunk data in UDP
+ * datagrams that fit a 1500-byte MTU, and again with loopback-sized ones;
+ * uploads happen (small cache), so data crosses UDP both ways. */
+START_TEST(control_tcp)
+{
+        h_make_file("src.bin", 3 * 1000 * 1000 + 17, 11);
+        static const char *const dargs[] = { "--control", "tcp", "--cache", "256K", NULL };
+        struct h_proc *d = h_swarm("src.bin", 6, dargs, NULL, 60);
+        ck_assert_msg(h_log_has(d, "control over tcp"), "%s", h_tail(d));
+        struct h_stats st;
+        ck_assert_msg(h_swarm_stats(d, "src.bin", &st), "no completion line:\n%s", h_tail(d));
+        ck_assert_msg(st.uploads > 0, "no upload went over UDP");
+}
+END_TEST
+
+START_TEST(control_tcp_big_datagrams)
+{
+        h_make_file("src.bin", 3 * 1000 * 1000 + 17, 12);
+        static const char *const dargs[] = { "--control", "tcp", "--max-datagram", "65000", "--cache", "256K", NULL };
+        struct h_proc *d = h_swarm("src.bin", 4, dargs, NULL, 60);
+        ck_assert_msg(h_log_has(d, "control over tcp"), "%s", h_tail(d));
+}
+END_TEST
+
+/* IPv6: p2sd bound to ::1, members reaching it as [::1]:PORT. */
+START_TEST(ipv6_loopback)
+{
+        h_make_file("src.bin", 1000 * 1000 + 3, 13);
+        static const char *const dargs[] = { "--listen", "::1", "--min-clients", "3", "src.bin", NULL };
+        unsigned port;
+        struct h_proc *d = h_p2sd_v(&port, dargs);
+        ck_assert_msg(h_log_has(d, "listening on [::1]"), "%s", h_tail(d));
+        const char *fetch = getenv("P2S_FETCH");
+        ck_assert(fetch);
+        char hostport[32], out[3][16];
+        snprintf(hostport, sizeof(hostport), "[::1]:%u", port);
+        struct h_proc *ps[3];
+        for (int i = 0; i < 3; i++) {
+                snprintf(out[i], sizeof(out[i]), "v6-%d.bin", i);
+                const char *const argv[] = { fetch, "--quiet", hostport, "src.bin", "-o", out[i], NULL };
+                ps[i] = h_spawn("fetch", argv, NULL);
+        }
+        h_expect_exit(ps, 3, 30, 0);
+        for (int i = 0; i < 3; i++)
+                h_assert_fetched("src.bin", out[i]);
+        h_stop_p2sd(d, 5);
+}
+END_TEST
+
 /* Many members on few cores: 20, then 50, on a 2 MB file in 16K chunks. */
 START_TEST(twenty_clients)
 {
@@ -168,6 +217,9 @@ static Suite *swarm_suite(void)
         tcase_add_test(tc, random_order);
         tcase_add_test(tc, gather_timeout_starts_swarm);
         tcase_add_test(tc, idle_after_swarm);
+        tcase_add_test(tc, control_tcp);
+        tcase_add_test(tc, control_tcp_big_datagrams);
+        tcase_add_test(tc, ipv6_loopback);
         suite_add_tcase(s, tc);
         tc = h_tcase("many", 120);
         tcase_add_test(tc, twenty_clients);
