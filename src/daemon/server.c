@@ -35,7 +35,9 @@
 #define SHUTDOWN_US       (3 * USEC_PER_SEC)
 #define HOUSEKEEP_US      (1 * USEC_PER_SEC)
 #define MAX_UNATTACHED    4096
-#define RX_BUF            (256u << 10)
+#define RX_BUF            (64u << 10)   /* larger bodies are read straight into their buffer */
+#define MAX_PRE_ATTACH    1024          /* TCP connections that have not sent ATTACH yet */
+#define UPLOADS_IN_PROGRESS 64          /* partial uploads reassembled per member at once */
 #define PROVEN            SIZE_MAX      /* udp_reply_err: the sender echoed a valid cookie */
 
 struct conn;
@@ -97,6 +99,7 @@ struct server {
         struct conn *conns;
         struct conn *zombies;
         unsigned nunattached;
+        unsigned npreattach;            /* TCP connections without ATTACH */
         uint32_t next_member_id, next_swarm_id;
         struct loop_timer tick;
         uint64_t next_housekeep;        /* not pushed back by traffic */
@@ -620,8 +623,12 @@ static void on_data_datagram(struct server *srv, struct smember *m, const struct
         }
         struct p2s_frag f;
         wire_get_frag(msg->body, &f);
-        if (f.kind != P2S_UPLOAD) {
+        const struct manifest *mf = swarm_manifest(sv->sw);
+        /* the length is the chunk's own, or the member allocates what it likes */
+        if (f.kind != P2S_UPLOAD || !mf || h->chunk >= mf->chunk_count ||
+            f.chunk_len != manifest_chunk_len(mf, h->chunk)) {
                 srv->st.bad_packets++;
+                log_rl(LOG_NOTICE, "member %u: dropped a fragment of chunk %u that does not fit it", m->id, h->chunk);
                 return;
         }
         /* nothing is reassembled that nobody asked for; an ACK stops the sender */
@@ -750,6 +757,7 @@ static void on_attach(struct conn *c, const struct p2s_hdr *h)
         }
         struct served *sv = m->sv;
         srv->nunattached--;
+        srv->npreattach--;
         m->conn = c;
         c->m = m;
         if (sv->over || !swarm_joinable(sv->sw)) {
@@ -770,7 +778,7 @@ static void on_attach(struct conn *c, const struct p2s_hdr *h)
         }
         if (srv->control == P2S_CONTROL_TCP) {
                 m->tx = dgram_tx_new(&srv->dgram);
-                m->rx = dgram_rx_new(srv->dgram.max_partial);
+                m->rx = dgram_rx_new(UPLOADS_IN_PROGRESS);
                 if (!m->tx || !m->rx) {
                         conn_kill(c, "out of memory");
                         return;
@@ -870,6 +878,8 @@ static void reap(struct server *srv)
                 if (c->next)
                         c->next->prev = c->prev;
                 struct smember *m = c->m;
+                if (!m)
+                        srv->npreattach--;
                 outq_fini(&c->q);
                 stream_rx_fini(&c->rx);
                 free(c);
@@ -905,6 +915,12 @@ static void tcp_acceptable(struct loop *l, int fd, uint32_t events, void *ud)
                                 log_rl(LOG_WARNING, "accept: %s", strerror(errno));
                         break;
                 }
+                /* each costs a read buffer before it has proven anything */
+                if (srv->npreattach >= MAX_PRE_ATTACH) {
+                        log_rl(LOG_WARNING, "refused a TCP connection: %u are waiting for their ATTACH", srv->npreattach);
+                        close(cfd);
+                        continue;
+                }
                 struct conn *c = calloc(1, sizeof(*c));
                 if (!c || stream_rx_init(&c->rx, P2S_HDR_SIZE, RX_BUF, conn_hdr, conn_frame, c) < 0) {
                         free(c);
@@ -928,6 +944,7 @@ static void tcp_acceptable(struct loop *l, int fd, uint32_t events, void *ud)
                 if (srv->conns)
                         srv->conns->prev = c;
                 srv->conns = c;
+                srv->npreattach++;
         }
 }
 
