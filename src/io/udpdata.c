@@ -130,6 +130,7 @@ static int flush_gso(struct udpdata *u, struct dgram_tx *tx, const struct p2s_hd
                         mm[i].msg_hdr = (struct msghdr){ .msg_name = (void *)to, .msg_namelen = tolen,
                                                          .msg_iov = &iov[i], .msg_iovlen = 1 };
                         if (nseg[i] > 1) {
+                                memset(&ctl[i], 0, sizeof(ctl[i]));    /* the padding goes to the kernel too */
                                 mm[i].msg_hdr.msg_control = ctl[i].b;
                                 mm[i].msg_hdr.msg_controllen = sizeof(ctl[i].b);
                                 struct cmsghdr *cm = CMSG_FIRSTHDR(&mm[i].msg_hdr);
