@@ -24,7 +24,7 @@ int store_check(const char *output)
 
 int store_open(struct store *s, const char *output)
 {
-        store_close(s);
+        *s = (struct store){ .fd = -1 };
         s->path = strdup(output);
         if (!s->path || asprintf(&s->part_path, "%s.part", output) < 0) {
                 s->part_path = NULL;
