@@ -550,9 +550,14 @@ static void on_hello(struct server *srv, const struct p2s_msg *msg, size_t len,
                 return;
         }
         struct smember *m = find_by_cookie(srv, h->token, from);
-        if (m) {
+        if (m && m->sv) {
                 send_welcome(srv, m);   /* our WELCOME was lost */
                 return;
+        }
+        if (m) {
+                /* its swarm ended before it attached: join afresh */
+                srv->nunattached--;
+                smember_free(srv, m);
         }
         char name[P2S_MAX_NAME + 1];
         memcpy(name, msg->body, h->body_len);
@@ -893,6 +898,12 @@ static void reap(struct server *srv)
                 struct served *sv = *p;
                 if (sv->over && !sv->members) {
                         *p = sv->next;
+                        /* joins that never attached must not keep a pointer to it */
+                        for (size_t i = 0; i < srv->members.cap; i++) {
+                                struct smember *m = srv->members.slot[i].val;
+                                if (m && m->sv == sv)
+                                        m->sv = NULL;
+                        }
                         swarm_free(sv->sw);
                         free(sv);
                 } else {
