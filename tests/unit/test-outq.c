@@ -58,7 +58,8 @@ static void expect_add(struct expect *e, const void *p, size_t n)
                 e->d = realloc(e->d, e->cap);
                 ck_assert_ptr_nonnull(e->d);
         }
-        memcpy(e->d + e->len, p, n);
+        if (n)
+                memcpy(e->d + e->len, p, n);    /* p may be NULL when n is 0 */
         e->len += n;
 }
 
