@@ -720,6 +720,9 @@ void client_log_stats(const struct client *c)
                           (unsigned long long)t->chunks_sent, (unsigned long long)t->frags_sent,
                           (unsigned long long)t->frags_resent, (unsigned long long)t->probes,
                           (unsigned long long)t->nacks, t->cwnd, (unsigned long long)t->srtt_us);
+                log_debug("UDP out: %llu datagrams in %llu syscalls (GSO %s, GRO %s)",
+                          (unsigned long long)c->ud.datagrams_out, (unsigned long long)c->ud.syscalls_out,
+                          c->ud.gso ? "on" : "off", c->ud.gro ? "on" : "off");
         }
 }
 
