@@ -11,6 +11,7 @@
 #include "proto/wire.h"
 #include "util/bitmap.h"
 #include "util/fifo.h"
+#include "util/rtt.h"
 #include "util/u32map.h"
 
 #define container_of(p, type, field) ((type *)((char *)(p) - offsetof(type, field)))
@@ -34,6 +35,7 @@ struct pending {
         bool answered;          /* the holder asked last said NOHAVE */
         bool rerouted;          /* a NOHAVE moved the query on since the timer last fired */
         uint64_t timeout;
+        uint64_t first_asked;
         struct heap_node timer;
 };
 
@@ -63,6 +65,7 @@ struct swarm {
 
         struct u32map pending;  /* chunk -> struct pending */
         struct heap timers;
+        struct rtt query_rtt;           /* QUERY to UPLOAD, first tries only (Karn) */
 
         uint64_t done_deadline;
         unsigned done_tries_left;
@@ -80,6 +83,7 @@ void swarm_config_defaults(struct swarm_config *c)
                 .gather_timeout_us = 3000000,
                 .query = SWARM_QUERY_DIRECTED,
                 .query_timeout_us = 500000,
+                .query_timeout_min_us = 50000,
                 .query_timeout_max_us = 2000000,
                 .query_tries = 8,
                 .escalate_after = 2,
@@ -151,6 +155,7 @@ struct swarm *swarm_new(const struct swarm_config *cfg, uint32_t id, const char 
         s->cfg = *cfg;
         if (s->cfg.replicas < 1)
                 s->cfg.replicas = 1;
+        rtt_init(&s->query_rtt, s->cfg.query_timeout_us, s->cfg.query_timeout_min_us, s->cfg.query_timeout_max_us);
         s->id = id;
         s->cache = cache;
         s->name = strdup(name);
@@ -552,7 +557,10 @@ void swarm_on_request(struct swarm *s, struct swarm_member *m, uint32_t chunk, b
         if (!p)
                 return;         /* the member retries */
         p->chunk = chunk;
-        p->timeout = s->cfg.query_timeout_us;
+        /* from the measured QUERY->UPLOAD time: a lost datagram on a fast
+         * path costs a few round trips, not a fixed half second */
+        p->timeout = s->query_rtt.rto;
+        p->first_asked = now;
         heap_node_init(&p->timer);
         if (add_waiter(p, m) < 0 || u32map_put(&s->pending, chunk, p) < 0) {
                 free(p->waiters);
@@ -585,6 +593,8 @@ void swarm_on_upload(struct swarm *s, struct swarm_member *m, uint32_t chunk, st
         }
         s->stats.uploads++;
         s->stats.bytes_uploaded += data->len;
+        if (p->tries == 0 && p->asked == m && now >= p->first_asked)
+                rtt_sample(&s->query_rtt, now - p->first_asked);
         bitmap_set(&m->have, chunk);
         lru_put(s->cache, cache_key(s, chunk), data);
         for (unsigned i = 0; i < p->nwait; i++)

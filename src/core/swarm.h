@@ -24,7 +24,8 @@ struct swarm_config {
         unsigned min_clients;           /* 0: start only on the gather timeout */
         uint64_t gather_timeout_us;
         enum swarm_query_mode query;
-        uint64_t query_timeout_us;      /* first wait for an upload; doubles per retry */
+        uint64_t query_timeout_us;      /* first wait for an upload until one was measured; doubles per retry */
+        uint64_t query_timeout_min_us;  /* floor of the measured timeout */
         uint64_t query_timeout_max_us;
         unsigned query_tries;           /* asks of one chunk before its holder is dropped as silent */
         unsigned escalate_after;        /* unanswered datagrams before a retry goes over TCP */
