@@ -34,6 +34,7 @@ struct pending {
         unsigned tries, nohaves;
         bool answered;          /* the holder asked last said NOHAVE */
         bool rerouted;          /* a NOHAVE moved the query on since the timer last fired */
+        bool hurried;           /* a NOHAVE brought the timer forward once */
         uint64_t timeout;
         uint64_t first_asked;
         struct heap_node timer;
@@ -643,6 +644,13 @@ void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, bo
         if (h && h != m) {
                 p->rerouted = true;
                 ask(s, p, now);
+        } else if (!p->hurried && heap_node_queued(&p->timer) &&
+                   p->timer.key > now + s->cfg.query_timeout_min_us) {
+                /* It alone holds the chunk, which is on its way to it (its
+                 * share behind START, say): ask again soon rather than after a
+                 * whole query timeout; once, the timer paces the rest. */
+                p->hurried = true;
+                heap_push(&s->timers, &p->timer, now + s->cfg.query_timeout_min_us);
         }
 }
 
