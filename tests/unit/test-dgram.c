@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: MIT */
+/* core/dgram: chunk transfer over datagrams, sender and receiver wired
+ * together in memory with a simulated clock and a seeded loss pattern.
+ * Invariants: every chunk arrives intact whatever is lost, only the holes
+ * are sent again, the window grows without loss and shrinks with it, and
+ * a peer that answers nothing is reported silent in bounded time. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/dgram.h"
+
+#define MS 1000ull
+
+struct link {
+        struct dgram_config cfg;
+        struct dgram_tx *tx;
+        struct dgram_rx *rx;
+        uint64_t now, rng;
+        double loss_data, loss_back;    /* sender -> receiver, and the reports back */
+        unsigned delivered, nacks, frags;
+        struct buf *chunks[64];
+        bool got[64];
+};
+
+static bool lost(struct link *l, double p)
+{
+        l->rng ^= l->rng << 13, l->rng ^= l->rng >> 7, l->rng ^= l->rng << 17;
+        return p > 0 && (double)(l->rng >> 11) * 0x1p-53 < p;
+}
+
+static void link_init(struct link *l, uint32_t dgram, unsigned nchunks, uint32_t chunk_len, uint64_t seed)
+{
+        memset(l, 0, sizeof(*l));
+        dgram_config_defaults(&l->cfg, dgram);
+        l->tx = dgram_tx_new(&l->cfg);
+        l->rx = dgram_rx_new(l->cfg.max_partial);
+        ck_assert(l->tx && l->rx);
+        l->now = 1000 * MS;
+        l->rng = seed | 1;
+        for (unsigned c = 0; c < nchunks; c++) {
+                l->chunks[c] = buf_new(chunk_len - c % 3);      /* a short last fragment now and then */
+                for (uint32_t i = 0; i < l->chunks[c]->len; i++)
+                        l->chunks[c]->data[i] = (uint8_t)(c * 131 + i * 7);
+                ck_assert_int_eq(dgram_tx_push(l->tx, P2S_DATA, 0, c, l->chunks[c], l->now), 0);
+        }
+}
+
+static void link_fini(struct link *l)
+{
+        for (unsigned c = 0; c < 64; c++)
+                buf_unref(l->chunks[c]);
+        dgram_tx_free(l->tx);
+        dgram_rx_free(l->rx);
+}
+
+/* Runs until every chunk arrived, the sender reports the peer silent, or
+ * max_steps. Returns true when the sender gave up. */
+static bool run(struct link *l, unsigned nchunks, unsigned max_steps)
+{
+        struct dgram_frag fr[32];
+        for (unsigned step = 0; step < max_steps && l->delivered < nchunks; step++) {
+                size_t n = dgram_tx_next(l->tx, l->now, fr, 32);
+                for (size_t i = 0; i < n; i++) {
+                        l->frags++;
+                        if (lost(l, l->loss_data))
+                                continue;
+                        if (l->got[fr[i].chunk]) {
+                                /* finished here: a repeated fragment gets the ACK again */
+                                if (!lost(l, l->loss_back))
+                                        dgram_tx_on_ack(l->tx, fr[i].kind, fr[i].chunk, l->now);
+                                continue;
+                        }
+                        struct dgram_rx_result res;
+                        int r = dgram_rx_on_frag(l->rx, fr[i].kind, fr[i].chunk, &fr[i].f, fr[i].payload,
+                                                 fr[i].len, l->now, &res);
+                        ck_assert_int_ne(r, DGRAM_RX_DROP);
+                        if (r == DGRAM_RX_COMPLETE) {
+                                struct buf *want = l->chunks[fr[i].chunk];
+                                ck_assert_uint_eq(res.chunk->len, want->len);
+                                ck_assert_mem_eq(res.chunk->data, want->data, want->len);
+                                buf_unref(res.chunk);
+                                l->got[fr[i].chunk] = true;
+                                l->delivered++;
+                                if (!lost(l, l->loss_back))
+                                        dgram_tx_on_ack(l->tx, fr[i].kind, fr[i].chunk, l->now);
+                        } else if (res.nack) {
+                                l->nacks++;
+                                if (!lost(l, l->loss_back))
+                                        dgram_tx_on_nack(l->tx, fr[i].kind, fr[i].chunk, res.nack_base,
+                                                         res.nack_map, res.nack_len, l->now);
+                        }
+                }
+                if (n == 0) {
+                        uint64_t d = dgram_tx_next_deadline(l->tx);
+                        ck_assert_msg(d != UINT64_MAX, "nothing to send and no timer: stuck");
+                        l->now = d > l->now ? d : l->now;
+                        if (dgram_tx_on_tick(l->tx, l->now))
+                                return true;
+                } else {
+                        l->now += 100;  /* 0.1 ms per batch on the wire */
+                }
+        }
+        return false;
+}
+
+START_TEST(no_loss)
+{
+        struct link l;
+        link_init(&l, P2S_DEFAULT_DGRAM, 20, 65536, 1);
+        ck_assert(!run(&l, 20, 100000));
+        ck_assert_uint_eq(l.delivered, 20);
+        const struct dgram_tx_stats *st = dgram_tx_stats(l.tx);
+        ck_assert_uint_eq(st->frags_resent, 0);
+        ck_assert_uint_eq(st->probes, 0);
+        ck_assert_uint_gt(st->cwnd, l.cfg.cwnd_init);           /* grew */
+        ck_assert_uint_eq(dgram_tx_pending_bytes(l.tx), 0);
+        link_fini(&l);
+}
+END_TEST
+
+/* 1 %, 10 %, 30 % of data and of reports lost, several seeds each. */
+START_TEST(lossy)
+{
+        static const double loss[] = { 0.01, 0.10, 0.30 };
+        struct link l;
+        link_init(&l, P2S_DEFAULT_DGRAM, 24, 65536, 7 + (uint64_t)_i);
+        l.loss_data = l.loss_back = loss[_i % 3];
+        ck_assert_msg(!run(&l, 24, 2000000), "gave up at %.0f %% loss", loss[_i % 3] * 100);
+        ck_assert_uint_eq(l.delivered, 24);
+        const struct dgram_tx_stats *st = dgram_tx_stats(l.tx);
+        /* selective: what is sent again is about what was lost, not whole chunks */
+        double sent = (double)(st->frags_sent + st->frags_resent);
+        ck_assert_msg(st->frags_resent < sent * (loss[_i % 3] * 3 + 0.02),
+                      "%llu of %.0f fragments re-sent at %.0f %% loss",
+                      (unsigned long long)st->frags_resent, sent, loss[_i % 3] * 100);
+        ck_assert_uint_ge(st->cwnd, l.cfg.cwnd_min);
+        link_fini(&l);
+}
+END_TEST
+
+/* Big datagrams, and chunks of many fragments: the receiver reports every
+ * few fragments, so the window never waits for a timeout. */
+START_TEST(long_chunks)
+{
+        struct link l;
+        link_init(&l, 600, 4, 1 << 20, 3);     /* ~1900 fragments a chunk, window 64 */
+        ck_assert(!run(&l, 4, 2000000));
+        ck_assert_uint_eq(l.delivered, 4);
+        ck_assert_uint_eq(dgram_tx_stats(l.tx)->probes, 0);
+        link_fini(&l);
+}
+END_TEST
+
+/* Loss shrinks the window; it never goes below its floor. */
+START_TEST(window_shrinks)
+{
+        struct link l;
+        link_init(&l, P2S_DEFAULT_DGRAM, 8, 65536, 5);
+        ck_assert(!run(&l, 3, 100000));         /* grow first */
+        unsigned grown = dgram_tx_stats(l.tx)->cwnd;
+        l.loss_data = 0.5;
+        ck_assert(!run(&l, 8, 2000000));
+        ck_assert_uint_lt(dgram_tx_stats(l.tx)->cwnd, grown);
+        ck_assert_uint_ge(dgram_tx_stats(l.tx)->cwnd, l.cfg.cwnd_min);
+        link_fini(&l);
+}
+END_TEST
+
+/* Nothing comes back: the sender probes with backoff and reports the peer
+ * silent after max_tries, in bounded simulated time. */
+START_TEST(silent_peer)
+{
+        struct link l;
+        link_init(&l, P2S_DEFAULT_DGRAM, 2, 65536, 9);
+        l.loss_data = l.loss_back = 1.0;      /* a peer that is gone */
+        uint64_t start = l.now;
+        ck_assert(run(&l, 2, 1000000));
+        ck_assert_uint_ge(dgram_tx_stats(l.tx)->probes, l.cfg.max_tries);
+        /* 12 probes, backoff from 50 ms to the 2 s cap: well under a minute */
+        ck_assert_uint_lt(l.now - start, 60 * 1000 * MS);
+        link_fini(&l);
+}
+END_TEST
+
+/* The receiver refuses a fragment that contradicts the ones before it, and
+ * makes room for new chunks by forgetting the stalest one. */
+START_TEST(receiver_rules)
+{
+        struct dgram_rx *rx = dgram_rx_new(2);
+        uint8_t payload[100] = { 0 };
+        struct dgram_rx_result res;
+        struct p2s_frag f = { .kind = P2S_DATA, .index = 0, .count = 3, .frag_size = 100, .chunk_len = 250 };
+        ck_assert_int_eq(dgram_rx_on_frag(rx, P2S_DATA, 1, &f, payload, 100, 10, &res), DGRAM_RX_PARTIAL);
+        struct p2s_frag g = f;
+        g.chunk_len = 260;      /* same chunk, another length */
+        ck_assert_int_eq(dgram_rx_on_frag(rx, P2S_DATA, 1, &g, payload, 100, 11, &res), DGRAM_RX_DROP);
+        /* two more chunks with room for two: chunk 1 (stalest) goes */
+        ck_assert_int_eq(dgram_rx_on_frag(rx, P2S_DATA, 2, &f, payload, 100, 12, &res), DGRAM_RX_PARTIAL);
+        ck_assert_int_eq(dgram_rx_on_frag(rx, P2S_DATA, 3, &f, payload, 100, 13, &res), DGRAM_RX_PARTIAL);
+        /* the last fragment of chunk 1 now starts it afresh: a report of holes 0 and 1 */
+        struct p2s_frag last = f;
+        last.index = 2;
+        ck_assert_int_eq(dgram_rx_on_frag(rx, P2S_DATA, 1, &last, payload, 50, 14, &res), DGRAM_RX_PARTIAL);
+        ck_assert(res.nack);
+        ck_assert_uint_eq(res.nack_base, 0);
+        ck_assert_uint_eq(res.nack_map[0] & 3u, 3u);
+        /* the same fragment again (a probe) is answered with the same report */
+        ck_assert_int_eq(dgram_rx_on_frag(rx, P2S_DATA, 1, &last, payload, 50, 15, &res), DGRAM_RX_PARTIAL);
+        ck_assert(res.nack);
+        dgram_rx_free(rx);
+}
+END_TEST
+
+static Suite *dgram_suite(void)
+{
+        Suite *s = suite_create("dgram");
+        TCase *tc = tcase_create("transfer");
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, no_loss);
+        tcase_add_loop_test(tc, lossy, 0, 9);
+        tcase_add_test(tc, long_chunks);
+        tcase_add_test(tc, window_shrinks);
+        tcase_add_test(tc, silent_peer);
+        tcase_add_test(tc, receiver_rules);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr = srunner_create(dgram_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
