@@ -149,16 +149,6 @@ static void sent_one(struct dgram_tx *tx, struct txc *c, uint64_t now)
                 c->deadline = now + c->rto;
 }
 
-bool dgram_tx_can_send(const struct dgram_tx *tx)
-{
-        if (tx->inflight >= (unsigned)tx->cwnd)
-                return false;
-        for (size_t i = 0; i < tx->n; i++)
-                if (tx->q[i]->next_new < tx->q[i]->count || bitmap_count(&tx->q[i]->resend))
-                        return true;
-        return false;
-}
-
 size_t dgram_tx_next(struct dgram_tx *tx, uint64_t now, struct dgram_frag *out, size_t max)
 {
         size_t k = 0;
@@ -357,16 +347,6 @@ static void rx_remove(struct dgram_rx *rx, unsigned i)
 {
         rxc_free(rx->v[i]);
         rx->v[i] = rx->v[--rx->n];
-}
-
-void dgram_rx_forget(struct dgram_rx *rx, uint8_t kind, uint32_t chunk)
-{
-        for (unsigned i = 0; i < rx->n; i++) {
-                if (rx->v[i]->chunk == chunk && rx->v[i]->kind == kind) {
-                        rx_remove(rx, i);
-                        return;
-                }
-        }
 }
 
 static void make_nack(const struct rxc *c, struct dgram_rx_result *res)

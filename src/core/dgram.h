@@ -62,7 +62,6 @@ bool dgram_tx_on_tick(struct dgram_tx *tx, uint64_t now);
 uint64_t dgram_tx_next_deadline(const struct dgram_tx *tx);
 /* Chunk bytes queued and not yet acknowledged. */
 size_t dgram_tx_pending_bytes(const struct dgram_tx *tx);
-bool dgram_tx_can_send(const struct dgram_tx *tx);
 const struct dgram_tx_stats *dgram_tx_stats(const struct dgram_tx *tx);
 
 enum dgram_rx_result_type {
@@ -86,5 +85,3 @@ struct dgram_rx *dgram_rx_free(struct dgram_rx *rx);
  * decides first whether it wants this chunk at all. */
 int dgram_rx_on_frag(struct dgram_rx *rx, uint8_t kind, uint32_t chunk, const struct p2s_frag *f,
                      const uint8_t *payload, uint16_t len, uint64_t now, struct dgram_rx_result *res);
-/* Forgets a partial chunk (no longer wanted). */
-void dgram_rx_forget(struct dgram_rx *rx, uint8_t kind, uint32_t chunk);

@@ -7,5 +7,3 @@
 
 /* CLOCK_MONOTONIC in microseconds. */
 uint64_t now_usec(void);
-/* CLOCK_REALTIME in microseconds (for logs that humans read). */
-uint64_t wallclock_usec(void);
