@@ -130,16 +130,6 @@ static void emit(struct swarm *s, enum swarm_act_type type, struct swarm_member 
         push_action(s, &a);
 }
 
-static struct buf *err_body(uint16_t code, const char *reason)
-{
-        uint8_t tmp[P2S_ERR_BODY_MIN + P2S_MAX_REASON];
-        size_t n = wire_put_err(tmp, sizeof(tmp), code, reason);
-        struct buf *b = buf_new(n);
-        if (b)
-                memcpy(b->data, tmp, n);
-        return b;
-}
-
 static inline uint64_t cache_key(const struct swarm *s, uint32_t chunk)
 {
         return ((uint64_t)s->id << 32) | chunk;
@@ -233,7 +223,7 @@ void swarm_fail(struct swarm *s, int code, const char *reason, uint64_t now)
         (void)now;
         if (s->state == SWARM_OVER)
                 return;
-        struct buf *body = err_body((uint16_t)code, reason);
+        struct buf *body = wire_err_buf((uint16_t)code, reason);
         for (unsigned i = 0; i < s->nmembers; i++)
                 send_msg(s, s->members[i], P2S_ERR, P2S_F_FATAL, P2S_NO_CHUNK, body);
         buf_unref(body);

@@ -235,34 +235,27 @@ static void send_frag_ack(struct server *srv, struct smember *m, uint8_t type, u
         udp_send(srv, (struct sockaddr *)&m->addr, m->addrlen, &h, body);
 }
 
-/* An ERR in answer to a datagram. To an address that has proven nothing
- * (no valid cookie) never more bytes than it sent; after a valid cookie the
- * whole reason. */
+/* An ERR in answer to a datagram of req_len bytes. To an address that has
+ * proven nothing (no valid cookie) never more bytes than it sent: the reason
+ * is cut to fit, and a datagram too short for even a bare ERR gets none.
+ * After a valid cookie (req_len PROVEN) the whole reason. */
 static void udp_reply_err(struct server *srv, const struct sockaddr *to, socklen_t tolen,
                           const struct p2s_hdr *req, size_t req_len, uint16_t code, const char *reason)
 {
         uint8_t body[P2S_ERR_BODY_MIN + P2S_MAX_REASON];
-        if (req_len == SIZE_MAX) {
-                size_t n = wire_put_err(body, sizeof(body), code, reason);
-                struct p2s_hdr h = { .type = P2S_ERR, .flags = P2S_F_FATAL, .body_len = (uint32_t)n,
-                                     .swarm_id = req->swarm_id, .member_id = req->member_id,
-                                     .token = req->token, .chunk = P2S_NO_CHUNK };
-                udp_send(srv, to, tolen, &h, body);
-                return;
+        size_t room = sizeof(body);
+        if (req_len != PROVEN) {
+                if (req_len < P2S_HDR_SIZE + P2S_ERR_BODY_MIN)
+                        return;
+                if (req_len - P2S_HDR_SIZE < room)
+                        room = req_len - P2S_HDR_SIZE;
         }
-        size_t room = req_len > P2S_HDR_SIZE ? req_len - P2S_HDR_SIZE : 0;
-        if (room < P2S_ERR_BODY_MIN)
-                room = P2S_ERR_BODY_MIN;     /* the header-only reply is no larger than a header */
-        if (room > sizeof(body))
-                room = sizeof(body);
         char r[P2S_MAX_REASON + 1];
         snprintf(r, sizeof(r), "%.*s", (int)(room - P2S_ERR_BODY_MIN), reason);
         size_t n = wire_put_err(body, sizeof(body), code, r);
         struct p2s_hdr h = { .type = P2S_ERR, .flags = P2S_F_FATAL, .body_len = (uint32_t)n,
                              .swarm_id = req->swarm_id, .member_id = req->member_id,
                              .token = req->token, .chunk = P2S_NO_CHUNK };
-        if (P2S_HDR_SIZE + n > req_len + P2S_ERR_BODY_MIN)
-                return;
         udp_send(srv, to, tolen, &h, body);
 }
 
@@ -768,12 +761,8 @@ static void on_attach(struct conn *c, const struct p2s_hdr *h)
         if (sv->over || !swarm_joinable(sv->sw)) {
                 struct p2s_hdr e = { .type = P2S_ERR, .flags = P2S_F_FATAL, .member_id = m->id,
                                      .token = m->token, .swarm_id = h->swarm_id, .chunk = P2S_NO_CHUNK };
-                uint8_t body[64];
-                size_t n = wire_put_err(body, sizeof(body), P2S_ERR_SWARM, "swarm already ended; join again");
-                struct buf *b = buf_new(n);
-                if (b)
-                        memcpy(b->data, body, n);
-                e.body_len = b ? (uint32_t)n : 0;
+                struct buf *b = wire_err_buf(P2S_ERR_SWARM, "swarm already ended; join again");
+                e.body_len = b ? b->len : 0;
                 conn_send(c, &e, b);
                 buf_unref(b);
                 c->closing = true;

@@ -307,6 +307,15 @@ size_t wire_put_err(uint8_t *out, size_t cap, uint16_t code, const char *reason)
         return P2S_ERR_BODY_MIN + n;
 }
 
+struct buf *wire_err_buf(uint16_t code, const char *reason) {
+        uint8_t tmp[P2S_ERR_BODY_MIN + P2S_MAX_REASON];
+        size_t n = wire_put_err(tmp, sizeof(tmp), code, reason);
+        struct buf *b = buf_new(n);
+        if (b)
+                memcpy(b->data, tmp, n);
+        return b;
+}
+
 uint16_t wire_get_err(const uint8_t *body, uint32_t body_len, char *reason, size_t cap) {
         size_t n = 0;
         uint16_t code = 0;

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <p2s/proto.h>
+#include "util/buf.h"
 
 /* Positive rejection reasons (the caller counts and drops). */
 enum wire_error {
@@ -62,6 +63,8 @@ void wire_put_frag_ack(uint8_t out[P2S_FRAG_ACK_SIZE], const struct p2s_frag_ack
 void wire_get_frag_ack(const uint8_t in[P2S_FRAG_ACK_SIZE], struct p2s_frag_ack *a);
 /* ERR body: code then reason (truncated to P2S_MAX_REASON). Returns body length. */
 size_t wire_put_err(uint8_t *out, size_t cap, uint16_t code, const char *reason);
+/* The same, in a new refcounted buffer for an output queue; NULL on ENOMEM. */
+struct buf *wire_err_buf(uint16_t code, const char *reason);
 /* Copies the reason into a NUL-terminated string (cap >= 1), returns code. */
 uint16_t wire_get_err(const uint8_t *body, uint32_t body_len, char *reason, size_t cap);
 
