@@ -33,10 +33,11 @@ struct loop {
         uint64_t now;
         struct heap timers;
         uint64_t tfd_deadline;          /* what the timerfd is armed to; 0 = disarmed */
-        bool in_timers;                 /* defer timerfd re-arming until the run ends */
         loop_signal_fn sig_fn;
         void *sig_ud;
         sigset_t sigmask;
+        struct loop_defer *defer_head, **defer_tail;   /* FIFO: first queued runs first */
+        uint64_t defer_gen;             /* of work queued now; older work runs this turn */
 };
 
 static struct loop_io *loop_lookup(struct loop *l, int fd)
@@ -56,15 +57,14 @@ static void loop_free_dead(struct loop *l)
         }
 }
 
-/* Points the timerfd at the heap top, only when that changed. */
+/* Points the timerfd at the heap top, only when that changed; called once
+ * per turn before epoll_wait, so moving timers costs no syscall. */
 static void loop_timer_sync(struct loop *l)
 {
         struct heap_node *top = heap_top(&l->timers);
         uint64_t want = top ? top->key : 0;
         struct itimerspec its = { 0 };
 
-        if (l->in_timers)
-                return;
         /* 0 would disarm an absolute timer; "as soon as possible" is 1. */
         if (top && want == 0)
                 want = 1;
@@ -89,7 +89,6 @@ static void loop_on_timerfd(struct loop *l, int fd, uint32_t events, void *ud)
         /* The disarm-by-expiry means the timerfd needs re-arming even for the
          * same top deadline. */
         l->tfd_deadline = 0;
-        l->in_timers = true;
         /* budget: a callback re-arming its timer into the past runs next turn,
          * not in an endless loop here. */
         while (budget-- > 0 && !l->quit) {
@@ -102,8 +101,6 @@ static void loop_on_timerfd(struct loop *l, int fd, uint32_t events, void *ud)
                 t = (struct loop_timer *)((char *)top - offsetof(struct loop_timer, node));
                 t->fn(l, t, t->ud);
         }
-        l->in_timers = false;
-        loop_timer_sync(l);
 }
 
 static void loop_on_signalfd(struct loop *l, int fd, uint32_t events, void *ud)
@@ -143,6 +140,7 @@ struct loop *loop_new(void)
                 errno = -r;
                 goto fail;
         }
+        l->defer_tail = &l->defer_head;
         l->now = now_usec();
         return l;
 fail:
@@ -257,7 +255,6 @@ void loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t deadline)
          * has no way to report it, so treat it like any failed tiny malloc. */
         if (heap_push(&l->timers, &t->node, deadline) < 0)
                 abort();
-        loop_timer_sync(l);
 }
 
 void loop_timer_disarm(struct loop *l, struct loop_timer *t)
@@ -265,7 +262,55 @@ void loop_timer_disarm(struct loop *l, struct loop_timer *t)
         if (!heap_node_queued(&t->node))
                 return;
         heap_remove(&l->timers, &t->node);
-        loop_timer_sync(l);
+}
+
+void loop_defer_init(struct loop_defer *d, loop_defer_fn fn, void *ud)
+{
+        *d = (struct loop_defer){ .fn = fn, .ud = ud };
+}
+
+void loop_defer(struct loop *l, struct loop_defer *d)
+{
+        if (d->queued)
+                return;
+        d->queued = true;
+        d->gen = l->defer_gen;
+        d->next = NULL;
+        *l->defer_tail = d;
+        l->defer_tail = &d->next;
+}
+
+void loop_defer_cancel(struct loop *l, struct loop_defer *d)
+{
+        if (!d->queued)
+                return;
+        for (struct loop_defer **p = &l->defer_head; *p; p = &(*p)->next) {
+                if (*p == d) {
+                        *p = d->next;
+                        if (l->defer_tail == &d->next)
+                                l->defer_tail = p;
+                        break;
+                }
+        }
+        d->queued = false;
+}
+
+/* Runs what was queued before it started; what those queue (their
+ * generation is newer) runs next turn. Popping one at a time from the one
+ * list keeps loop_defer_cancel valid for work not run yet. */
+static void loop_run_deferred(struct loop *l)
+{
+        uint64_t gen = l->defer_gen++;
+
+        while (l->defer_head && l->defer_head->gen == gen && !l->quit) {
+                struct loop_defer *d = l->defer_head;
+
+                l->defer_head = d->next;
+                if (!l->defer_head)
+                        l->defer_tail = &l->defer_head;
+                d->queued = false;
+                d->fn(l, d->ud);
+        }
 }
 
 int loop_signals(struct loop *l, const int *signals, int n, loop_signal_fn fn, void *ud)
@@ -302,7 +347,9 @@ int loop_run(struct loop *l)
 
         l->quit = false;
         while (!l->quit) {
-                int n = epoll_wait(l->epfd, ev, LOOP_MAX_EVENTS, -1);
+                /* once per turn, however often timers moved in it */
+                loop_timer_sync(l);
+                int n = epoll_wait(l->epfd, ev, LOOP_MAX_EVENTS, l->defer_head ? 0 : -1);
 
                 if (n < 0) {
                         if (errno == EINTR)
@@ -320,6 +367,7 @@ int loop_run(struct loop *l)
                 }
                 l->dispatching = false;
                 loop_free_dead(l);
+                loop_run_deferred(l);
         }
         return l->quit_code;
 }

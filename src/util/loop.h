@@ -16,11 +16,20 @@ struct loop_timer;
 typedef void (*loop_io_fn)(struct loop *l, int fd, uint32_t events, void *ud);
 typedef void (*loop_timer_fn)(struct loop *l, struct loop_timer *t, void *ud);
 typedef void (*loop_signal_fn)(struct loop *l, int signo, void *ud);
+typedef void (*loop_defer_fn)(struct loop *l, void *ud);
 
 struct loop_timer {
         struct heap_node node;  /* key = deadline, usec CLOCK_MONOTONIC */
         loop_timer_fn fn;
         void *ud;
+};
+
+struct loop_defer {
+        loop_defer_fn fn;
+        void *ud;
+        bool queued;
+        uint64_t gen;
+        struct loop_defer *next;
 };
 
 struct loop *loop_new(void);                       /* NULL on error (errno set) */
@@ -36,6 +45,12 @@ void loop_timer_init(struct loop_timer *t, loop_timer_fn fn, void *ud);
 void loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t deadline);
 void loop_timer_disarm(struct loop *l, struct loop_timer *t);
 static inline bool loop_timer_armed(const struct loop_timer *t) { return heap_node_queued(&t->node); }
+
+void loop_defer_init(struct loop_defer *d, loop_defer_fn fn, void *ud);
+/* Queues d to run once after this turn's callbacks; a no-op while queued. */
+void loop_defer(struct loop *l, struct loop_defer *d);
+/* Takes d off the queue (before freeing its owner). */
+void loop_defer_cancel(struct loop *l, struct loop_defer *d);
 
 /* Blocks the given signals and delivers them through a signalfd. 0 or -errno. */
 int loop_signals(struct loop *l, const int *signals, int n, loop_signal_fn fn, void *ud);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include "util/clock.h"
@@ -276,6 +277,106 @@ START_TEST(now_and_free)
 }
 END_TEST
 
+
+/* ---- deferred work ------------------------------------------------------ */
+
+struct defer_log {
+        struct loop_defer a, b, c;
+        char seen[32];
+        int n;
+        int a_runs;
+        bool in_io;
+};
+
+static struct defer_log dl;
+
+static void defer_c(struct loop *l, void *ud)
+{
+        dl.seen[dl.n++] = 'c';
+        loop_quit(l, 7);
+}
+
+/* a re-queues itself once, and queues c: both wait for the next turn */
+static void defer_a(struct loop *l, void *ud)
+{
+        ck_assert(!dl.in_io);
+        dl.seen[dl.n++] = 'a';
+        if (++dl.a_runs == 1) {
+                loop_defer(l, &dl.a);
+                loop_defer(l, &dl.c);
+        }
+}
+
+/* b was cancelled before it could run */
+static void defer_b(struct loop *l, void *ud)
+{
+        dl.seen[dl.n++] = 'b';
+}
+
+static void defer_io(struct loop *l, int fd, uint32_t events, void *ud)
+{
+        char x;
+        dl.in_io = true;
+        ck_assert_int_eq(read(fd, &x, 1), 1);
+        dl.seen[dl.n++] = 'i';
+        /* queued twice in one turn, run once, after the callback returned */
+        loop_defer(l, &dl.a);
+        loop_defer(l, &dl.a);
+        loop_defer(l, &dl.b);
+        loop_defer_cancel(l, &dl.b);
+        dl.in_io = false;
+}
+
+START_TEST(defer_runs_after_turn_once)
+{
+        struct loop *l = loop_new();
+        int p[2];
+
+        ck_assert_ptr_nonnull(l);
+        ck_assert_int_eq(pipe(p), 0);
+        dl = (struct defer_log){ 0 };
+        loop_defer_init(&dl.a, defer_a, NULL);
+        loop_defer_init(&dl.b, defer_b, NULL);
+        loop_defer_init(&dl.c, defer_c, NULL);
+        ck_assert_int_eq(loop_add(l, p[0], EPOLLIN, defer_io, NULL), 0);
+        ck_assert_int_eq(write(p[1], "x", 1), 1);
+        /* no other event ever comes: the second turn must not block */
+        ck_assert_int_eq(loop_run(l), 7);
+        dl.seen[dl.n] = 0;
+        ck_assert_str_eq(dl.seen, "iaac");
+        loop_del(l, p[0]);
+        close(p[0]);
+        close(p[1]);
+        loop_free(l);
+}
+END_TEST
+
+static int chain_left;
+static struct loop_defer chain;
+
+/* a job that re-queues itself every turn: each run is one turn, no recursion */
+static void defer_chain(struct loop *l, void *ud)
+{
+        if (--chain_left == 0)
+                loop_quit(l, 3);
+        else
+                loop_defer(l, &chain);
+}
+
+START_TEST(defer_chain_is_iterative)
+{
+        struct loop *l = loop_new();
+
+        ck_assert_ptr_nonnull(l);
+        chain_left = 200000;
+        loop_defer_init(&chain, defer_chain, NULL);
+        loop_defer(l, &chain);
+        ck_assert_int_eq(loop_run(l), 3);
+        ck_assert_int_eq(chain_left, 0);
+        loop_free(l);
+}
+END_TEST
+
 static Suite *loop_suite(void)
 {
         Suite *s = suite_create("loop");
@@ -293,6 +394,11 @@ static Suite *loop_suite(void)
         tcase_set_timeout(tc, 10);
         tcase_add_test(tc, del_pending_in_batch);
         tcase_add_test(tc, mod_events);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("defer");
+        tcase_set_timeout(tc, 10);
+        tcase_add_test(tc, defer_runs_after_turn_once);
+        tcase_add_test(tc, defer_chain_is_iterative);
         suite_add_tcase(s, tc);
         tc = tcase_create("signals");
         tcase_set_timeout(tc, 10);
