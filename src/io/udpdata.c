@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include "io/udpdata.h"
@@ -16,12 +17,34 @@
 
 #define FRAG_HDR   (P2S_HDR_SIZE + P2S_FRAG_SIZE)
 #define BATCH      32           /* messages per sendmmsg / recvmmsg */
-#define GSO_BYTES  65000        /* one GSO buffer stays below the 64 KiB UDP limit */
+#define GSO_BYTES  65000        /* one GSO message stays below the 64 KiB UDP limit */
+#define GSO_SEGS   64           /* the kernel's UDP_MAX_SEGMENTS */
 #define RX_BYTES   65536
 
-void udpdata_init(struct udpdata *u, int fd)
+/* Scratch space for one batch each way, on the heap: a few MiB of stack or
+ * of function statics is what a small stack or a second instance cannot
+ * afford. */
+struct udpdata_bufs {
+        struct mmsghdr mm[BATCH];
+        struct iovec iov[BATCH * GSO_SEGS * 2];
+        uint8_t hdr[BATCH * GSO_SEGS][FRAG_HDR];
+        union { char b[CMSG_SPACE(sizeof(uint16_t))]; struct cmsghdr align; } ctl[BATCH];
+        uint16_t seg[BATCH];
+        unsigned nseg[BATCH], first[BATCH];
+        /* receive side */
+        struct iovec riov[BATCH];
+        struct sockaddr_storage from[BATCH];
+        union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } rctl[BATCH];
+        uint8_t rx[BATCH][RX_BYTES];
+};
+
+int udpdata_init(struct udpdata *u, int fd)
 {
         *u = (struct udpdata){ .fd = fd };
+        /* untouched pages cost no memory: only what arrives is written */
+        u->bufs = malloc(sizeof(*u->bufs));
+        if (!u->bufs)
+                return -ENOMEM;
         int one = 1, seg = 1200;
         /* both are per-socket options: the kernel tells us at once if it has them */
         u->gro = setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == 0;
@@ -30,6 +53,13 @@ void udpdata_init(struct udpdata *u, int fd)
                 seg = 0;        /* the size goes with each send, not the socket */
                 setsockopt(fd, IPPROTO_UDP, UDP_SEGMENT, &seg, sizeof(seg));
         }
+        return 0;
+}
+
+void udpdata_fini(struct udpdata *u)
+{
+        free(u->bufs);
+        u->bufs = NULL;
 }
 
 static void put_frag(uint8_t *out, const struct p2s_hdr *tmpl, const struct dgram_frag *f)
@@ -83,27 +113,27 @@ static int flush_plain(struct udpdata *u, struct dgram_tx *tx, const struct p2s_
 }
 
 /* With GSO: runs of equal-sized datagrams (only the last of a run may be
- * shorter) copied into one buffer each, several buffers per sendmmsg. */
+ * shorter) as one message each, several messages per sendmmsg. A message's
+ * iovec alternates header and payload, the payload straight from the chunk's
+ * buffer: the kernel cuts the whole at every seg bytes, so nothing is copied
+ * here. Payload pointers stay valid: only an acknowledgement frees a chunk. */
 static int flush_gso(struct udpdata *u, struct dgram_tx *tx, const struct p2s_hdr *tmpl,
                      const struct sockaddr *to, socklen_t tolen, uint64_t now)
 {
-        static uint8_t buf[BATCH][GSO_BYTES];
-        struct iovec iov[BATCH];
-        struct mmsghdr mm[BATCH];
-        union { char b[CMSG_SPACE(sizeof(uint16_t))]; struct cmsghdr align; } ctl[BATCH];
-        uint16_t seg[BATCH];
-        unsigned nseg[BATCH];
+        struct udpdata_bufs *b = u->bufs;
         struct dgram_frag f;
         bool stashed = false;   /* f was taken from tx but did not fit the last batch */
         for (;;) {
-                unsigned nb = 0;
-                bool open = false;      /* buffer nb - 1 takes more of its size */
+                unsigned nb = 0, nh = 0, niov = 0;
+                size_t bytes = 0;       /* of message nb - 1 */
+                bool open = false;      /* message nb - 1 takes more of its size */
                 for (;;) {
                         if (!stashed && dgram_tx_next(tx, now, &f, 1) == 0)
                                 break;
                         stashed = false;
                         size_t sl = FRAG_HDR + f.len;
-                        if (open && (sl > seg[nb - 1] || iov[nb - 1].iov_len + sl > GSO_BYTES))
+                        if (open && (sl > b->seg[nb - 1] || bytes + sl > GSO_BYTES ||
+                                     b->nseg[nb - 1] == GSO_SEGS))
                                 open = false;
                         if (!open) {
                                 if (nb == BATCH) {
@@ -111,36 +141,39 @@ static int flush_gso(struct udpdata *u, struct dgram_tx *tx, const struct p2s_hd
                                         break;
                                 }
                                 nb++;
-                                seg[nb - 1] = (uint16_t)sl;
-                                nseg[nb - 1] = 0;
-                                iov[nb - 1] = (struct iovec){ buf[nb - 1], 0 };
+                                b->seg[nb - 1] = (uint16_t)sl;
+                                b->nseg[nb - 1] = 0;
+                                b->first[nb - 1] = niov;
+                                bytes = 0;
                                 open = true;
                         }
-                        uint8_t *p = buf[nb - 1] + iov[nb - 1].iov_len;
-                        put_frag(p, tmpl, &f);
-                        memcpy(p + FRAG_HDR, f.payload, f.len);
-                        iov[nb - 1].iov_len += sl;
-                        nseg[nb - 1]++;
-                        if (sl < seg[nb - 1])
+                        put_frag(b->hdr[nh], tmpl, &f);
+                        b->iov[niov++] = (struct iovec){ b->hdr[nh++], FRAG_HDR };
+                        b->iov[niov++] = (struct iovec){ (void *)f.payload, f.len };
+                        bytes += sl;
+                        b->nseg[nb - 1]++;
+                        if (sl < b->seg[nb - 1])
                                 open = false;   /* a short one ends its run */
                 }
                 if (nb == 0)
                         return 0;
                 for (unsigned i = 0; i < nb; i++) {
-                        mm[i].msg_hdr = (struct msghdr){ .msg_name = (void *)to, .msg_namelen = tolen,
-                                                         .msg_iov = &iov[i], .msg_iovlen = 1 };
-                        if (nseg[i] > 1) {
-                                memset(&ctl[i], 0, sizeof(ctl[i]));    /* the padding goes to the kernel too */
-                                mm[i].msg_hdr.msg_control = ctl[i].b;
-                                mm[i].msg_hdr.msg_controllen = sizeof(ctl[i].b);
-                                struct cmsghdr *cm = CMSG_FIRSTHDR(&mm[i].msg_hdr);
+                        unsigned end = i + 1 < nb ? b->first[i + 1] : niov;
+                        b->mm[i].msg_hdr = (struct msghdr){ .msg_name = (void *)to, .msg_namelen = tolen,
+                                                            .msg_iov = &b->iov[b->first[i]],
+                                                            .msg_iovlen = end - b->first[i] };
+                        if (b->nseg[i] > 1) {
+                                memset(&b->ctl[i], 0, sizeof(b->ctl[i]));      /* the padding goes to the kernel too */
+                                b->mm[i].msg_hdr.msg_control = b->ctl[i].b;
+                                b->mm[i].msg_hdr.msg_controllen = sizeof(b->ctl[i].b);
+                                struct cmsghdr *cm = CMSG_FIRSTHDR(&b->mm[i].msg_hdr);
                                 cm->cmsg_level = IPPROTO_UDP;
                                 cm->cmsg_type = UDP_SEGMENT;
                                 cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-                                memcpy(CMSG_DATA(cm), &seg[i], sizeof(uint16_t));
+                                memcpy(CMSG_DATA(cm), &b->seg[i], sizeof(uint16_t));
                         }
                 }
-                int k = send_batch(u, mm, nb);
+                int k = send_batch(u, b->mm, nb);
                 if (k == -EIO || k == -EINVAL) {
                         /* GSO refused on this path after all: these count as lost, plain from now on */
                         u->gso = false;
@@ -149,7 +182,7 @@ static int flush_gso(struct udpdata *u, struct dgram_tx *tx, const struct p2s_hd
                 if (k < 0 && k != -EAGAIN)
                         return k;
                 for (int i = 0; i < k; i++)
-                        u->datagrams_out += nseg[i];
+                        u->datagrams_out += b->nseg[i];
                 if (k < (int)nb)
                         return 1;
         }
@@ -173,19 +206,16 @@ size_t udpdata_ack_body(uint8_t *out, uint8_t kind, const struct dgram_rx_result
 
 size_t udpdata_recv(struct udpdata *u, unsigned max_batches, udpdata_fn fn, void *ud, uint64_t *truncated)
 {
-        static uint8_t buf[BATCH][RX_BYTES];
-        struct iovec iov[BATCH];
-        struct mmsghdr mm[BATCH];
-        struct sockaddr_storage from[BATCH];
-        union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl[BATCH];
+        struct udpdata_bufs *b = u->bufs;
+        struct mmsghdr *mm = b->mm;
         size_t delivered = 0;
         for (unsigned round = 0; round < max_batches; round++) {
                 for (int i = 0; i < BATCH; i++) {
-                        iov[i] = (struct iovec){ buf[i], RX_BYTES };
-                        mm[i].msg_hdr = (struct msghdr){ .msg_name = &from[i], .msg_namelen = sizeof(from[i]),
-                                                         .msg_iov = &iov[i], .msg_iovlen = 1,
-                                                         .msg_control = u->gro ? ctl[i].b : NULL,
-                                                         .msg_controllen = u->gro ? sizeof(ctl[i].b) : 0 };
+                        b->riov[i] = (struct iovec){ b->rx[i], RX_BYTES };
+                        mm[i].msg_hdr = (struct msghdr){ .msg_name = &b->from[i], .msg_namelen = sizeof(b->from[i]),
+                                                         .msg_iov = &b->riov[i], .msg_iovlen = 1,
+                                                         .msg_control = u->gro ? b->rctl[i].b : NULL,
+                                                         .msg_controllen = u->gro ? sizeof(b->rctl[i].b) : 0 };
                 }
                 int n = recvmmsg(u->fd, mm, BATCH, MSG_DONTWAIT, NULL);
                 if (n <= 0)
@@ -209,7 +239,7 @@ size_t udpdata_recv(struct udpdata *u, unsigned max_batches, udpdata_fn fn, void
                         /* a coalesced batch: datagrams of seg bytes, the last maybe shorter */
                         for (size_t off = 0; off < len; off += seg) {
                                 size_t l = len - off < seg ? len - off : seg;
-                                fn(buf[i] + off, l, (struct sockaddr *)&from[i], mh->msg_namelen, ud);
+                                fn(b->rx[i] + off, l, (struct sockaddr *)&b->from[i], mh->msg_namelen, ud);
                                 delivered++;
                         }
                 }

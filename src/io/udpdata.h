@@ -12,14 +12,18 @@
 #include <p2s/proto.h>
 #include "core/dgram.h"
 
+struct udpdata_bufs;
+
 struct udpdata {
         int fd;
         bool gso, gro;
+        struct udpdata_bufs *bufs;
         uint64_t bytes_out, datagrams_out, syscalls_out;
 };
 
-/* Turns on GRO and notes whether GSO works on fd. */
-void udpdata_init(struct udpdata *u, int fd);
+/* Turns on GRO and notes whether GSO works on fd. 0 or -ENOMEM. */
+int udpdata_init(struct udpdata *u, int fd);
+void udpdata_fini(struct udpdata *u);
 /* Sends the fragments tx lets go now, each behind a header built from tmpl
  * (type, body_len, chunk and flags are filled in per fragment). to is NULL
  * on a connected socket. Returns 0 when tx has nothing more to send now, 1

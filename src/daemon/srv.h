@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/* p2sd's internals shared by its I/O files, one concern each:
+ *   server.c   the server object, datagram dispatch, housekeeping, status
+ *   listen.c   listening sockets: socket activation or our own bind
+ *   join.c     HELLO, cookies, WELCOME, ATTACH: becoming a member
+ *   conn.c     TCP connections: accept, framing, queues, closing
+ *   served.c   served swarms: the source pump, the action drain, timers
+ * Nothing is freed inside a callback that may still use it: connections are
+ * marked dead and reaped by deferred work after the turn. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include "core/swarm.h"
+#include "daemon/server.h"
+#include "io/datachan.h"
+#include "proto/cookie.h"
+#include "proto/wire.h"
+#include "util/lru.h"
+#include "util/net.h"
+#include "util/outq.h"
+#include "util/stream.h"
+#include "util/u32map.h"
+
+#define DIST_HIWAT        (4u << 20)    /* distribution waits while a member has this much queued */
+#define ATTACH_TIMEOUT_US (10 * USEC_PER_SEC)
+#define LINGER_US         (5 * USEC_PER_SEC)
+#define SHUTDOWN_US       (3 * USEC_PER_SEC)
+#define HOUSEKEEP_US      (1 * USEC_PER_SEC)
+#define PROVEN            SIZE_MAX      /* udp_reply_err: the sender echoed a valid cookie */
+
+struct conn;
+struct served;
+
+struct smember {
+        uint32_t id;
+        uint64_t token, cookie;
+        struct sockaddr_storage addr;   /* where control datagrams go */
+        socklen_t addrlen;
+        struct served *sv;
+        struct swarm_member *sm;        /* NULL until ATTACH, and after the swarm let go */
+        struct conn *conn;
+        struct datachan_peer *data;     /* --control=tcp: chunk data both ways over UDP */
+        bool backlogged;                /* counted in sv->nbacklogged */
+        uint64_t born;
+        struct smember *next, *prev;    /* in sv->members once attached */
+};
+
+struct served {
+        struct server *srv;
+        struct swarm *sw;
+        int src_fd;
+        uint64_t src_size;
+        bool over;
+        unsigned nbacklogged;           /* members with DIST_HIWAT or more queued */
+        struct smember *members;        /* attached members */
+        struct loop_timer timer;        /* at swarm_next_deadline */
+        struct loop_defer pump;         /* reads the source on, one batch a turn */
+        struct served *next;
+};
+
+struct conn {
+        struct server *srv;
+        int fd;
+        struct stream_rx rx;
+        struct outq q;
+        bool want_out, dead, closing, shut;
+        struct smember *m;
+        uint64_t born, linger_deadline;
+        char peer[NET_ADDRSTRLEN];
+        struct conn *next, *prev;
+        struct conn *zombie_next;
+};
+
+struct server {
+        const struct p2sd_options *opt;
+        struct catalog *cat;
+        struct loop *loop;
+        int tcp_fd, udp_fd;
+        int control;                    /* fixed for the process: members learned it */
+        uint32_t dgram_size;            /* largest datagram of chunk data */
+        struct dgram_config dgram;
+        struct datachan data;
+        uint16_t port;
+        char listen_desc[NET_ADDRSTRLEN + 16];
+        struct lru *cache;
+        uint8_t secret[COOKIE_SECRET_SIZE];
+        struct u32map members;          /* id -> smember, attached or not */
+        struct served *served;
+        struct conn *conns;
+        struct conn *zombies;
+        unsigned nunattached;
+        unsigned npreattach;            /* TCP connections without ATTACH */
+        uint32_t next_member_id, next_swarm_id;
+        struct loop_timer housekeep;
+        struct loop_defer reaper;
+        bool shutting_down;
+        uint64_t shutdown_deadline;
+        struct server_status st;
+};
+
+/* server.c */
+void udp_send(struct server *srv, const struct sockaddr *to, socklen_t tolen, const struct p2s_hdr *h,
+              const void *body);
+void udp_reply_err(struct server *srv, const struct sockaddr *to, socklen_t tolen, const struct p2s_hdr *req,
+                   size_t req_len, uint16_t code, const char *reason);
+void smember_free(struct server *srv, struct smember *m);
+
+/* listen.c */
+int listen_open(struct server *srv, char *err, size_t errlen);
+
+/* join.c */
+void join_on_hello(struct server *srv, const struct p2s_msg *msg, const struct sockaddr *from, socklen_t fromlen);
+void join_on_attach(struct conn *c, const struct p2s_hdr *h);
+void join_expire(struct server *srv, uint64_t now);
+
+/* conn.c */
+void conn_accept(struct loop *l, int fd, uint32_t events, void *ud);
+void conn_send(struct conn *c, const struct p2s_hdr *h, struct buf *body);
+void conn_flush(struct conn *c);
+/* Flushes what is queued, then half-closes; killed at now + LINGER_US. */
+void conn_close_soon(struct conn *c);
+void conn_kill(struct conn *c, const char *why);
+void conn_housekeep(struct server *srv, uint64_t now);
+void conn_reap(struct loop *l, void *ud);
+
+/* served.c */
+struct served *served_find(struct server *srv, const char *name);
+struct served *served_new(struct server *srv, const char *name);
+void served_free(struct served *sv);
+/* Carries out the swarm's actions and re-arms its timer; never frees a
+ * connection and never reads the source (that is deferred work). */
+void served_drain(struct served *sv);
+void served_member_msg(struct smember *m, const struct p2s_msg *msg, struct buf *body);
+/* Sends to a member over the transport the mode gives the message. */
+void served_send(struct smember *m, uint8_t msg, uint16_t flags, uint32_t chunk, struct buf *body, bool reliable);
+/* The member's queues changed size: distribution may go on. */
+void served_backlog_update(struct smember *m);
+/* The member's connection ended: the swarm forgets it. */
+void served_member_gone(struct smember *m);
+/* Swarms that gather with nobody attached or waiting to attach. */
+void served_housekeep(struct server *srv);
+/* Frees swarms that are over and have nobody left. */
+void served_reap(struct server *srv);
+extern const struct datachan_ops served_data_ops;
