@@ -102,6 +102,16 @@ uint64_t member_have(const struct member *m) { return bitmap_count(&m->have); }
 uint64_t member_total(const struct member *m) { return m->mf.chunk_count; }
 bool member_has_chunk(const struct member *m, uint32_t chunk) { return bitmap_test(&m->have, chunk); }
 
+enum member_want member_wants_chunk(const struct member *m, uint8_t kind, uint32_t chunk, uint32_t chunk_len)
+{
+        if ((kind != P2S_SHARE && kind != P2S_DATA) || m->state == MEMBER_WAIT_START || m->state == MEMBER_EXITED)
+                return MEMBER_WANT_NO;
+        const struct manifest *mf = &m->mf;
+        if (chunk >= mf->chunk_count || chunk_len != manifest_chunk_len(mf, chunk))
+                return MEMBER_WANT_NO;
+        return member_has_chunk(m, chunk) ? MEMBER_WANT_HAVE : MEMBER_WANT_YES;
+}
+
 /* ---- actions ------------------------------------------------------------- */
 
 static void push(struct member *m, struct member_action *a)

@@ -77,6 +77,15 @@ uint64_t member_have(const struct member *m);
 uint64_t member_total(const struct member *m);
 bool member_has_chunk(const struct member *m, uint32_t chunk);
 
+enum member_want {
+        MEMBER_WANT_NO,         /* not acceptable now (wrong kind, index or length) */
+        MEMBER_WANT_HAVE,       /* already held: the sender only needs an acknowledgement */
+        MEMBER_WANT_YES,
+};
+/* Whether chunk data of kind (P2S_SHARE or P2S_DATA) for chunk, declared
+ * chunk_len bytes long, is wanted: the caller reassembles nothing else. */
+enum member_want member_wants_chunk(const struct member *m, uint8_t kind, uint32_t chunk, uint32_t chunk_len);
+
 /* Server messages (decoded, authenticated). Each refreshes the silence timer. */
 void member_on_start(struct member *m, const struct p2s_start *st, uint64_t now);
 void member_on_share(struct member *m, uint32_t chunk, struct buf *data, uint64_t now);

@@ -1,71 +1,27 @@
 /* SPDX-License-Identifier: MIT */
-/* p2s-fetch's sockets and the glue to the member state machine.
- * Join: HELLO -> COOKIE -> HELLO(cookie) -> WELCOME over UDP, each retried
- * with backoff until --timeout; then the TCP connection and ATTACH; from then
- * on every message goes through member.c. */
+/* p2s-fetch's session once joined: the member state machine between the
+ * server's messages (TCP frames, control datagrams, chunk data through
+ * io/datachan) and the output file. Each concern has its own timer or
+ * deferred work: the member's deadlines, the progress line, the whole-file
+ * check a slice per turn, and reporting a failed write only after what the
+ * server sent before closing was read. */
 #include <errno.h>
 #include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
-#include "core/dgram.h"
-#include "fetch/client.h"
-#include "io/udpdata.h"
-#include "fetch/progress.h"
-#include "fetch/store.h"
+#include "fetch/session.h"
 #include "proto/hash.h"
-#include "proto/wire.h"
 #include "util/clock.h"
 #include "util/log.h"
-#include "util/net.h"
-#include "util/outq.h"
-#include "util/stream.h"
 
-#define HELLO_RTO_US     (250 * USEC_PER_MSEC)
-#define HELLO_RTO_MAX_US (2 * USEC_PER_SEC)
 #define RX_BUF           (1u << 20)
+#define VERIFY_SLICE     (8u << 20)     /* bytes hashed per loop turn */
 
-enum join_state { JOIN_HELLO, JOIN_CONNECTING, JOIN_ATTACHED, JOIN_DONE };
-
-struct client {
-        const struct fetch_options *opt;
-        struct loop *loop;
-        struct sockaddr_storage srv;
-        socklen_t srvlen;
-        char srv_desc[NET_ADDRSTRLEN];
-        int udp_fd, tcp_fd;
-        enum join_state join;
-        uint64_t cookie, token;
-        uint32_t swarm_id, member_id;
-        uint64_t join_started, hello_deadline, hello_rto;
-        struct stream_rx rx;
-        struct outq q;
-        bool want_out;
-        int tcp_err;                    /* a write failed: reported by settle() */
-        int control;                    /* what the server said in WELCOME */
-        struct dgram_config dgram;
-        struct dgram_tx *dtx;           /* --control=tcp: our uploads over UDP */
-        struct dgram_rx *drx;           /* --control=tcp: chunk data from the server */
-        struct udpdata ud;
-        struct member *mb;
-        struct store store;
-        FILE *rtt;
-        uint64_t t0;
-        struct progress progress;
-        struct loop_timer timer;
-        int exit_code;
-        char reason[P2S_MAX_REASON + 128];
-};
-
-static void drain(struct client *c);
-static void rearm(struct client *c);
-
-static void finish(struct client *c, int code, const char *reason)
+void client_finish(struct client *c, int code, const char *reason)
 {
         if (c->join == JOIN_DONE)
                 return;
@@ -77,13 +33,13 @@ static void finish(struct client *c, int code, const char *reason)
 
 /* ---- sending ------------------------------------------------------------- */
 
-static void fill_hdr(struct client *c, struct p2s_hdr *h, uint8_t type, uint32_t chunk, uint32_t body_len)
+void client_fill_hdr(struct client *c, struct p2s_hdr *h, uint8_t type, uint32_t chunk, uint32_t body_len)
 {
         *h = (struct p2s_hdr){ .type = type, .body_len = body_len, .swarm_id = c->swarm_id,
                                .member_id = c->member_id, .token = c->token, .chunk = chunk };
 }
 
-static void udp_send(struct client *c, const struct p2s_hdr *h, const void *body)
+void client_udp_send(struct client *c, const struct p2s_hdr *h, const void *body)
 {
         uint8_t pkt[P2S_HDR_SIZE + P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX + P2S_MAX_NAME];
         size_t n = wire_encode(pkt, sizeof(pkt), h, body, h->body_len);
@@ -92,15 +48,16 @@ static void udp_send(struct client *c, const struct p2s_hdr *h, const void *body
                 send(c->udp_fd, pkt, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-static void tcp_flush(struct client *c)
+void client_tcp_flush(struct client *c)
 {
         if (c->tcp_err)
                 return;
         int r = outq_flush(&c->q, c->tcp_fd);
         if (r < 0) {
                 /* the server may have closed after an ERR still unread in our
-                 * buffer: settle() reads it before blaming the write */
+                 * buffer: settle reads it before blaming the write */
                 c->tcp_err = -r;
+                loop_defer(c->loop, &c->settle);
                 return;
         }
         bool want = r == 1;
@@ -119,37 +76,19 @@ static void tcp_send(struct client *c, const struct p2s_hdr *h)
                 return;
         }
         if (!c->want_out)
-                tcp_flush(c);
-}
-
-/* Sends what the upload window allows; see io/udpdata. */
-static void udp_data_flush(struct client *c)
-{
-        if (!c->dtx)
-                return;
-        struct p2s_hdr tmpl = { .swarm_id = c->swarm_id, .member_id = c->member_id, .token = c->token };
-        /* a full socket buffer drains by itself; the tx timer carries on */
-        udpdata_flush(&c->ud, c->dtx, &tmpl, NULL, 0, loop_now(c->loop));
-}
-
-static void send_frag_ack(struct client *c, uint8_t type, uint8_t kind, uint32_t chunk,
-                          const struct dgram_rx_result *res)
-{
-        uint8_t body[P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX];
-        size_t len = udpdata_ack_body(body, kind, type == P2S_FRAG_NACK ? res : NULL);
-        struct p2s_hdr h;
-        fill_hdr(c, &h, type, chunk, (uint32_t)len);
-        udp_send(c, &h, body);
-}
-
-static void send_hello(struct client *c)
-{
-        struct p2s_hdr h = { .type = P2S_HELLO, .token = c->cookie, .chunk = P2S_NO_CHUNK,
-                             .body_len = (uint32_t)strlen(c->opt->name) };
-        udp_send(c, &h, c->opt->name);
+                client_tcp_flush(c);
 }
 
 /* ---- member actions ------------------------------------------------------ */
+
+static void member_rearm(struct client *c)
+{
+        uint64_t d = c->join == JOIN_DONE ? UINT64_MAX : member_next_deadline(c->mb);
+        if (d == UINT64_MAX)
+                loop_timer_disarm(c->loop, &c->member_timer);
+        else if (!loop_timer_armed(&c->member_timer) || c->member_timer.node.key != d)
+                loop_timer_arm(c->loop, &c->member_timer, d);
+}
 
 static void do_upload(struct client *c, uint32_t chunk)
 {
@@ -159,18 +98,17 @@ static void do_upload(struct client *c, uint32_t chunk)
                 /* datagrams need the bytes in hand; the buffer lives until acknowledged */
                 struct buf *b = buf_new(len);
                 if (!b || store_read(&c->store, manifest_chunk_off(mf, chunk), b->data, len) < 0 ||
-                    dgram_tx_push(c->dtx, P2S_UPLOAD, 0, chunk, b, loop_now(c->loop)) < 0) {
+                    datachan_send(c->peer, P2S_UPLOAD, 0, chunk, b) < 0) {
                         buf_unref(b);
                         member_fail(c->mb, "cannot read a chunk back from the output file", loop_now(c->loop));
                         return;
                 }
                 buf_unref(b);
-                udp_data_flush(c);
                 return;
         }
         struct p2s_hdr h;
         uint8_t raw[P2S_HDR_SIZE];
-        fill_hdr(c, &h, P2S_UPLOAD, chunk, len);
+        client_fill_hdr(c, &h, P2S_UPLOAD, chunk, len);
         wire_encode_hdr(raw, &h);
         /* straight from the file: the kernel copies, we hold nothing */
         if (outq_push_file(&c->q, raw, sizeof(raw), c->store.fd, (off_t)manifest_chunk_off(mf, chunk), len) < 0) {
@@ -178,7 +116,7 @@ static void do_upload(struct client *c, uint32_t chunk)
                 return;
         }
         if (!c->want_out)
-                tcp_flush(c);
+                client_tcp_flush(c);
 }
 
 static void do_rtt(struct client *c, const struct member_action *a)
@@ -189,7 +127,7 @@ static void do_rtt(struct client *c, const struct member_action *a)
                 (unsigned long long)a->rtt_us, a->from_cache ? "cache" : "peer");
 }
 
-static void drain(struct client *c)
+void client_drain(struct client *c)
 {
         struct member_action a;
         uint64_t now = loop_now(c->loop);
@@ -198,12 +136,12 @@ static void drain(struct client *c)
                 switch (a.type) {
                 case MEMBER_ACT_SEND: {
                         struct p2s_hdr h;
-                        fill_hdr(c, &h, a.msg, a.chunk, 0);
+                        client_fill_hdr(c, &h, a.msg, a.chunk, 0);
                         h.flags = a.flags;
                         if (c->control == P2S_CONTROL_TCP || a.reliable)
                                 tcp_send(c, &h);
                         else
-                                udp_send(c, &h, NULL);
+                                client_udp_send(c, &h, NULL);
                         break;
                 }
                 case MEMBER_ACT_PREPARE:
@@ -228,12 +166,14 @@ static void drain(struct client *c)
                 case MEMBER_ACT_UPLOAD:
                         do_upload(c, a.chunk);
                         break;
-                case MEMBER_ACT_VERIFY: {
-                        uint8_t hash[P2S_HASH_SIZE];
-                        r = store_hash(&c->store, hash);
-                        member_on_verified(c->mb, r < 0 ? NULL : hash, loop_now(c->loop));
+                case MEMBER_ACT_VERIFY:
+                        c->verify = store_verify_free(c->verify);
+                        c->verify = store_verify_new(&c->store);
+                        if (c->verify)
+                                loop_defer(c->loop, &c->verify_step);
+                        else
+                                member_on_verified(c->mb, NULL, now);
                         break;
-                }
                 case MEMBER_ACT_FINALIZE:
                         if ((r = store_finalize(&c->store)) < 0) {
                                 char why[256];
@@ -251,13 +191,49 @@ static void drain(struct client *c)
                 case MEMBER_ACT_EXIT:
                         if (a.code == 0) {
                                 /* BYE was queued before EXIT; try to get it out */
-                                tcp_flush(c);
+                                client_tcp_flush(c);
                         }
-                        finish(c, a.code, a.reason);
+                        client_finish(c, a.code, a.reason);
                         break;
                 }
                 buf_unref(a.body);
         }
+        member_rearm(c);
+}
+
+/* Deferred work: the whole-file hash, a slice per turn, so keep-alives and
+ * QUERYs are answered while a large copy is read back. */
+static void verify_step(struct loop *l, void *ud)
+{
+        struct client *c = ud;
+        uint8_t hash[P2S_HASH_SIZE];
+        if (!c->verify || c->join == JOIN_DONE)
+                return;
+        int r = store_verify_step(&c->store, c->verify, VERIFY_SLICE, hash);
+        if (r == 0) {
+                loop_defer(l, &c->verify_step);
+                return;
+        }
+        c->verify = store_verify_free(c->verify);
+        member_on_verified(c->mb, r < 0 ? NULL : hash, loop_now(l));
+        client_drain(c);
+}
+
+static void member_timer(struct loop *l, struct loop_timer *t, void *ud)
+{
+        struct client *c = ud;
+        member_on_tick(c->mb, loop_now(l));
+        client_drain(c);
+}
+
+static void progress_timer(struct loop *l, struct loop_timer *t, void *ud)
+{
+        struct client *c = ud;
+        uint64_t now = loop_now(l);
+        if (c->join == JOIN_ATTACHED)
+                progress_tick(&c->progress, member_have(c->mb), member_stats(c->mb), now);
+        uint64_t d = progress_next(&c->progress);
+        loop_timer_arm(l, t, d > now ? d : now + USEC_PER_SEC);
 }
 
 /* ---- incoming ------------------------------------------------------------ */
@@ -267,7 +243,7 @@ static bool ours(const struct client *c, const struct p2s_hdr *h)
         return h->token == c->token && h->member_id == c->member_id && h->swarm_id == c->swarm_id;
 }
 
-static void on_server_msg(struct client *c, const struct p2s_msg *msg, struct buf *body)
+void client_on_server_msg(struct client *c, const struct p2s_msg *msg, struct buf *body)
 {
         const struct p2s_hdr *h = &msg->hdr;
         uint64_t now = loop_now(c->loop);
@@ -310,100 +286,47 @@ static void on_server_msg(struct client *c, const struct p2s_msg *msg, struct bu
                 log_rl(LOG_NOTICE, "unexpected %s from the server", wire_type_name(h->type));
                 break;
         }
-        drain(c);
+        client_drain(c);
 }
 
-static void tcp_event(struct loop *l, int fd, uint32_t events, void *ud);
+/* ---- the data channel (--control=tcp) ------------------------------------ */
 
-static void on_welcome(struct client *c, const struct p2s_msg *msg)
+static enum datachan_want data_want(void *ud, uint8_t kind, uint32_t chunk, uint32_t chunk_len)
 {
-        struct p2s_welcome w;
-        wire_get_welcome(msg->body, &w);
-        c->control = w.control_mode;
-        if (c->control == P2S_CONTROL_TCP) {
-                dgram_config_defaults(&c->dgram, w.dgram_size);
-                c->dtx = dgram_tx_new(&c->dgram);
-                c->drx = dgram_rx_new(c->dgram.max_partial);
-                if (!c->dtx || !c->drx) {
-                        finish(c, 1, "out of memory");
-                        return;
-                }
+        struct client *c = ud;
+        switch (member_wants_chunk(c->mb, kind, chunk, chunk_len)) {
+        case MEMBER_WANT_YES:
+                return DATACHAN_WANT;
+        case MEMBER_WANT_HAVE:
+                return DATACHAN_HAVE;
+        default:
+                return DATACHAN_REFUSE;
         }
-        c->token = msg->hdr.token;
-        c->swarm_id = msg->hdr.swarm_id;
-        c->member_id = msg->hdr.member_id;
-        struct sockaddr_storage ss = c->srv;
-        if (ss.ss_family == AF_INET)
-                ((struct sockaddr_in *)&ss)->sin_port = htons(w.port);
-        else
-                ((struct sockaddr_in6 *)&ss)->sin6_port = htons(w.port);
-        c->tcp_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (c->tcp_fd < 0) {
-                finish(c, 1, "cannot create a TCP socket");
-                return;
-        }
-        int one = 1;
-        setsockopt(c->tcp_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (connect(c->tcp_fd, (struct sockaddr *)&ss, c->srvlen) < 0 && errno != EINPROGRESS) {
-                char why[160];
-                snprintf(why, sizeof(why), "cannot connect to %s over TCP: %s", c->srv_desc, strerror(errno));
-                finish(c, 1, why);
-                return;
-        }
-        c->join = JOIN_CONNECTING;
-        loop_add(c->loop, c->tcp_fd, EPOLLIN | EPOLLOUT, tcp_event, c);
-        c->want_out = true;
-        log_debug("member %u of swarm %u, connecting the data channel", c->member_id, c->swarm_id);
 }
 
-/* Chunk data over UDP (--control=tcp): SHARE and DATA in, acknowledgements
- * of our uploads. */
-static void on_data_datagram(struct client *c, const struct p2s_msg *msg)
+static bool data_deliver(void *ud, uint8_t kind, uint32_t chunk, uint16_t flags, struct buf *data)
 {
-        const struct p2s_hdr *h = &msg->hdr;
+        struct client *c = ud;
         uint64_t now = loop_now(c->loop);
-        if (!c->dtx)
-                return;
-        if (h->type != P2S_FRAG) {
-                struct p2s_frag_ack a;
-                wire_get_frag_ack(msg->body, &a);
-                if (h->type == P2S_FRAG_ACK)
-                        dgram_tx_on_ack(c->dtx, a.kind, h->chunk, now);
-                else
-                        dgram_tx_on_nack(c->dtx, a.kind, h->chunk, a.base, msg->body + P2S_FRAG_ACK_SIZE,
-                                         h->body_len - P2S_FRAG_ACK_SIZE, now);
-                udp_data_flush(c);
-                return;
-        }
-        struct p2s_frag f;
-        wire_get_frag(msg->body, &f);
-        const struct manifest *mf = member_manifest(c->mb);
-        enum member_state st = member_state(c->mb);
-        bool started = st != MEMBER_WAIT_START && st != MEMBER_EXITED;
-        if (f.kind == P2S_UPLOAD || !started || h->chunk >= mf->chunk_count ||
-            f.chunk_len != manifest_chunk_len(mf, h->chunk))
-                return;
-        if (member_has_chunk(c->mb, h->chunk)) {
-                send_frag_ack(c, P2S_FRAG_ACK, f.kind, h->chunk, NULL);   /* our ACK was lost */
-                return;
-        }
-        struct dgram_rx_result res;
-        int r = dgram_rx_on_frag(c->drx, f.kind, h->chunk, &f, msg->body + P2S_FRAG_SIZE,
-                                 (uint16_t)(h->body_len - P2S_FRAG_SIZE), now, &res);
-        if (r == DGRAM_RX_COMPLETE) {
-                if (f.kind == P2S_SHARE)
-                        member_on_share(c->mb, h->chunk, res.chunk, now);
-                else
-                        member_on_data(c->mb, h->chunk, res.chunk, h->flags & P2S_F_FROM_CACHE, now);
-                buf_unref(res.chunk);
-                /* acknowledged only once it is ours, verified where it can be */
-                if (member_has_chunk(c->mb, h->chunk))
-                        send_frag_ack(c, P2S_FRAG_ACK, f.kind, h->chunk, NULL);
-                drain(c);
-        } else if (res.nack) {
-                send_frag_ack(c, P2S_FRAG_NACK, f.kind, h->chunk, &res);
-        }
+        if (kind == P2S_SHARE)
+                member_on_share(c->mb, chunk, data, now);
+        else
+                member_on_data(c->mb, chunk, data, flags & P2S_F_FROM_CACHE, now);
+        client_drain(c);
+        /* acknowledged only once it is ours, verified where it can be */
+        return member_has_chunk(c->mb, chunk);
 }
+
+static void data_silent(void *ud)
+{
+        struct client *c = ud;
+        member_on_disconnect(c->mb, "the server stopped acknowledging uploads", loop_now(c->loop));
+        client_drain(c);
+}
+
+const struct datachan_ops client_data_ops = {
+        .want = data_want, .deliver = data_deliver, .silent = data_silent,
+};
 
 static void on_datagram(struct client *c, const uint8_t *pkt, size_t len)
 {
@@ -415,27 +338,18 @@ static void on_datagram(struct client *c, const uint8_t *pkt, size_t len)
         }
         const struct p2s_hdr *h = &msg.hdr;
         if (c->join == JOIN_HELLO) {
-                if (h->type == P2S_COOKIE && h->token) {
-                        c->cookie = h->token;
-                        send_hello(c);
-                } else if (h->type == P2S_WELCOME) {
-                        on_welcome(c, &msg);
-                } else if (h->type == P2S_ERR) {
-                        char reason[P2S_MAX_REASON + 1], why[P2S_MAX_REASON + 64];
-                        wire_get_err(msg.body, h->body_len, reason, sizeof(reason));
-                        snprintf(why, sizeof(why), "server refused '%s': %s", c->opt->name, reason);
-                        finish(c, 1, why);
-                }
+                join_on_datagram(c, &msg);
                 return;
         }
         if (c->join != JOIN_ATTACHED || !ours(c, h))
                 return;         /* not for this session: dropped */
         if (h->type == P2S_FRAG || h->type == P2S_FRAG_ACK || h->type == P2S_FRAG_NACK) {
-                on_data_datagram(c, &msg);
+                if (c->peer)
+                        datachan_on_datagram(c->peer, &msg);
                 return;
         }
         if (h->type == P2S_QUERY || h->type == P2S_DONE || h->type == P2S_COMPLETE || h->type == P2S_ERR)
-                on_server_msg(c, &msg, NULL);
+                client_on_server_msg(c, &msg, NULL);
 }
 
 static void on_udp(const uint8_t *pkt, size_t len, const struct sockaddr *from, socklen_t fromlen, void *ud)
@@ -448,9 +362,10 @@ static void on_udp(const uint8_t *pkt, size_t len, const struct sockaddr *from, 
 static void udp_event(struct loop *l, int fd, uint32_t events, void *ud)
 {
         struct client *c = ud;
+        if (events & EPOLLOUT)
+                datachan_writable(&c->data);
         /* ECONNREFUSED while joining ends a batch early: HELLO retries until --timeout */
-        udpdata_recv(&c->ud, 4, on_udp, c, NULL);
-        rearm(c);
+        udpdata_recv(&c->data.ud, 4, on_udp, c, NULL);
 }
 
 static long tcp_hdr(const uint8_t *raw, void *ud)
@@ -469,44 +384,23 @@ static int tcp_frame(const uint8_t *raw, struct buf *body, void *ud)
         msg.body = body ? body->data : NULL;
         if (wire_check_body(&msg.hdr, msg.body) != WIRE_OK || !ours(c, &msg.hdr)) {
                 member_on_disconnect(c->mb, "the server sent a malformed frame", loop_now(c->loop));
-                drain(c);
+                client_drain(c);
                 return 1;
         }
-        on_server_msg(c, &msg, body);
+        client_on_server_msg(c, &msg, body);
         return c->join == JOIN_DONE;
 }
 
-static void tcp_event(struct loop *l, int fd, uint32_t events, void *ud)
+void client_tcp_event(struct loop *l, int fd, uint32_t events, void *ud)
 {
         struct client *c = ud;
         if (c->join == JOIN_CONNECTING) {
-                int err = 0;
-                socklen_t el = sizeof(err);
-                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-                if (err) {
-                        char why[160];
-                        snprintf(why, sizeof(why), "cannot connect to %s over TCP: %s", c->srv_desc, strerror(err));
-                        finish(c, 1, why);
-                        return;
-                }
-                if (!(events & EPOLLOUT))
-                        return;
-                struct p2s_hdr h;
-                uint8_t raw[P2S_HDR_SIZE];
-                fill_hdr(c, &h, P2S_ATTACH, P2S_NO_CHUNK, 0);
-                wire_encode_hdr(raw, &h);
-                outq_push(&c->q, raw, sizeof(raw), NULL);
-                c->join = JOIN_ATTACHED;
-                tcp_flush(c);
-                sd_notifyf(0, "READY=1\nSTATUS=joined swarm %u for %s, waiting for it to start", c->swarm_id, c->opt->name);
-                log_debug("attached");
-                drain(c);
-                rearm(c);
+                join_on_connect(c, events);
                 return;
         }
         if (c->join != JOIN_ATTACHED)
                 return;
-        if (c->join == JOIN_ATTACHED && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+        if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 int r = stream_rx_read(&c->rx, fd);
                 /* a frame callback that ended the session also returns nonzero */
                 if (c->join == JOIN_ATTACHED) {
@@ -517,89 +411,23 @@ static void tcp_event(struct loop *l, int fd, uint32_t events, void *ud)
                 }
         }
         if (c->join == JOIN_ATTACHED && (events & EPOLLOUT))
-                tcp_flush(c);
-        drain(c);
-        rearm(c);
+                client_tcp_flush(c);
+        client_drain(c);
 }
 
-/* ---- time ---------------------------------------------------------------- */
-
-static void on_timer(struct loop *l, struct loop_timer *t, void *ud)
+/* Deferred after a failed write: reported only once whatever the server
+ * sent before closing has been read (its ERR says more than EPIPE). */
+static void settle(struct loop *l, void *ud)
 {
         struct client *c = ud;
-        uint64_t now = loop_now(l);
-        if (c->join == JOIN_HELLO && (now >= c->hello_deadline || now - c->join_started >= c->opt->timeout_us)) {
-                if (now - c->join_started >= c->opt->timeout_us) {
-                        char why[160];
-                        snprintf(why, sizeof(why), "no answer from %s within %.1f s", c->srv_desc,
-                                 c->opt->timeout_us / 1e6);
-                        finish(c, 1, why);
-                        return;
-                }
-                c->hello_rto = c->hello_rto * 2 > HELLO_RTO_MAX_US ? HELLO_RTO_MAX_US : c->hello_rto * 2;
-                c->hello_deadline = now + c->hello_rto;
-                send_hello(c);
-        }
-        if (c->join == JOIN_CONNECTING && now - c->join_started >= c->opt->timeout_us) {
-                finish(c, 1, "the TCP connection to the server did not complete in time");
-                return;
-        }
-        if (c->join == JOIN_ATTACHED && c->dtx && dgram_tx_next_deadline(c->dtx) <= now) {
-                if (dgram_tx_on_tick(c->dtx, now)) {
-                        member_on_disconnect(c->mb, "the server stopped acknowledging uploads", now);
-                        drain(c);
-                        return;
-                }
-                udp_data_flush(c);
-        }
-        if (c->join == JOIN_ATTACHED) {
-                if (member_next_deadline(c->mb) <= now) {
-                        member_on_tick(c->mb, now);
-                        drain(c);
-                }
-                progress_tick(&c->progress, member_have(c->mb), member_stats(c->mb), now);
-        }
-        rearm(c);
-}
-
-/* After each event: a failed write is reported only once whatever the
- * server sent before closing has been read (its ERR says more than EPIPE). */
-static void settle(struct client *c)
-{
         if (!c->tcp_err || c->join != JOIN_ATTACHED)
                 return;
         int r = stream_rx_read(&c->rx, c->tcp_fd);
         if (c->join == JOIN_ATTACHED) {
                 const char *why = r == STREAM_EOF ? "the server closed the connection" : strerror(c->tcp_err);
                 member_on_disconnect(c->mb, why, loop_now(c->loop));
-                drain(c);
+                client_drain(c);
         }
-}
-
-static void rearm(struct client *c)
-{
-        settle(c);
-        if (c->join == JOIN_DONE)
-                return;
-        uint64_t now = loop_now(c->loop);
-        uint64_t d = now + USEC_PER_SEC;
-        if (c->join == JOIN_HELLO && c->hello_deadline < d)
-                d = c->hello_deadline;
-        if ((c->join == JOIN_HELLO || c->join == JOIN_CONNECTING) && c->join_started + c->opt->timeout_us < d)
-                d = c->join_started + c->opt->timeout_us;
-        if (c->join == JOIN_ATTACHED) {
-                uint64_t md = member_next_deadline(c->mb);
-                if (md < d)
-                        d = md;
-                uint64_t pd = progress_next(&c->progress);
-                if (pd < d)
-                        d = pd;
-                uint64_t td = c->dtx ? dgram_tx_next_deadline(c->dtx) : UINT64_MAX;
-                if (td < d)
-                        d = td;
-        }
-        if (!loop_timer_armed(&c->timer) || c->timer.node.key != d)
-                loop_timer_arm(c->loop, &c->timer, d);
 }
 
 /* ---- setup --------------------------------------------------------------- */
@@ -633,7 +461,11 @@ struct client *client_new(const struct fetch_options *o, struct loop *l, char *e
         c->udp_fd = c->tcp_fd = -1;
         c->store.fd = -1;
         outq_init(&c->q);
-        loop_timer_init(&c->timer, on_timer, c);
+        loop_timer_init(&c->member_timer, member_timer, c);
+        loop_timer_init(&c->progress_timer, progress_timer, c);
+        loop_timer_init(&c->join_timer, NULL, c);
+        loop_defer_init(&c->settle, settle, c);
+        loop_defer_init(&c->verify_step, verify_step, c);
         if (resolve(c, err, errlen) < 0)
                 return client_free(c);
         c->mb = member_new(&o->member);
@@ -660,7 +492,10 @@ struct client *client_new(const struct fetch_options *o, struct loop *l, char *e
                 return client_free(c);
         }
         net_set_bufs(c->udp_fd, 4 << 20, 8 << 20);
-        udpdata_init(&c->ud, c->udp_fd);
+        if (datachan_init(&c->data, l, c->udp_fd, EPOLLIN) < 0) {
+                snprintf(err, errlen, "out of memory");
+                return client_free(c);
+        }
         progress_init(&c->progress, o->name, o->quiet);
         return c;
 }
@@ -669,7 +504,11 @@ struct client *client_free(struct client *c)
 {
         if (!c)
                 return NULL;
-        loop_timer_disarm(c->loop, &c->timer);
+        loop_timer_disarm(c->loop, &c->member_timer);
+        loop_timer_disarm(c->loop, &c->progress_timer);
+        loop_timer_disarm(c->loop, &c->join_timer);
+        loop_defer_cancel(c->loop, &c->settle);
+        loop_defer_cancel(c->loop, &c->verify_step);
         if (c->udp_fd >= 0) {
                 loop_del(c->loop, c->udp_fd);
                 close(c->udp_fd);
@@ -680,8 +519,9 @@ struct client *client_free(struct client *c)
         }
         outq_fini(&c->q);
         stream_rx_fini(&c->rx);
-        dgram_tx_free(c->dtx);
-        dgram_rx_free(c->drx);
+        c->peer = datachan_peer_free(c->peer);
+        datachan_fini(&c->data);
+        c->verify = store_verify_free(c->verify);
         member_free(c->mb);
         store_close(&c->store);
         if (c->rtt)
@@ -695,12 +535,8 @@ int client_start(struct client *c)
         int r = loop_add(c->loop, c->udp_fd, EPOLLIN, udp_event, c);
         if (r < 0)
                 return r;
-        c->t0 = c->join_started = loop_now(c->loop);
-        c->join = JOIN_HELLO;
-        c->hello_rto = HELLO_RTO_US;
-        c->hello_deadline = c->join_started + c->hello_rto;
-        send_hello(c);
-        rearm(c);
+        join_start(c);
+        loop_timer_arm(c->loop, &c->progress_timer, loop_now(c->loop) + USEC_PER_SEC);
         return 0;
 }
 
@@ -714,15 +550,15 @@ void client_log_stats(const struct client *c)
                   (unsigned long long)ms->retries, (unsigned long long)ms->queries,
                   (unsigned long long)ms->bad_chunks, (unsigned long long)ms->dup_chunks,
                   (unsigned long long)ms->dropped_msgs);
-        if (c->dtx) {
-                const struct dgram_tx_stats *t = dgram_tx_stats(c->dtx);
+        if (c->peer) {
+                const struct dgram_tx_stats *t = datachan_tx_stats(c->peer);
                 log_debug("uploads over UDP: %llu chunks, %llu fragments, %llu re-sent, %llu probes, %llu nacks, cwnd %u, srtt %llu us",
                           (unsigned long long)t->chunks_sent, (unsigned long long)t->frags_sent,
                           (unsigned long long)t->frags_resent, (unsigned long long)t->probes,
                           (unsigned long long)t->nacks, t->cwnd, (unsigned long long)t->srtt_us);
                 log_debug("UDP out: %llu datagrams in %llu syscalls (GSO %s, GRO %s)",
-                          (unsigned long long)c->ud.datagrams_out, (unsigned long long)c->ud.syscalls_out,
-                          c->ud.gso ? "on" : "off", c->ud.gro ? "on" : "off");
+                          (unsigned long long)c->data.ud.datagrams_out, (unsigned long long)c->data.ud.syscalls_out,
+                          c->data.ud.gso ? "on" : "off", c->data.ud.gro ? "on" : "off");
         }
 }
 

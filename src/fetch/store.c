@@ -96,32 +96,52 @@ int store_read(struct store *s, uint64_t off, void *data, size_t len)
         return 0;
 }
 
-int store_hash(struct store *s, uint8_t out[P2S_HASH_SIZE])
+struct store_verify {
+        struct hasher *h;
+        uint8_t *buf;
+        uint64_t off;
+};
+
+struct store_verify *store_verify_new(struct store *s)
 {
-        struct hasher *h = hasher_new();
-        uint8_t *buf = malloc(HASH_READ);
-        int r = 0;
-        if (!h || !buf) {
-                r = -ENOMEM;
-                goto out;
-        }
+        struct store_verify *v = calloc(1, sizeof(*v));
+        if (!v)
+                return NULL;
+        v->h = hasher_new();
+        v->buf = malloc(HASH_READ);
+        if (!v->h || !v->buf)
+                return store_verify_free(v);
         posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-        for (uint64_t off = 0; off < s->size;) {
-                ssize_t n = pread(s->fd, buf, HASH_READ, (off_t)off);
+        return v;
+}
+
+struct store_verify *store_verify_free(struct store_verify *v)
+{
+        if (!v)
+                return NULL;
+        hasher_free(v->h);
+        free(v->buf);
+        free(v);
+        return NULL;
+}
+
+int store_verify_step(struct store *s, struct store_verify *v, size_t budget, uint8_t out[P2S_HASH_SIZE])
+{
+        while (v->off < s->size) {
+                if (budget == 0)
+                        return 0;
+                size_t want = budget < HASH_READ ? budget : HASH_READ;
+                ssize_t n = pread(s->fd, v->buf, want, (off_t)v->off);
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n <= 0) {
-                        r = n < 0 ? -errno : -EIO;
-                        goto out;
-                }
-                hasher_update(h, buf, (size_t)n);
-                off += (uint64_t)n;
+                if (n <= 0)
+                        return n < 0 ? -errno : -EIO;
+                hasher_update(v->h, v->buf, (size_t)n);
+                v->off += (uint64_t)n;
+                budget -= (size_t)n;
         }
-        hasher_final(h, out);
-out:
-        free(buf);
-        hasher_free(h);
-        return r;
+        hasher_final(v->h, out);
+        return 1;
 }
 
 int store_finalize(struct store *s)

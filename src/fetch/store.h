@@ -24,7 +24,13 @@ int store_prepare(struct store *s, uint64_t size);
 int store_write(struct store *s, uint64_t off, const void *data, size_t len);
 /* Reads back len bytes written before (a chunk to upload). */
 int store_read(struct store *s, uint64_t off, void *data, size_t len);
-/* SHA-256 of the whole file as written. */
-int store_hash(struct store *s, uint8_t out[P2S_HASH_SIZE]);
+/* SHA-256 of the whole file as written, a slice at a time, so a large file
+ * does not stop the caller's loop for a whole re-read. */
+struct store_verify;
+struct store_verify *store_verify_new(struct store *s);           /* NULL on ENOMEM */
+struct store_verify *store_verify_free(struct store_verify *v);   /* NULL-safe */
+/* Hashes up to budget more bytes: 0 more to do, 1 done (the hash in out),
+ * or -errno. */
+int store_verify_step(struct store *s, struct store_verify *v, size_t budget, uint8_t out[P2S_HASH_SIZE]);
 /* Renames OUTPUT.part to OUTPUT. */
 int store_finalize(struct store *s);

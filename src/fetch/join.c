@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/* Joining a swarm: HELLO -> COOKIE -> HELLO(cookie) -> WELCOME over UDP,
+ * each retried with backoff on the join timer until --timeout; then the TCP
+ * connection and ATTACH. From then on client.c takes over. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+#include "fetch/session.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define HELLO_RTO_US     (250 * USEC_PER_MSEC)
+#define HELLO_RTO_MAX_US (2 * USEC_PER_SEC)
+
+static void send_hello(struct client *c)
+{
+        struct p2s_hdr h = { .type = P2S_HELLO, .token = c->cookie, .chunk = P2S_NO_CHUNK,
+                             .body_len = (uint32_t)strlen(c->opt->name) };
+        client_udp_send(c, &h, c->opt->name);
+}
+
+static void join_timeout(struct loop *l, struct loop_timer *t, void *ud)
+{
+        struct client *c = ud;
+        uint64_t now = loop_now(l);
+        uint64_t deadline = c->join_started + c->opt->timeout_us;
+        if (now >= deadline) {
+                char why[160];
+                if (c->join == JOIN_HELLO)
+                        snprintf(why, sizeof(why), "no answer from %s within %.1f s", c->srv_desc,
+                                 c->opt->timeout_us / 1e6);
+                else
+                        snprintf(why, sizeof(why), "the TCP connection to the server did not complete in time");
+                client_finish(c, 1, why);
+                return;
+        }
+        if (c->join == JOIN_HELLO) {
+                c->hello_rto = c->hello_rto * 2 > HELLO_RTO_MAX_US ? HELLO_RTO_MAX_US : c->hello_rto * 2;
+                send_hello(c);
+        }
+        uint64_t next = c->join == JOIN_HELLO ? now + c->hello_rto : deadline;
+        loop_timer_arm(l, t, next < deadline ? next : deadline);
+}
+
+void join_start(struct client *c)
+{
+        c->t0 = c->join_started = loop_now(c->loop);
+        c->join = JOIN_HELLO;
+        c->hello_rto = HELLO_RTO_US;
+        loop_timer_init(&c->join_timer, join_timeout, c);
+        loop_timer_arm(c->loop, &c->join_timer, c->join_started + c->hello_rto);
+        send_hello(c);
+}
+
+static void on_welcome(struct client *c, const struct p2s_msg *msg)
+{
+        struct p2s_welcome w;
+        wire_get_welcome(msg->body, &w);
+        c->control = w.control_mode;
+        c->token = msg->hdr.token;
+        c->swarm_id = msg->hdr.swarm_id;
+        c->member_id = msg->hdr.member_id;
+        if (c->control == P2S_CONTROL_TCP) {
+                dgram_config_defaults(&c->dgram, w.dgram_size);
+                struct p2s_hdr ids = { .swarm_id = c->swarm_id, .member_id = c->member_id, .token = c->token };
+                c->peer = datachan_peer_new(&c->data, &c->dgram, &client_data_ops, c);
+                if (!c->peer) {
+                        client_finish(c, 1, "out of memory");
+                        return;
+                }
+                datachan_peer_set_dest(c->peer, NULL, 0, &ids);
+        }
+        struct sockaddr_storage ss = c->srv;
+        if (ss.ss_family == AF_INET)
+                ((struct sockaddr_in *)&ss)->sin_port = htons(w.port);
+        else
+                ((struct sockaddr_in6 *)&ss)->sin6_port = htons(w.port);
+        c->tcp_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (c->tcp_fd < 0) {
+                client_finish(c, 1, "cannot create a TCP socket");
+                return;
+        }
+        int one = 1;
+        setsockopt(c->tcp_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (connect(c->tcp_fd, (struct sockaddr *)&ss, c->srvlen) < 0 && errno != EINPROGRESS) {
+                char why[160];
+                snprintf(why, sizeof(why), "cannot connect to %s over TCP: %s", c->srv_desc, strerror(errno));
+                client_finish(c, 1, why);
+                return;
+        }
+        c->join = JOIN_CONNECTING;
+        loop_add(c->loop, c->tcp_fd, EPOLLIN | EPOLLOUT, client_tcp_event, c);
+        c->want_out = true;
+        /* the join timer now only guards the connect */
+        loop_timer_arm(c->loop, &c->join_timer, c->join_started + c->opt->timeout_us);
+        log_debug("member %u of swarm %u, connecting the data channel", c->member_id, c->swarm_id);
+}
+
+void join_on_datagram(struct client *c, const struct p2s_msg *msg)
+{
+        const struct p2s_hdr *h = &msg->hdr;
+        if (h->type == P2S_COOKIE && h->token) {
+                c->cookie = h->token;
+                send_hello(c);
+        } else if (h->type == P2S_WELCOME) {
+                on_welcome(c, msg);
+        } else if (h->type == P2S_ERR) {
+                char reason[P2S_MAX_REASON + 1], why[P2S_MAX_REASON + 64];
+                wire_get_err(msg->body, h->body_len, reason, sizeof(reason));
+                snprintf(why, sizeof(why), "server refused '%s': %s", c->opt->name, reason);
+                client_finish(c, 1, why);
+        }
+}
+
+void join_on_connect(struct client *c, uint32_t events)
+{
+        int err = 0;
+        socklen_t el = sizeof(err);
+        getsockopt(c->tcp_fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err) {
+                char why[160];
+                snprintf(why, sizeof(why), "cannot connect to %s over TCP: %s", c->srv_desc, strerror(err));
+                client_finish(c, 1, why);
+                return;
+        }
+        if (!(events & EPOLLOUT))
+                return;
+        struct p2s_hdr h;
+        uint8_t raw[P2S_HDR_SIZE];
+        client_fill_hdr(c, &h, P2S_ATTACH, P2S_NO_CHUNK, 0);
+        wire_encode_hdr(raw, &h);
+        if (outq_push(&c->q, raw, sizeof(raw), NULL) < 0) {
+                client_finish(c, 1, "out of memory");
+                return;
+        }
+        c->join = JOIN_ATTACHED;
+        loop_timer_disarm(c->loop, &c->join_timer);
+        client_tcp_flush(c);
+        sd_notifyf(0, "READY=1\nSTATUS=joined swarm %u for %s, waiting for it to start", c->swarm_id, c->opt->name);
+        log_debug("attached");
+        client_drain(c);
+}

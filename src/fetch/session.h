@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/* p2s-fetch's internals shared by its I/O files, one concern each:
+ *   client.c   the session: member actions, server messages, the TCP
+ *              connection, the member's timer, the whole-file check
+ *   join.c     HELLO -> COOKIE -> HELLO(cookie) -> WELCOME, connect, ATTACH
+ * Chunk data over UDP is io/datachan's. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include "fetch/client.h"
+#include "fetch/progress.h"
+#include "fetch/store.h"
+#include "io/datachan.h"
+#include "proto/wire.h"
+#include "util/net.h"
+#include "util/outq.h"
+#include "util/stream.h"
+
+enum join_state { JOIN_HELLO, JOIN_CONNECTING, JOIN_ATTACHED, JOIN_DONE };
+
+struct client {
+        const struct fetch_options *opt;
+        struct loop *loop;
+        struct sockaddr_storage srv;
+        socklen_t srvlen;
+        char srv_desc[NET_ADDRSTRLEN];
+        int udp_fd, tcp_fd;
+        enum join_state join;
+        uint64_t cookie, token;
+        uint32_t swarm_id, member_id;
+        uint64_t join_started, hello_rto;
+        struct loop_timer join_timer;   /* HELLO retries and the join's deadline */
+        struct stream_rx rx;
+        struct outq q;
+        bool want_out;
+        int tcp_err;                    /* a write failed: reported by settle */
+        struct loop_defer settle;
+        int control;                    /* what the server said in WELCOME */
+        struct dgram_config dgram;
+        struct datachan data;           /* --control=tcp: chunk data over UDP */
+        struct datachan_peer *peer;
+        struct member *mb;
+        struct loop_timer member_timer; /* at member_next_deadline */
+        struct store store;
+        struct store_verify *verify;    /* the whole-file hash, a slice per turn */
+        struct loop_defer verify_step;
+        FILE *rtt;
+        uint64_t t0;
+        struct progress progress;
+        struct loop_timer progress_timer;
+        int exit_code;
+        char reason[P2S_MAX_REASON + 128];
+};
+
+/* client.c */
+void client_finish(struct client *c, int code, const char *reason);
+void client_fill_hdr(struct client *c, struct p2s_hdr *h, uint8_t type, uint32_t chunk, uint32_t body_len);
+void client_udp_send(struct client *c, const struct p2s_hdr *h, const void *body);
+void client_tcp_flush(struct client *c);
+void client_tcp_event(struct loop *l, int fd, uint32_t events, void *ud);
+/* Carries out the member's actions and re-arms its timer. */
+void client_drain(struct client *c);
+void client_on_server_msg(struct client *c, const struct p2s_msg *msg, struct buf *body);
+extern const struct datachan_ops client_data_ops;
+
+/* join.c */
+void join_start(struct client *c);
+/* A datagram while joining (c->join == JOIN_HELLO). */
+void join_on_datagram(struct client *c, const struct p2s_msg *msg);
+/* The TCP connection became writable or failed while connecting. */
+void join_on_connect(struct client *c, uint32_t events);
