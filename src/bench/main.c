@@ -402,7 +402,7 @@ static void report(const struct cmdline *c, struct bench *b, const struct bench_
                 json_opt("replicas", o->replicas);
                 json_opt("order", o->order);
                 json_opt("window", o->window);
-                json_opt("out", bench_copies_dir(b));
+                json_opt("copies_dir", bench_copies_dir(b));
                 printf(", \"p2s\": [");
                 for (unsigned i = 0; i < rounds; i++) {
                         if (i)
