@@ -413,7 +413,7 @@ static int start_p2sd(struct bench *b)
         close(pfd[1]);
         if (!b->srv) {
                 close(pfd[0]);
-                fprintf(stderr, "p2s-bench: cannot execute %s: %s\n", b->o.p2sd, strerror(e));
+                fprintf(stderr, "p2s-bench: cannot start %s: %s\n", b->o.p2sd, strerror(e));
                 return -e;
         }
         b->srv_log = pfd[0];
@@ -519,7 +519,7 @@ static int start_nginx(struct bench *b)
         if (fd >= 0)
                 close(fd);
         if (!b->srv) {
-                fprintf(stderr, "p2s-bench: cannot execute %s: %s\n", b->o.nginx, strerror(e));
+                fprintf(stderr, "p2s-bench: cannot start %s: %s\n", b->o.nginx, strerror(e));
                 return -e;
         }
         loop_timer_arm(b->loop, &b->poll, now_usec() + CONNECT_POLL_US);
@@ -584,7 +584,7 @@ static int spawn_client(struct bench *b, unsigned i)
         int e = errno;
         close(fd);
         if (!b->cli[i]) {
-                fprintf(stderr, "p2s-bench: cannot execute %s: %s\n", argv[0], strerror(e));
+                fprintf(stderr, "p2s-bench: cannot start %s: %s\n", argv[0], strerror(e));
                 return -e;
         }
         b->spawned++;

@@ -427,13 +427,13 @@ static void report(const struct cmdline *c, struct bench *b, const struct bench_
                        interrupted ? "true" : "false", s.ok && !interrupted ? "true" : "false");
                 return;
         }
-        if (rounds > 1 || o->http) {
+        if (rounds && (rounds > 1 || o->http)) {
                 printf("p2s  times:");
                 for (unsigned i = 0; i < rounds; i++)
                         printf(" %.3f", p2s[i].wall_s);
                 printf(" s (median %.3f s)\n", s.p2s_med);
         }
-        if (o->http) {
+        if (rounds && o->http) {
                 printf("http times:");
                 for (unsigned i = 0; i < rounds; i++)
                         printf(" %.3f", http[i].wall_s);

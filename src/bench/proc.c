@@ -123,6 +123,7 @@ struct proc *proc_spawn(struct loop *l, const struct proc_spec *s, proc_exit_fn 
                 return NULL;
         }
         p->pidfd = pidfd_open_(p->pid);
+        /* ENOSYS before Linux 5.3, and under valgrind versions that lack it */
         if (p->pidfd < 0 || loop_add(l, p->pidfd, EPOLLIN, proc_on_pidfd, p) < 0) {
                 e = p->pidfd < 0 ? errno : ENOMEM;
                 if (p->pidfd >= 0)
