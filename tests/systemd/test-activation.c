@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "harness.h"
+#include "runner.h"
 
 #define FILE_SIZE (3u << 20)
 
@@ -246,11 +247,4 @@ static Suite *activation_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(activation_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(activation_suite);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "harness.h"
+#include "runner.h"
 
 /* Runs p2sd --config (text written to a file) plus args; when it must fail,
  * returns its exit code and stderr in err. */
@@ -176,11 +177,4 @@ static Suite *config_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(config_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(config_suite);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "harness.h"
+#include "runner.h"
 
 #define FETCHED_RE "^STATUS=fetched [0-9.]+/[0-9.]+ MiB, [0-9.]+ MiB/s, [0-9]+% from cache$"
 
@@ -100,11 +101,4 @@ static Suite *fetch_notify_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(fetch_notify_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(fetch_notify_suite);

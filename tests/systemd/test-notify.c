@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "harness.h"
+#include "runner.h"
 
 #define STATUS_RE "^[0-9]+ swarms, [0-9]+ members, [0-9]+ MiB in, [0-9]+ MiB out, cache hits [0-9]+%$"
 
@@ -254,11 +255,4 @@ static Suite *notify_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(notify_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(notify_suite);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "harness.h"
+#include "runner.h"
 
 /* server_shutdown's own bound is 3 s; allow for a slow machine */
 #define STOP_BOUND_MS 6000
@@ -128,11 +129,4 @@ static Suite *shutdown_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(shutdown_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(shutdown_suite);

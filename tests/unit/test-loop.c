@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "util/clock.h"
 #include "util/loop.h"
+#include "runner.h"
 
 struct order {
         int seen[16];
@@ -301,13 +302,4 @@ static Suite *loop_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(loop_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(loop_suite);
