@@ -151,7 +151,7 @@ static int open_beneath(int root_fd, const char *name)
         return fd;
 }
 
-int catalog_open(const struct catalog *c, const char *name)
+static int catalog_open_via(const struct catalog *c, const char *name, bool openat2)
 {
         if (!catalog_name_ok(name))
                 return -ENOENT;
@@ -161,7 +161,10 @@ int catalog_open(const struct catalog *c, const char *name)
                  * and symlinks that would leave it fail with EXDEV. */
                 struct open_how how = { .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
                                         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
-                fd = (int)syscall(SYS_openat2, c->root_fd, name, &how, sizeof(how));
+                if (openat2)
+                        fd = (int)syscall(SYS_openat2, c->root_fd, name, &how, sizeof(how));
+                else
+                        errno = ENOSYS;
                 if (fd < 0 && errno == ENOSYS)
                         fd = open_beneath(c->root_fd, name);
                 if (fd < 0)
@@ -179,4 +182,14 @@ int catalog_open(const struct catalog *c, const char *name)
                 return r;
         }
         return fd;
+}
+
+int catalog_open(const struct catalog *c, const char *name)
+{
+        return catalog_open_via(c, name, true);
+}
+
+int catalog_open_components(const struct catalog *c, const char *name)
+{
+        return catalog_open_via(c, name, false);
 }

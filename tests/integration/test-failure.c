@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "harness.h"
+#include "runner.h"
 
 /* A socket on 127.0.0.1 of type, bound to a kernel-chosen port. */
 static int bound_socket(int type, unsigned *port)
@@ -394,7 +395,4 @@ static Suite *failure_suite(void)
         return s;
 }
 
-int main(void)
-{
-        return h_run(failure_suite());
-}
+RUNNER_SUITES(failure_suite);

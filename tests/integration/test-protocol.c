@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "harness.h"
 #include "proto/wire.h"
+#include "runner.h"
 
 static int udp_to(unsigned port)
 {
@@ -231,7 +232,4 @@ static Suite *protocol_suite(void)
         return s;
 }
 
-int main(void)
-{
-        return h_run(protocol_suite());
-}
+RUNNER_SUITES(protocol_suite);

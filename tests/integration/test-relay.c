@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "harness.h"
+#include "runner.h"
 
 /* A chunk that is not in the cache when the relay starts can only reach the
  * members that lack it through an upload (requests are only served once
@@ -236,7 +237,4 @@ static Suite *relay_suite(void)
         return s;
 }
 
-int main(void)
-{
-        return h_run(relay_suite());
-}
+RUNNER_SUITES(relay_suite);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "harness.h"
+#include "runner.h"
 
 /* Two files, one in a subdirectory, three members each, all six started
  * together: two swarms run side by side in one p2sd, both through a cache
@@ -138,7 +139,4 @@ static Suite *root_suite(void)
         return s;
 }
 
-int main(void)
-{
-        return h_run(root_suite());
-}
+RUNNER_SUITES(root_suite);

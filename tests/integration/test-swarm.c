@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include "harness.h"
+#include "runner.h"
 
 /* Default options, 5 members, ~3 MB: the swarm starts when all five joined. */
 START_TEST(five_clients_default)
@@ -232,7 +233,4 @@ static Suite *swarm_suite(void)
         return s;
 }
 
-int main(void)
-{
-        return h_run(swarm_suite());
-}
+RUNNER_SUITES(swarm_suite);

@@ -11,13 +11,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "harness.h"
+#include "runner.h"
 
 #define FILE_SIZE (3u << 20)
 
-static void start_p2sd(struct h_proc *d, struct h_notify *n, const int *fds, int nfds, const char *names,
+static struct h_proc *start_p2sd(struct h_notify *n, const int *fds, int nfds, const char *names,
                        bool wrong_pid, const char *const *extra_args)
 {
-        const char *argv[16] = { h_p2sd(), "--log-level", "debug" };
+        const char *argv[16] = { h_bin_p2sd(), "--log-level", "debug" };
         int a = 3;
         for (const char *const *e = extra_args; e && *e; e++)
                 argv[a++] = *e;
@@ -25,33 +26,33 @@ static void start_p2sd(struct h_proc *d, struct h_notify *n, const int *fds, int
         const char *env[] = { n->env, NULL };
         struct h_spawn s = { .argv = argv, .env = env, .fds = fds, .nfds = nfds, .fdnames = names,
                              .wrong_listen_pid = wrong_pid };
-        h_start(d, &s);
+        return h_start(&s);
 }
 
 /* n clients fetch name from 127.0.0.1:port into outN; all must succeed. */
 static void run_swarm(uint16_t port, const char *name, const char *src, int n)
 {
-        struct h_proc c[8];
+        struct h_proc *c[8];
         char hp[32];
         snprintf(hp, sizeof(hp), "127.0.0.1:%u", port);
         for (int i = 0; i < n; i++) {
                 const char *out = h_path("%s.out%d", name, i);
-                const char *argv[] = { h_fetch(), "--timeout", "20", hp, name, "-o", out, NULL };
-                h_start(&c[i], &(struct h_spawn){ .argv = argv });
+                const char *argv[] = { h_bin_fetch(), "--timeout", "20", hp, name, "-o", out, NULL };
+                c[i] = h_start(&(struct h_spawn){ .argv = argv });
         }
         for (int i = 0; i < n; i++) {
-                ck_assert_msg(h_wait_exit(&c[i], 60000), "client %d did not finish: %s", i, c[i].err);
-                ck_assert_msg(h_exit_code(&c[i]) == 0, "client %d exited %d: %s", i, h_exit_code(&c[i]), c[i].err);
+                ck_assert_msg(h_wait_for(c[i], 60), "client %d did not finish: %s", i, h_log(c[i]));
+                ck_assert_msg(c[i]->code == 0, "client %d exited %d: %s", i, c[i]->code, h_log(c[i]));
                 ck_assert_msg(h_same_file(src, h_path("%s.out%d", name, i)), "copy %d differs from the source", i);
-                h_proc_free(&c[i]);
+                h_proc_free(c[i]);
         }
 }
 
 static void stop_p2sd(struct h_proc *d)
 {
-        h_kill(d, SIGTERM);
-        ck_assert_msg(h_wait_exit(d, 10000), "p2sd did not stop: %s", d->err);
-        ck_assert_msg(h_exit_code(d) == 0, "p2sd exited %d: %s", h_exit_code(d), d->err);
+        h_signal(d, SIGTERM);
+        ck_assert_msg(h_wait_for(d, 10), "p2sd did not stop: %s", h_log(d));
+        ck_assert_msg(d->code == 0, "p2sd exited %d: %s", d->code, h_log(d));
 }
 
 /* The invariant: p2sd serves through exactly the sockets it was given (the
@@ -64,25 +65,23 @@ static void swarm_through_activated(bool udp_first, const char *names, const cha
         uint16_t port = h_tcp_udp_pair(&tcp, &udp);
         const char *src = h_path("served-%d.bin", (int)udp_first);
         h_make_file(src, FILE_SIZE, port);
-        struct h_notify n;
-        h_notify_open(&n, "notify");
+        struct h_notify *n = h_notify_open("notify");
         int fds[2] = { udp_first ? udp : tcp, udp_first ? tcp : udp };
         const char *args[] = { "--control", control, "--min-clients", "4", "--gather-timeout", "30",
                                "--chunk-size", "16K", src, NULL };
-        struct h_proc d;
-        start_p2sd(&d, &n, fds, 2, names, false, args);
+        struct h_proc *d = start_p2sd(n, fds, 2, names, false, args);
         close(tcp);
         close(udp);
         char msg[1024];
-        ck_assert_msg(h_notify_wait(&n, "READY=1", msg, sizeof(msg), 10000), "no READY=1: %s", d.err);
+        ck_assert_msg(h_notify_wait(n, "READY=1", msg, sizeof(msg), 10), "no READY=1: %s", h_log(d));
         ck_assert_uint_eq(h_notify_uint(msg, "X_P2S_PORT"), port);
-        ck_assert_msg(h_wait_log(&d, "(activated)", 5000), "p2sd did not say it was activated: %s", d.err);
+        ck_assert_msg(h_log_wait_for(d, "(activated)", 5), "p2sd did not say it was activated: %s", h_log(d));
         char name[64];
         snprintf(name, sizeof(name), "served-%d.bin", (int)udp_first);
         run_swarm(port, name, src, 4);
-        stop_p2sd(&d);
-        h_proc_free(&d);
-        h_notify_close(&n);
+        stop_p2sd(d);
+        h_proc_free(d);
+        h_notify_close(n);
 }
 
 START_TEST(activated_tcp_then_udp)
@@ -103,18 +102,16 @@ static void refused(const int *fds, int nfds, const char *want)
 {
         const char *src = h_path("small.bin");
         h_make_file(src, 4096, 1);
-        struct h_notify n;
-        h_notify_open(&n, "notify");
+        struct h_notify *n = h_notify_open("notify");
         const char *args[] = { src, NULL };
-        struct h_proc d;
-        start_p2sd(&d, &n, fds, nfds, NULL, false, args);
-        ck_assert_msg(h_wait_exit(&d, 10000), "p2sd did not exit: %s", d.err);
-        ck_assert_msg(h_exit_code(&d) == 1, "p2sd exited %d, want 1: %s", h_exit_code(&d), d.err);
-        ck_assert_msg(strstr(d.err, want), "error does not say '%s': %s", want, d.err);
+        struct h_proc *d = start_p2sd(n, fds, nfds, NULL, false, args);
+        ck_assert_msg(h_wait_for(d, 10), "p2sd did not exit: %s", h_log(d));
+        ck_assert_msg(d->code == 1, "p2sd exited %d, want 1: %s", d->code, h_log(d));
+        ck_assert_msg(strstr(h_log(d), want), "error does not say '%s': %s", want, h_log(d));
         char msg[256];
-        ck_assert_msg(h_notify_recv(&n, msg, sizeof(msg), 0) < 0, "p2sd notified: %s", msg);
-        h_proc_free(&d);
-        h_notify_close(&n);
+        ck_assert_msg(h_notify_recv(n, msg, sizeof(msg), 0) < 0, "p2sd notified: %s", msg);
+        h_proc_free(d);
+        h_notify_close(n);
 }
 
 static int unix_socket(int type, bool listening)
@@ -202,22 +199,20 @@ START_TEST(ignores_fds_meant_for_another_pid)
         uint16_t port = h_tcp_udp_pair(&tcp, &udp);
         const char *src = h_path("other.bin");
         h_make_file(src, 100000, 2);
-        struct h_notify n;
-        h_notify_open(&n, "notify");
+        struct h_notify *n = h_notify_open("notify");
         const char *args[] = { "--port", "0", src, NULL };
         int fds[2] = { tcp, udp };
-        struct h_proc d;
-        start_p2sd(&d, &n, fds, 2, "p2sd.socket:p2sd.socket", true, args);
+        struct h_proc *d = start_p2sd(n, fds, 2, "p2sd.socket:p2sd.socket", true, args);
         char msg[1024];
-        ck_assert_msg(h_notify_wait(&n, "READY=1", msg, sizeof(msg), 10000), "no READY=1: %s", d.err);
+        ck_assert_msg(h_notify_wait(n, "READY=1", msg, sizeof(msg), 10), "no READY=1: %s", h_log(d));
         unsigned long got = h_notify_uint(msg, "X_P2S_PORT");
         ck_assert_uint_ne(got, 0);
         ck_assert_uint_ne(got, port);
         run_swarm((uint16_t)got, "other.bin", src, 1);
-        stop_p2sd(&d);
-        ck_assert_msg(!strstr(d.err, "(activated)"), "p2sd took fds meant for another process: %s", d.err);
-        h_proc_free(&d);
-        h_notify_close(&n);
+        stop_p2sd(d);
+        ck_assert_msg(!strstr(h_log(d), "(activated)"), "p2sd took fds meant for another process: %s", h_log(d));
+        h_proc_free(d);
+        h_notify_close(n);
         close(tcp);
         close(udp);
 }
@@ -226,16 +221,12 @@ END_TEST
 static Suite *activation_suite(void)
 {
         Suite *s = suite_create("activation");
-        TCase *tc = tcase_create("swarm");
-        tcase_add_unchecked_fixture(tc, h_tmp_setup, h_tmp_teardown);
-        tcase_set_timeout(tc, 120);
+        TCase *tc = h_tcase("swarm", 120);
         tcase_add_test(tc, activated_tcp_then_udp);
         tcase_add_test(tc, activated_udp_first_misleading_names);
         tcase_add_test(tc, ignores_fds_meant_for_another_pid);
         suite_add_tcase(s, tc);
-        tc = tcase_create("refused");
-        tcase_add_unchecked_fixture(tc, h_tmp_setup, h_tmp_teardown);
-        tcase_set_timeout(tc, 30);
+        tc = h_tcase("refused", 30);
         tcase_add_test(tc, refuses_unix_stream_in_place_of_tcp);
         tcase_add_test(tc, refuses_unix_datagram_in_place_of_udp);
         tcase_add_test(tc, refuses_a_third_socket);
@@ -246,11 +237,4 @@ static Suite *activation_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(activation_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(activation_suite);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "harness.h"
+#include "runner.h"
 
 /* Runs p2sd --config (text written to a file) plus args; when it must fail,
  * returns its exit code and stderr in err. */
@@ -14,17 +15,16 @@ static int run_failing(const char *text, const char *const *args, char *err, siz
 {
         const char *conf = h_path("p2sd.conf");
         h_write_text(conf, text);
-        const char *argv[16] = { h_p2sd(), "--config", conf };
+        const char *argv[16] = { h_bin_p2sd(), "--config", conf };
         int a = 3;
         for (const char *const *p = args; p && *p; p++)
                 argv[a++] = *p;
         argv[a] = NULL;
-        struct h_proc d;
-        h_start(&d, &(struct h_spawn){ .argv = argv });
-        ck_assert_msg(h_wait_exit(&d, 10000), "p2sd did not exit: %s", d.err);
-        snprintf(err, errlen, "%s", d.err);
-        int rc = h_exit_code(&d);
-        h_proc_free(&d);
+        struct h_proc *d = h_start(&(struct h_spawn){ .argv = argv });
+        ck_assert_msg(h_wait_for(d, 10), "p2sd did not exit: %s", h_log(d));
+        snprintf(err, errlen, "%s", h_log(d));
+        int rc = d->code;
+        h_proc_free(d);
         return rc;
 }
 
@@ -60,13 +60,12 @@ END_TEST
 
 START_TEST(missing_file_exits_2)
 {
-        const char *argv[] = { h_p2sd(), "--config", h_path("nonexistent.conf"), NULL };
-        struct h_proc d;
-        h_start(&d, &(struct h_spawn){ .argv = argv });
-        ck_assert(h_wait_exit(&d, 10000));
-        ck_assert_int_eq(h_exit_code(&d), 2);
-        ck_assert_msg(strstr(d.err, "nonexistent.conf: No such file or directory"), "%s", d.err);
-        h_proc_free(&d);
+        const char *argv[] = { h_bin_p2sd(), "--config", h_path("nonexistent.conf"), NULL };
+        struct h_proc *d = h_start(&(struct h_spawn){ .argv = argv });
+        ck_assert(h_wait_for(d, 10));
+        ck_assert_int_eq(d->code, 2);
+        ck_assert_msg(strstr(h_log(d), "nonexistent.conf: No such file or directory"), "%s", h_log(d));
+        h_proc_free(d);
 }
 END_TEST
 
@@ -81,14 +80,13 @@ static char *run_ok(const char *text, const char *const *args)
         for (const char *const *p = args; p && *p; p++)
                 argv[a++] = *p;
         argv[a] = NULL;
-        struct h_notify n;
-        h_notify_open(&n, "notify");
-        struct h_proc d;
-        h_p2sd_start(&d, &n, argv, NULL, NULL, 0);
-        ck_assert_int_eq(h_p2sd_stop(&d, 10000), 0);
-        char *err = strdup(d.err);
-        h_proc_free(&d);
-        h_notify_close(&n);
+        struct h_notify *n = h_notify_open("notify");
+        unsigned port;
+        struct h_proc *d = h_p2sd_start(n, argv, NULL, &port, NULL, 0);
+        h_stop_p2sd(d, 10);
+        char *err = strdup(h_log(d));
+        h_proc_free(d);
+        h_notify_close(n);
         return err;
 }
 
@@ -97,7 +95,7 @@ START_TEST(values_and_layout)
         char text[1024];
         /* blanks around keys and values, comments, blank lines, CRLF */
         snprintf(text, sizeof(text), "# p2sd\r\n\n   root   =   %s   \r\n\t# indented comment\n"
-                 "cache=2M\nchunk-size = 128K\nport = 0\n", h_tmp);
+                 "cache=2M\nchunk-size = 128K\nport = 0\n", h_dir());
         char *err = run_ok(text, NULL);
         ck_assert_msg(strstr(err, "cache 2097152 bytes, chunk 131072 bytes"), "%s", err);
         free(err);
@@ -110,7 +108,7 @@ START_TEST(command_line_wins)
         const char *src = h_path("cmd.bin");
         h_make_file(src, 1000, 1);
         /* the file's root and port would fail; the command line's win */
-        snprintf(text, sizeof(text), "root = %s/nonexistent\nport = 1\ncache = 2M\nchunk-size = 128K\n", h_tmp);
+        snprintf(text, sizeof(text), "root = %s/nonexistent\nport = 1\ncache = 2M\nchunk-size = 128K\n", h_dir());
         const char *args[] = { "--port", "0", "--cache", "3M", src, NULL };
         char *err = run_ok(text, args);
         ck_assert_msg(strstr(err, "cache 3145728 bytes, chunk 131072 bytes"), "%s", err);
@@ -121,7 +119,7 @@ END_TEST
 START_TEST(log_level_from_the_file)
 {
         char text[1024];
-        snprintf(text, sizeof(text), "root = %s\nport = 0\nlog-level = warning\n", h_tmp);
+        snprintf(text, sizeof(text), "root = %s\nport = 0\nlog-level = warning\n", h_dir());
         char *err = run_ok(text, NULL);
         ck_assert_msg(!strstr(err, "listening"), "notice printed at log-level warning: %s", err);
         free(err);
@@ -147,7 +145,7 @@ START_TEST(shipped_default_configuration)
         char *root = strstr(text, "\nroot = /srv/p2s\n");
         ck_assert_msg(root, "the shipped configuration does not serve /srv/p2s");
         char copy[17000];
-        snprintf(copy, sizeof(copy), "%.*s\nroot = %s\nport = 0\n%s", (int)(root - text), text, h_tmp,
+        snprintf(copy, sizeof(copy), "%.*s\nroot = %s\nport = 0\n%s", (int)(root - text), text, h_dir(),
                  root + strlen("\nroot = /srv/p2s\n"));
         char *err = run_ok(copy, NULL);
         ck_assert_msg(strstr(err, "cache 67108864 bytes, chunk 65536 bytes"), "defaults changed: %s", err);
@@ -158,16 +156,12 @@ END_TEST
 static Suite *config_suite(void)
 {
         Suite *s = suite_create("config");
-        TCase *tc = tcase_create("errors");
-        tcase_add_unchecked_fixture(tc, h_tmp_setup, h_tmp_teardown);
-        tcase_set_timeout(tc, 30);
+        TCase *tc = h_tcase("errors", 30);
         tcase_add_loop_test(tc, errors_name_file_and_line_and_exit_2, 0,
                             (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
         tcase_add_test(tc, missing_file_exits_2);
         suite_add_tcase(s, tc);
-        tc = tcase_create("values");
-        tcase_add_unchecked_fixture(tc, h_tmp_setup, h_tmp_teardown);
-        tcase_set_timeout(tc, 30);
+        tc = h_tcase("values", 30);
         tcase_add_test(tc, values_and_layout);
         tcase_add_test(tc, command_line_wins);
         tcase_add_test(tc, log_level_from_the_file);
@@ -176,11 +170,4 @@ static Suite *config_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(config_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(config_suite);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "harness.h"
+#include "runner.h"
 
 #define STATUS_RE "^[0-9]+ swarms, [0-9]+ members, [0-9]+ MiB in, [0-9]+ MiB out, cache hits [0-9]+%$"
 
@@ -23,24 +24,22 @@ START_TEST(ready_status_watchdog_stopping_in_order)
 {
         const char *src = h_path("order.bin");
         h_make_file(src, 100000, 1);
-        struct h_notify n;
-        h_notify_open(&n, "notify");
-        struct h_proc d;
+        struct h_notify *n = h_notify_open("notify");
         char msg[2048], v[256];
         /* the first datagram of all: READY=1 with the port and a STATUS= */
-        const char *argv[] = { h_p2sd(), "--port", "0", src, NULL };
-        const char *env[] = { n.env, "WATCHDOG_USEC=200000", NULL };
-        h_start(&d, &(struct h_spawn){ .argv = argv, .env = env });
-        ck_assert_msg(h_notify_recv(&n, msg, sizeof(msg), 10000) > 0, "no datagram: %s", d.err);
+        const char *argv[] = { h_bin_p2sd(), "--port", "0", src, NULL };
+        const char *env[] = { n->env, "WATCHDOG_USEC=200000", NULL };
+        struct h_proc *d = h_start(&(struct h_spawn){ .argv = argv, .env = env });
+        ck_assert_msg(h_notify_recv(n, msg, sizeof(msg), 10) > 0, "no datagram: %s", h_log(d));
         ck_assert_msg(h_has_line(msg, "READY=1"), "first datagram is not READY=1: %s", msg);
         ck_assert_uint_gt(h_notify_uint(msg, "X_P2S_PORT"), 0);
         ck_assert_msg(h_match(h_notify_field(msg, "STATUS", v, sizeof(v)) ? v : "", STATUS_RE), "STATUS: %s", msg);
 
         /* then, in any interleaving, WATCHDOG=1 every 100 ms and a STATUS= every few seconds */
         unsigned pings = 0, statuses = 0;
-        uint64_t deadline = h_now_ms() + 10000;
-        while ((statuses < 1 || pings < 5) && h_now_ms() < deadline) {
-                ck_assert_int_gt(h_notify_recv(&n, msg, sizeof(msg), 10000), 0);
+        double deadline = h_now() + 10;
+        while ((statuses < 1 || pings < 5) && h_now() < deadline) {
+                ck_assert_int_gt(h_notify_recv(n, msg, sizeof(msg), 10), 0);
                 ck_assert_msg(!h_has_line(msg, "READY=1") && !h_has_line(msg, "STOPPING=1"), "unexpected: %s", msg);
                 if (h_has_line(msg, "WATCHDOG=1"))
                         pings++;
@@ -50,17 +49,17 @@ START_TEST(ready_status_watchdog_stopping_in_order)
                 }
         }
         ck_assert_msg(statuses >= 1 && pings >= 5, "%u STATUS=, %u WATCHDOG=1 within 10 s:\n%s", statuses, pings,
-                      n.log);
+                      n->log);
 
         /* SIGTERM: STOPPING=1, then exit 0 */
-        h_kill(&d, SIGTERM);
-        ck_assert_msg(h_notify_wait(&n, "STOPPING=1", msg, sizeof(msg), 5000), "no STOPPING=1:\n%s", n.log);
-        ck_assert_msg(h_wait_exit(&d, 10000), "p2sd did not exit: %s", d.err);
-        ck_assert_int_eq(h_exit_code(&d), 0);
-        while (h_notify_recv(&n, msg, sizeof(msg), 0) > 0)
-                ck_assert_msg(!h_has_line(msg, "READY=1"), "READY=1 after STOPPING=1:\n%s", n.log);
-        h_proc_free(&d);
-        h_notify_close(&n);
+        h_signal(d, SIGTERM);
+        ck_assert_msg(h_notify_wait(n, "STOPPING=1", msg, sizeof(msg), 5), "no STOPPING=1:\n%s", n->log);
+        ck_assert_msg(h_wait_for(d, 10), "p2sd did not exit: %s", h_log(d));
+        ck_assert_int_eq(d->code, 0);
+        while (h_notify_recv(n, msg, sizeof(msg), 0) > 0)
+                ck_assert_msg(!h_has_line(msg, "READY=1"), "READY=1 after STOPPING=1:\n%s", n->log);
+        h_proc_free(d);
+        h_notify_close(n);
 }
 END_TEST
 
@@ -69,19 +68,18 @@ START_TEST(no_watchdog_without_watchdog_usec)
 {
         const char *src = h_path("nowd.bin");
         h_make_file(src, 1000, 2);
-        struct h_notify n;
-        h_notify_open(&n, "notify");
-        struct h_proc d;
+        struct h_notify *n = h_notify_open("notify");
         const char *args[] = { "--port", "0", src, NULL };
-        h_p2sd_start(&d, &n, args, NULL, NULL, 0);
+        unsigned port;
+        struct h_proc *d = h_p2sd_start(n, args, NULL, &port, NULL, 0);
         char msg[1024];
         do
-                ck_assert_msg(h_notify_recv(&n, msg, sizeof(msg), 10000) > 0, "no STATUS= refresh");
+                ck_assert_msg(h_notify_recv(n, msg, sizeof(msg), 10) > 0, "no STATUS= refresh");
         while (!periodic_status(msg));
-        ck_assert_msg(!strstr(n.log, "WATCHDOG=1"), "WATCHDOG=1 without WATCHDOG_USEC:\n%s", n.log);
-        ck_assert_int_eq(h_p2sd_stop(&d, 10000), 0);
-        h_proc_free(&d);
-        h_notify_close(&n);
+        ck_assert_msg(!strstr(n->log, "WATCHDOG=1"), "WATCHDOG=1 without WATCHDOG_USEC:\n%s", n->log);
+        h_stop_p2sd(d, 10);
+        h_proc_free(d);
+        h_notify_close(n);
 }
 END_TEST
 
@@ -89,25 +87,24 @@ START_TEST(status_counts_a_running_swarm)
 {
         const char *src = h_path("count.bin");
         h_make_file(src, 4u << 20, 3);
-        struct h_notify n;
-        h_notify_open(&n, "notify");
-        struct h_proc d;
+        struct h_notify *n = h_notify_open("notify");
         const char *args[] = { "--port", "0", "--min-clients", "3", "--gather-timeout", "60", "--cache", "1",
                                src, NULL };
-        uint16_t port = h_p2sd_start(&d, &n, args, NULL, NULL, 0);
+        unsigned port;
+        struct h_proc *d = h_p2sd_start(n, args, NULL, &port, NULL, 0);
         struct h_member m[3];
-        h_stalled_swarm(&d, m, 3, port, "count.bin", "count", NULL, NULL);
+        h_stalled_swarm(d, m, 3, port, "count.bin", "count", NULL, NULL);
         char msg[1024], v[256];
         do
-                ck_assert_msg(h_notify_recv(&n, msg, sizeof(msg), 10000) > 0, "no STATUS=:\n%s", n.log);
+                ck_assert_msg(h_notify_recv(n, msg, sizeof(msg), 10) > 0, "no STATUS=:\n%s", n->log);
         while (!periodic_status(msg));
         h_notify_field(msg, "STATUS", v, sizeof(v));
         ck_assert_msg(h_match(v, "^1 swarms, 3 members, "), "STATUS during the swarm: %s", v);
-        h_kill(&m[1].p, SIGCONT);
+        h_signal(m[1].p, SIGCONT);
         h_members_succeed(m, 3, src);
         /* the swarm is over: 0 swarms, and the bytes it moved */
         do
-                ck_assert_msg(h_notify_recv(&n, msg, sizeof(msg), 10000) > 0, "no STATUS=:\n%s", n.log);
+                ck_assert_msg(h_notify_recv(n, msg, sizeof(msg), 10) > 0, "no STATUS=:\n%s", n->log);
         while (!periodic_status(msg) || !h_match(msg, "STATUS=0 swarms"));
         h_notify_field(msg, "STATUS", v, sizeof(v));
         ck_assert_msg(h_match(v, STATUS_RE), "STATUS: %s", v);
@@ -115,9 +112,9 @@ START_TEST(status_counts_a_running_swarm)
         ck_assert_int_eq(sscanf(v, "0 swarms, 0 members, %lu MiB in, %lu MiB out", &in, &out), 2);
         /* 3 members x 4 MiB left the server; the relayed part came in first */
         ck_assert_msg(out >= 11 && in >= 3, "STATUS after the swarm: %s", v);
-        ck_assert_int_eq(h_p2sd_stop(&d, 10000), 0);
-        h_proc_free(&d);
-        h_notify_close(&n);
+        h_stop_p2sd(d, 10);
+        h_proc_free(d);
+        h_notify_close(n);
 }
 END_TEST
 
@@ -126,11 +123,11 @@ END_TEST
 static void hup(struct h_proc *d, struct h_notify *n)
 {
         char msg[1024];
-        h_kill(d, SIGHUP);
-        ck_assert_msg(h_notify_wait(n, "RELOADING=1", msg, sizeof(msg), 5000), "no RELOADING=1:\n%s", n->log);
+        h_signal(d, SIGHUP);
+        ck_assert_msg(h_notify_wait(n, "RELOADING=1", msg, sizeof(msg), 5), "no RELOADING=1:\n%s", n->log);
         ck_assert_msg(h_notify_uint(msg, "MONOTONIC_USEC") > 0, "RELOADING=1 without MONOTONIC_USEC=: %s", msg);
         for (;;) {
-                ck_assert_msg(h_notify_recv(n, msg, sizeof(msg), 5000) > 0, "no READY=1 after RELOADING=1:\n%s",
+                ck_assert_msg(h_notify_recv(n, msg, sizeof(msg), 5) > 0, "no READY=1 after RELOADING=1:\n%s",
                               n->log);
                 if (h_has_line(msg, "READY=1"))
                         break;
@@ -147,12 +144,11 @@ START_TEST(sighup_rereads_the_configuration)
         char text[2048];
         snprintf(text, sizeof(text), "# test\nfile = %s\nmin-clients = 1\nport = 1\n", a);
         h_write_text(conf, text);
-        struct h_notify n;
-        h_notify_open(&n, "notify");
-        struct h_proc d;
+        struct h_notify *n = h_notify_open("notify");
         /* the command line's --port wins over the file's */
         const char *args[] = { "--config", conf, "--port", "0", NULL };
-        uint16_t port = h_p2sd_start(&d, &n, args, NULL, NULL, 0);
+        unsigned port;
+        struct h_proc *d = h_p2sd_start(n, args, NULL, &port, NULL, 0);
         char *err;
         ck_assert_int_eq(h_fetch_once(port, "a.bin", "a.out", NULL), 0);
         ck_assert(h_same_file(a, h_path("a.out")));
@@ -163,34 +159,34 @@ START_TEST(sighup_rereads_the_configuration)
         /* a new file to serve and a smaller cache */
         snprintf(text, sizeof(text), "file = %s\nfile = %s\nmin-clients = 1\ncache = 32M\nport = 1\n", a, b);
         h_write_text(conf, text);
-        hup(&d, &n);
-        ck_assert_msg(h_wait_log(&d, "reload: now serving file", 1000), "%s", d.err);
-        ck_assert_msg(h_wait_log(&d, "reload: cache changed from 64M to 32M", 1000), "%s", d.err);
+        hup(d, n);
+        ck_assert_msg(h_log_wait_for(d, "reload: now serving file", 1), "%s", h_log(d));
+        ck_assert_msg(h_log_wait_for(d, "reload: cache changed from 64M to 32M", 1), "%s", h_log(d));
         ck_assert_int_eq(h_fetch_once(port, "b.bin", "b.out2", NULL), 0);
         ck_assert(h_same_file(b, h_path("b.out2")));
 
         /* a broken file: the old configuration stays, with the error logged */
         snprintf(text, sizeof(text), "file = %s\nmin-clients = 1\nchunk-size = huge\n", a);
         h_write_text(conf, text);
-        hup(&d, &n);
-        ck_assert_msg(h_wait_log(&d, "reload failed, keeping the previous configuration: ", 1000), "%s", d.err);
-        ck_assert_msg(h_wait_log(&d, "p2sd.conf:3: chunk-size: 'huge' is not a size", 1000), "%s", d.err);
+        hup(d, n);
+        ck_assert_msg(h_log_wait_for(d, "reload failed, keeping the previous configuration: ", 1), "%s", h_log(d));
+        ck_assert_msg(h_log_wait_for(d, "p2sd.conf:3: chunk-size: 'huge' is not a size", 1), "%s", h_log(d));
         ck_assert_int_eq(h_fetch_once(port, "b.bin", "b.out3", NULL), 0);
         ck_assert(h_same_file(b, h_path("b.out3")));
 
         /* the control mode belongs to the running sockets: kept, with a warning */
         snprintf(text, sizeof(text), "file = %s\nmin-clients = 1\ncontrol = tcp\n", a);
         h_write_text(conf, text);
-        hup(&d, &n);
-        ck_assert_msg(h_wait_log(&d, "control = tcp in the configuration, but control stays udp until p2sd is "
-                                 "restarted", 1000), "%s", d.err);
-        ck_assert_msg(h_wait_log(&d, "reload: no longer serving file", 1000), "%s", d.err);
+        hup(d, n);
+        ck_assert_msg(h_log_wait_for(d, "control = tcp in the configuration, but control stays udp until p2sd is "
+                                 "restarted", 1), "%s", h_log(d));
+        ck_assert_msg(h_log_wait_for(d, "reload: no longer serving file", 1), "%s", h_log(d));
         ck_assert_int_eq(h_fetch_once(port, "a.bin", "a.out4", NULL), 0);
         ck_assert(h_same_file(a, h_path("a.out4")));
 
-        ck_assert_int_eq(h_p2sd_stop(&d, 10000), 0);
-        h_proc_free(&d);
-        h_notify_close(&n);
+        h_stop_p2sd(d, 10);
+        h_proc_free(d);
+        h_notify_close(n);
 }
 END_TEST
 
@@ -204,21 +200,20 @@ START_TEST(sighup_leaves_running_swarms_alone)
         char text[2048];
         snprintf(text, sizeof(text), "file = %s\nmin-clients = 3\ngather-timeout = 60\ncache = 1\n", a);
         h_write_text(conf, text);
-        struct h_notify n;
-        h_notify_open(&n, "notify");
-        struct h_proc d;
+        struct h_notify *n = h_notify_open("notify");
         const char *args[] = { "--config", conf, "--port", "0", NULL };
-        uint16_t port = h_p2sd_start(&d, &n, args, NULL, NULL, 0);
+        unsigned port;
+        struct h_proc *d = h_p2sd_start(n, args, NULL, &port, NULL, 0);
         struct h_member m[3];
-        h_stalled_swarm(&d, m, 3, port, "run-a.bin", "run", NULL, NULL);
+        h_stalled_swarm(d, m, 3, port, "run-a.bin", "run", NULL, NULL);
         /* member 0 reports progress: the swarm is past its start */
         char msg[512];
-        ck_assert_msg(h_notify_wait(&m[0].n, "STATUS=fetched ", msg, sizeof(msg), 10000), "%s", m[0].n.log);
+        ck_assert_msg(h_notify_wait(m[0].n, "STATUS=fetched ", msg, sizeof(msg), 10), "%s", m[0].n->log);
 
         snprintf(text, sizeof(text), "file = %s\nmin-clients = 1\nchunk-size = 16K\n", b);
         h_write_text(conf, text);
-        hup(&d, &n);
-        h_kill(&m[1].p, SIGCONT);
+        hup(d, n);
+        h_signal(m[1].p, SIGCONT);
         h_members_succeed(m, 3, a);
 
         char *err;
@@ -228,37 +223,26 @@ START_TEST(sighup_leaves_running_swarms_alone)
         ck_assert_int_eq(h_fetch_once(port, "run-b.bin", "run-b.out", NULL), 0);
         ck_assert(h_same_file(b, h_path("run-b.out")));
         /* 1 MiB in 16K chunks */
-        ck_assert_msg(h_wait_log(&d, "in 64 chunks", 1000), "new chunk size not applied: %s", d.err);
-        ck_assert_int_eq(h_p2sd_stop(&d, 10000), 0);
-        h_proc_free(&d);
-        h_notify_close(&n);
+        ck_assert_msg(h_log_wait_for(d, "in 64 chunks", 1), "new chunk size not applied: %s", h_log(d));
+        h_stop_p2sd(d, 10);
+        h_proc_free(d);
+        h_notify_close(n);
 }
 END_TEST
 
 static Suite *notify_suite(void)
 {
         Suite *s = suite_create("notify");
-        TCase *tc = tcase_create("p2sd");
-        tcase_add_unchecked_fixture(tc, h_tmp_setup, h_tmp_teardown);
-        tcase_set_timeout(tc, 60);
+        TCase *tc = h_tcase("p2sd", 60);
         tcase_add_test(tc, ready_status_watchdog_stopping_in_order);
         tcase_add_test(tc, no_watchdog_without_watchdog_usec);
         tcase_add_test(tc, status_counts_a_running_swarm);
         suite_add_tcase(s, tc);
-        tc = tcase_create("reload");
-        tcase_add_unchecked_fixture(tc, h_tmp_setup, h_tmp_teardown);
-        tcase_set_timeout(tc, 60);
+        tc = h_tcase("reload", 60);
         tcase_add_test(tc, sighup_rereads_the_configuration);
         tcase_add_test(tc, sighup_leaves_running_swarms_alone);
         suite_add_tcase(s, tc);
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(notify_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(notify_suite);

@@ -7,56 +7,56 @@
 #include <stdio.h>
 #include <string.h>
 #include "harness.h"
+#include "runner.h"
 
 /* server_shutdown's own bound is 3 s; allow for a slow machine */
-#define STOP_BOUND_MS 6000
+#define STOP_BOUND_S 6.0
 
 START_TEST(sigterm_in_the_middle_of_a_swarm)
 {
         const char *src = h_path("mid.bin");
         h_make_file(src, 2u << 20, 1);
-        struct h_notify n;
-        h_notify_open(&n, "notify");
-        struct h_proc d;
+        struct h_notify *n = h_notify_open("notify");
         /* tiny chunks, one request in flight, no cache: a slow swarm, and one
          * that cannot end while member 1 is stopped */
         const char *args[] = { "--port", "0", "--min-clients", "3", "--gather-timeout", "60", "--cache", "1",
                                "--chunk-size", "1K", src, NULL };
-        uint16_t port = h_p2sd_start(&d, &n, args, NULL, NULL, 0);
+        unsigned port;
+        struct h_proc *d = h_p2sd_start(n, args, NULL, &port, NULL, 0);
         struct h_member m[3];
         const char *window[] = { "--window", "1", NULL };
-        h_stalled_swarm(&d, m, 3, port, "mid.bin", "mid", window, NULL);
+        h_stalled_swarm(d, m, 3, port, "mid.bin", "mid", window, NULL);
         char msg[512];
-        ck_assert_msg(h_notify_wait(&m[0].n, "STATUS=fetched ", msg, sizeof(msg), 10000), "%s", m[0].n.log);
+        ck_assert_msg(h_notify_wait(m[0].n, "STATUS=fetched ", msg, sizeof(msg), 10), "%s", m[0].n->log);
         double got = 0, total = 0;
         ck_assert_int_eq(sscanf(strstr(msg, "STATUS=fetched "), "STATUS=fetched %lf/%lf MiB", &got, &total), 2);
         ck_assert_msg(got < total, "member 0 is not in the middle: %s", msg);
 
-        uint64_t t0 = h_now_ms();
-        h_kill(&d, SIGTERM);
-        h_kill(&m[1].p, SIGCONT);
-        ck_assert_msg(h_notify_wait(&n, "STOPPING=1", msg, sizeof(msg), 5000), "no STOPPING=1:\n%s", n.log);
-        ck_assert_msg(h_wait_exit(&d, STOP_BOUND_MS), "p2sd still running %d ms after SIGTERM: %s", STOP_BOUND_MS,
-                      d.err);
-        uint64_t took = h_now_ms() - t0;
-        ck_assert_msg(h_exit_code(&d) == 0, "p2sd exited %d: %s", h_exit_code(&d), d.err);
-        ck_assert_msg(h_wait_log(&d, "telling members and stopping", 0), "%s", d.err);
+        double t0 = h_now();
+        h_signal(d, SIGTERM);
+        h_signal(m[1].p, SIGCONT);
+        ck_assert_msg(h_notify_wait(n, "STOPPING=1", msg, sizeof(msg), 5), "no STOPPING=1:\n%s", n->log);
+        ck_assert_msg(h_wait_for(d, STOP_BOUND_S), "p2sd still running %.0f s after SIGTERM: %s", STOP_BOUND_S,
+                      h_log(d));
+        double took = h_now() - t0;
+        ck_assert_msg(d->code == 0, "p2sd exited %d: %s", d->code, h_log(d));
+        ck_assert_msg(h_log_wait_for(d, "telling members and stopping", 0), "%s", h_log(d));
         for (int i = 0; i < 3; i++) {
-                ck_assert_msg(h_wait_exit(&m[i].p, 15000), "member %d still running: %s", i, m[i].p.err);
-                ck_assert_msg(h_exit_code(&m[i].p) == 1, "member %d exited %d: %s", i, h_exit_code(&m[i].p),
-                              m[i].p.err);
+                ck_assert_msg(h_wait_for(m[i].p, 15), "member %d still running: %s", i, h_log(m[i].p));
+                ck_assert_msg(m[i].p->code == 1, "member %d exited %d: %s", i, m[i].p->code,
+                              h_log(m[i].p));
                 /* member 1 too, stopped until now with unread data both ways:
                  * p2sd's lingering close keeps the reset from eating its ERR */
-                ck_assert_msg(strstr(m[i].p.err, "shutting down"), "member %d does not say why: %s", i, m[i].p.err);
+                ck_assert_msg(strstr(h_log(m[i].p), "shutting down"), "member %d does not say why: %s", i, h_log(m[i].p));
                 char part[600];
                 snprintf(part, sizeof(part), "%s.part", m[i].out);
                 ck_assert_msg(h_exists(part), "member %d lost its partial file %s", i, part);
                 ck_assert_msg(!h_exists(m[i].out), "member %d left an unverified %s", i, m[i].out);
                 h_member_free(&m[i]);
         }
-        fprintf(stderr, "p2sd stopped %llu ms after SIGTERM\n", (unsigned long long)took);
-        h_proc_free(&d);
-        h_notify_close(&n);
+        fprintf(stderr, "p2sd stopped %.0f ms after SIGTERM\n", took * 1000);
+        h_proc_free(d);
+        h_notify_close(n);
 }
 END_TEST
 
@@ -65,31 +65,30 @@ START_TEST(sigterm_while_gathering)
 {
         const char *src = h_path("gather.bin");
         h_make_file(src, 100000, 2);
-        struct h_notify n;
-        h_notify_open(&n, "notify");
-        struct h_proc d;
+        struct h_notify *n = h_notify_open("notify");
         const char *args[] = { "--port", "0", "--min-clients", "5", "--gather-timeout", "60", src, NULL };
-        uint16_t port = h_p2sd_start(&d, &n, args, NULL, NULL, 0);
+        unsigned port;
+        struct h_proc *d = h_p2sd_start(n, args, NULL, &port, NULL, 0);
         struct h_member m[2];
         for (int i = 0; i < 2; i++) {
                 char out[32];
                 snprintf(out, sizeof(out), "gather.%d", i);
                 h_member_start(&m[i], port, "gather.bin", out, NULL);
-                ck_assert_msg(h_member_joined(&m[i], 10000), "member %d did not join: %s", i, m[i].p.err);
+                ck_assert_msg(h_member_joined(&m[i], 10), "member %d did not join: %s", i, h_log(m[i].p));
                 /* READY=1 may leave the member before its ATTACH reaches p2sd */
                 snprintf(out, sizeof(out), "(%d members)", i + 1);
-                ck_assert_msg(h_wait_log(&d, out, 10000), "p2sd did not see member %d: %s", i, d.err);
+                ck_assert_msg(h_log_wait_for(d, out, 10), "p2sd did not see member %d: %s", i, h_log(d));
         }
-        ck_assert_int_eq(h_p2sd_stop(&d, STOP_BOUND_MS), 0);
+        h_stop_p2sd(d, STOP_BOUND_S);
         for (int i = 0; i < 2; i++) {
-                ck_assert_msg(h_wait_exit(&m[i].p, 10000), "member %d still running: %s", i, m[i].p.err);
-                ck_assert_msg(h_exit_code(&m[i].p) == 1, "member %d exited %d: %s", i, h_exit_code(&m[i].p),
-                              m[i].p.err);
-                ck_assert_msg(strstr(m[i].p.err, "shutting down"), "member %d does not say why: %s", i, m[i].p.err);
+                ck_assert_msg(h_wait_for(m[i].p, 10), "member %d still running: %s", i, h_log(m[i].p));
+                ck_assert_msg(m[i].p->code == 1, "member %d exited %d: %s", i, m[i].p->code,
+                              h_log(m[i].p));
+                ck_assert_msg(strstr(h_log(m[i].p), "shutting down"), "member %d does not say why: %s", i, h_log(m[i].p));
                 h_member_free(&m[i]);
         }
-        h_proc_free(&d);
-        h_notify_close(&n);
+        h_proc_free(d);
+        h_notify_close(n);
 }
 END_TEST
 
@@ -97,30 +96,27 @@ START_TEST(sigint_stops_an_idle_server)
 {
         const char *src = h_path("idle.bin");
         h_make_file(src, 1000, 3);
-        struct h_notify n;
-        h_notify_open(&n, "notify");
-        struct h_proc d;
+        struct h_notify *n = h_notify_open("notify");
         const char *args[] = { "--port", "0", src, NULL };
-        h_p2sd_start(&d, &n, args, NULL, NULL, 0);
-        uint64_t t0 = h_now_ms();
-        h_kill(&d, SIGINT);
+        unsigned port;
+        struct h_proc *d = h_p2sd_start(n, args, NULL, &port, NULL, 0);
+        double t0 = h_now();
+        h_signal(d, SIGINT);
         char msg[256];
-        ck_assert_msg(h_notify_wait(&n, "STOPPING=1", msg, sizeof(msg), 5000), "no STOPPING=1:\n%s", n.log);
-        ck_assert_msg(h_wait_exit(&d, STOP_BOUND_MS), "p2sd did not exit: %s", d.err);
-        ck_assert_int_eq(h_exit_code(&d), 0);
+        ck_assert_msg(h_notify_wait(n, "STOPPING=1", msg, sizeof(msg), 5), "no STOPPING=1:\n%s", n->log);
+        ck_assert_msg(h_wait_for(d, STOP_BOUND_S), "p2sd did not exit: %s", h_log(d));
+        ck_assert_int_eq(d->code, 0);
         /* nobody to tell: no reason to wait for the bound */
-        ck_assert_uint_lt(h_now_ms() - t0, 2000);
-        h_proc_free(&d);
-        h_notify_close(&n);
+        ck_assert_double_lt(h_now() - t0, 2.0);
+        h_proc_free(d);
+        h_notify_close(n);
 }
 END_TEST
 
 static Suite *shutdown_suite(void)
 {
         Suite *s = suite_create("shutdown");
-        TCase *tc = tcase_create("signals");
-        tcase_add_unchecked_fixture(tc, h_tmp_setup, h_tmp_teardown);
-        tcase_set_timeout(tc, 60);
+        TCase *tc = h_tcase("signals", 60);
         tcase_add_test(tc, sigterm_in_the_middle_of_a_swarm);
         tcase_add_test(tc, sigterm_while_gathering);
         tcase_add_test(tc, sigint_stops_an_idle_server);
@@ -128,11 +124,4 @@ static Suite *shutdown_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(shutdown_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(shutdown_suite);

@@ -2,6 +2,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include "util/bitmap.h"
+#include "runner.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rng(void)
@@ -147,13 +148,4 @@ static Suite *bitmap_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(bitmap_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(bitmap_suite);

@@ -9,6 +9,7 @@
 #include <sys/un.h>
 
 #include "proto/cookie.h"
+#include "runner.h"
 
 static uint8_t secret[COOKIE_SECRET_SIZE];
 static uint8_t secret2[COOKIE_SECRET_SIZE];
@@ -167,12 +168,4 @@ static Suite *cookie_suite(void) {
         return s;
 }
 
-int main(void) {
-        SRunner *sr = srunner_create(cookie_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? 0 : 1;
-}
+RUNNER_SUITES(cookie_suite);

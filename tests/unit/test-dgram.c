@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/dgram.h"
+#include "runner.h"
 
 #define MS 1000ull
 
@@ -226,11 +227,4 @@ static Suite *dgram_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(dgram_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(dgram_suite);

@@ -2,6 +2,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include "util/heap.h"
+#include "runner.h"
 
 /* ck_assert records a checkpoint through a pipe on every call: too slow for
  * loops of millions, so hot loops use this plain check. */
@@ -150,13 +151,4 @@ static Suite *heap_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(heap_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(heap_suite);

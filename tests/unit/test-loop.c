@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "util/clock.h"
 #include "util/loop.h"
+#include "runner.h"
 
 struct order {
         int seen[16];
@@ -407,13 +408,4 @@ static Suite *loop_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(loop_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(loop_suite);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "util/lru.h"
+#include "runner.h"
 
 /* ck_assert records a checkpoint through a pipe on every call: too slow for
  * loops of millions, so hot loops use this plain check. */
@@ -258,13 +259,4 @@ static Suite *lru_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(lru_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(lru_suite);

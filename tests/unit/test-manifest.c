@@ -10,6 +10,7 @@
 
 #include "proto/hash.h"
 #include "proto/manifest.h"
+#include "runner.h"
 
 #define SHA_EMPTY "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define SHA_ABC   "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -254,12 +255,4 @@ static Suite *manifest_suite(void) {
         return s;
 }
 
-int main(void) {
-        SRunner *sr = srunner_create(manifest_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? 0 : 1;
-}
+RUNNER_SUITES(manifest_suite);

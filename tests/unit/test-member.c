@@ -8,6 +8,7 @@
 #include <string.h>
 #include "core/member.h"
 #include "proto/hash.h"
+#include "runner.h"
 
 #define CHECK(c) do { if (!(c)) ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c); } while (0)
 
@@ -1044,13 +1045,4 @@ static Suite *member_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(member_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(member_suite);

@@ -9,6 +9,7 @@
 #include "util/fifo.h"
 #include "util/parse.h"
 #include "util/u32map.h"
+#include "runner.h"
 
 /* ck_assert writes a checkpoint per call; hot loops use this plain check. */
 #define CHECK(c) do { if (!(c)) ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c); } while (0)
@@ -446,13 +447,4 @@ static Suite *misc_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(misc_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(misc_suite);

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "util/outq.h"
+#include "runner.h"
 
 static uint64_t rng_state = 0xda942042e4dd58b5ull;
 static uint64_t rng(void)
@@ -290,13 +291,4 @@ static Suite *outq_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(outq_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(outq_suite);

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "util/stream.h"
+#include "runner.h"
 
 /* ck_assert records a checkpoint through a pipe on every call: too slow for
  * loops of millions, so hot loops use this plain check. */
@@ -351,13 +352,4 @@ static Suite *stream_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(stream_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(stream_suite);

@@ -22,6 +22,7 @@
 #include "proto/wire.h"
 #include "util/fifo.h"
 #include "util/lru.h"
+#include "runner.h"
 
 #define CHECK(c) do { if (!(c)) ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c); } while (0)
 
@@ -1742,13 +1743,4 @@ static Suite *swarm_suite(void)
         return s;
 }
 
-int main(void)
-{
-        SRunner *sr = srunner_create(swarm_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
-}
+RUNNER_SUITES(swarm_suite);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "proto/wire.h"
+#include "runner.h"
 
 /* A chunk field value that satisfies the type's chunk rule. */
 static uint32_t good_chunk(uint8_t type) {
@@ -778,12 +779,4 @@ static Suite *wire_suite(void) {
         return s;
 }
 
-int main(void) {
-        SRunner *sr = srunner_create(wire_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? 0 : 1;
-}
+RUNNER_SUITES(wire_suite);
