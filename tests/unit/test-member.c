@@ -1013,8 +1013,9 @@ START_TEST(oom_bye_and_exit_reserved)
 }
 END_TEST
 
-/* A WRITE lost would leave a hole the member believes filled: no memory for
- * it means EXIT, never a silent gap. */
+/* Chunks arriving with memory gone: their WRITE, RTT and the next REQ
+ * cannot all be queued. A WRITE lost would leave a hole the member believes
+ * filled, so any action lost means EXIT, never a silent gap. */
 START_TEST(oom_write_exits)
 {
         struct file f;
