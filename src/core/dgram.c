@@ -286,10 +286,11 @@ size_t dgram_tx_pending_bytes(const struct dgram_tx *tx)
         return tx->pending_bytes;
 }
 
-const struct dgram_tx_stats *dgram_tx_stats(const struct dgram_tx *tx)
+/* Not const: the window and RTT are copied into the counters on the way out. */
+const struct dgram_tx_stats *dgram_tx_stats(struct dgram_tx *tx)
 {
-        ((struct dgram_tx *)tx)->st.cwnd = (unsigned)tx->cwnd;
-        ((struct dgram_tx *)tx)->st.srtt_us = tx->rtt.srtt;
+        tx->st.cwnd = (unsigned)tx->cwnd;
+        tx->st.srtt_us = tx->rtt.srtt;
         return &tx->st;
 }
 

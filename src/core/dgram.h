@@ -62,7 +62,7 @@ bool dgram_tx_on_tick(struct dgram_tx *tx, uint64_t now);
 uint64_t dgram_tx_next_deadline(const struct dgram_tx *tx);
 /* Chunk bytes queued and not yet acknowledged. */
 size_t dgram_tx_pending_bytes(const struct dgram_tx *tx);
-const struct dgram_tx_stats *dgram_tx_stats(const struct dgram_tx *tx);
+const struct dgram_tx_stats *dgram_tx_stats(struct dgram_tx *tx);
 
 enum dgram_rx_result_type {
         DGRAM_RX_PARTIAL,       /* stored; maybe a NACK to send */

@@ -38,6 +38,7 @@ struct member {
         uint64_t complete_deadline, complete_rto;
 
         uint64_t rng;
+        /* Room reserved for the actions that must come out: BYE and EXIT. */
         struct fifo actions;
         struct member_stats stats;
 };
@@ -70,7 +71,7 @@ struct member *member_new(const struct member_config *cfg)
         m->rng = cfg->seed ? cfg->seed : 0x9e3779b97f4a7c15ull;
         fifo_init(&m->actions, sizeof(struct member_action));
         m->fl = calloc(m->cfg.window, sizeof(*m->fl));
-        if (!m->fl)
+        if (!m->fl || fifo_reserve(&m->actions, 2) < 0)
                 return member_free(m);
         return m;
 }
@@ -114,10 +115,35 @@ enum member_want member_wants_chunk(const struct member *m, uint8_t kind, uint32
 
 /* ---- actions ------------------------------------------------------------- */
 
+/* The out-of-memory policy: an allocation that fails before any state
+ * changed drops the event (the server retries); an action already decided
+ * that cannot be queued (a WRITE lost would corrupt the copy) ends the
+ * member with EXIT 1. BYE and EXIT are queued in room reserved by
+ * member_new, so they always come out, EXIT last. */
+static void exit_oom(struct member *m);
+
 static void push(struct member *m, struct member_action *a)
 {
-        if (fifo_push(&m->actions, a) < 0)
+        if (m->state == MEMBER_EXITED || fifo_push(&m->actions, a) < 0) {
                 buf_unref(a->body);
+                exit_oom(m);    /* no-op once exited */
+        }
+}
+
+static void push_critical(struct member *m, struct member_action *a)
+{
+        if (m->state == MEMBER_EXITED || fifo_push_reserved(&m->actions, a) < 0)
+                buf_unref(a->body);
+}
+
+/* A state change after actions were queued: a failed push may have ended
+ * the member meanwhile, and exited is exited. */
+static bool set_state(struct member *m, enum member_state st)
+{
+        if (m->state == MEMBER_EXITED)
+                return false;
+        m->state = st;
+        return true;
 }
 
 static void send_msg_via(struct member *m, uint8_t msg, uint32_t chunk, bool reliable)
@@ -153,8 +179,13 @@ static void exit_with(struct member *m, int code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(a.reason, sizeof(a.reason), fmt, ap);
         va_end(ap);
+        push_critical(m, &a);
         m->state = MEMBER_EXITED;
-        push(m, &a);
+}
+
+static void exit_oom(struct member *m)
+{
+        exit_with(m, 1, "out of memory");
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -198,8 +229,8 @@ static void fill_window(struct member *m, uint64_t now)
 
 static void start_verify(struct member *m)
 {
-        m->state = MEMBER_VERIFYING;
-        simple(m, MEMBER_ACT_VERIFY, P2S_NO_CHUNK);
+        if (set_state(m, MEMBER_VERIFYING))
+                simple(m, MEMBER_ACT_VERIFY, P2S_NO_CHUNK);
 }
 
 /* ---- events -------------------------------------------------------------- */
@@ -242,7 +273,7 @@ void member_on_start(struct member *m, const struct p2s_start *st, uint64_t now)
                         m->order[j] = t;
                 }
         }
-        m->state = MEMBER_WAIT_MANIFEST;
+        set_state(m, MEMBER_WAIT_MANIFEST);
         struct member_action a = { .type = MEMBER_ACT_PREPARE, .file_size = st->file_size,
                                    .chunk = P2S_NO_CHUNK };
         push(m, &a);
@@ -334,7 +365,8 @@ void member_on_manifest_end(struct member *m, const uint8_t file_hash[P2S_HASH_S
         }
         free(m->share_digest);
         m->share_digest = NULL;
-        m->state = MEMBER_FETCHING;
+        if (!set_state(m, MEMBER_FETCHING))
+                return;
         if (bitmap_full(&m->have))
                 start_verify(m);
         else
@@ -422,7 +454,8 @@ void member_on_verified(struct member *m, const uint8_t *file_hash, uint64_t now
                 return;
         }
         simple(m, MEMBER_ACT_FINALIZE, P2S_NO_CHUNK);
-        m->state = MEMBER_COMPLETE;
+        if (!set_state(m, MEMBER_COMPLETE))
+                return;
         m->last_heard = now;
         m->complete_rto = m->rtt.rto;
         m->complete_deadline = now + m->complete_rto;
@@ -441,7 +474,9 @@ void member_on_done(struct member *m, uint64_t now)
         m->last_heard = now;
         if (m->state == MEMBER_EXITED)
                 return;
-        send_msg(m, P2S_BYE, P2S_NO_CHUNK);
+        /* reserved room: the server must hear it even now */
+        struct member_action bye = { .type = MEMBER_ACT_SEND, .msg = P2S_BYE, .chunk = P2S_NO_CHUNK };
+        push_critical(m, &bye);
         if (m->state == MEMBER_COMPLETE)
                 exit_with(m, 0, "swarm complete");
         else

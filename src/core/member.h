@@ -107,4 +107,11 @@ void member_fail(struct member *m, const char *reason, uint64_t now);
 uint64_t member_next_deadline(const struct member *m);
 void member_on_tick(struct member *m, uint64_t now);
 
+/* Takes the oldest queued action; false when there is none.
+ *
+ * Out of memory: an event that cannot allocate before it changes anything
+ * is ignored (the server retries); an action that cannot be queued once
+ * decided ends the member with EXIT code 1, "out of memory". BYE (answering
+ * DONE) and EXIT live in room reserved by member_new, so they always come
+ * out, EXIT last: after EXIT nothing more is queued. */
 bool member_next_action(struct member *m, struct member_action *out);

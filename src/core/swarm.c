@@ -22,6 +22,7 @@ struct swarm_member {
         unsigned slot;          /* index in swarm.members */
         unsigned busy;          /* queries outstanding at this member */
         bool sharer, complete;
+        bool dropped;           /* its DROP is queued: its reserved action slot is used */
         struct bitmap have;     /* chunks it holds: its share plus all delivered */
 };
 
@@ -71,7 +72,10 @@ struct swarm {
         uint64_t done_deadline;
         unsigned done_tries_left;
 
+        /* Room for every action that must not be lost is reserved ahead:
+         * START and END once each, one DROP per member. */
         struct fifo actions;
+        bool ended;             /* END is queued: nothing more is */
         struct swarm_stats stats;
 };
 
@@ -95,12 +99,28 @@ void swarm_config_defaults(struct swarm_config *c)
 
 /* ---- actions ------------------------------------------------------------- */
 
+/* The out-of-memory policy of the state machine. An allocation that fails
+ * before any state changed drops the event as if it never came (the peer's
+ * retry brings it again); one that would lose an action already decided
+ * (a SEND that cannot be queued, a query timer that cannot be set) fails
+ * the swarm: it is over, and its END, queued in reserved room, tells the
+ * caller to close every member. END, START and DROP never need memory. */
+static void swarm_oom(struct swarm *s);
+
 static void push_action(struct swarm *s, const struct swarm_action *a)
 {
-        /* An action that cannot be queued is a lost message; the retry timers
-         * on both sides recover it, so ENOMEM here only costs time. */
-        if (fifo_push(&s->actions, a) < 0)
+        if (s->ended || fifo_push(&s->actions, a) < 0) {
                 buf_unref(a->body);
+                if (!s->ended)
+                        swarm_oom(s);
+        }
+}
+
+/* START, DROP and END: into the room reserved for them. */
+static void push_critical(struct swarm *s, const struct swarm_action *a)
+{
+        if (s->ended || fifo_push_reserved(&s->actions, a) < 0)
+                buf_unref(a->body);     /* only after END, or with the accounting broken */
 }
 
 static void send_msg_via(struct swarm *s, struct swarm_member *m, uint8_t msg, uint16_t flags,
@@ -124,10 +144,31 @@ static void emit(struct swarm *s, enum swarm_act_type type, struct swarm_member 
 {
         struct swarm_action a = { .type = type, .code = code, .chunk = P2S_NO_CHUNK };
         if (m) {
+                if (m->dropped)
+                        return;         /* one DROP per member: one reserved slot */
+                m->dropped = type == SWARM_ACT_DROP;
                 a.member_id = m->id;
                 a.member_ud = m->ud;
         }
-        push_action(s, &a);
+        push_critical(s, &a);
+        if (type == SWARM_ACT_END)
+                s->ended = true;
+}
+
+static void swarm_oom(struct swarm *s)
+{
+        s->state = SWARM_OVER;
+        emit(s, SWARM_ACT_END, NULL, P2S_ERR_BUSY);
+}
+
+/* State changes after actions were queued: a failed push may have ended the
+ * swarm meanwhile, and over is over. */
+static bool set_state(struct swarm *s, enum swarm_state st)
+{
+        if (s->state == SWARM_OVER)
+                return false;
+        s->state = st;
+        return true;
 }
 
 static inline uint64_t cache_key(const struct swarm *s, uint32_t chunk)
@@ -151,7 +192,8 @@ struct swarm *swarm_new(const struct swarm_config *cfg, uint32_t id, const char 
         s->cache = cache;
         s->name = strdup(name);
         fifo_init(&s->actions, sizeof(struct swarm_action));
-        if (!s->name)
+        /* START and END */
+        if (!s->name || fifo_reserve(&s->actions, 2) < 0)
                 return swarm_free(s);
         return s;
 }
@@ -223,16 +265,20 @@ void swarm_fail(struct swarm *s, int code, const char *reason, uint64_t now)
         (void)now;
         if (s->state == SWARM_OVER)
                 return;
+        /* Without memory for the ERR body the members learn it from their
+         * connections closing on END; an ERR without a body would be malformed. */
         struct buf *body = wire_err_buf((uint16_t)code, reason);
-        for (unsigned i = 0; i < s->nmembers; i++)
+        for (unsigned i = 0; body && i < s->nmembers; i++)
                 send_msg(s, s->members[i], P2S_ERR, P2S_F_FATAL, P2S_NO_CHUNK, body);
         buf_unref(body);
         s->state = SWARM_OVER;
-        emit(s, SWARM_ACT_END, NULL, code);
+        emit(s, SWARM_ACT_END, NULL, code);     /* no-op if a failed push already ended it */
 }
 
 static void end_ok(struct swarm *s)
 {
+        if (s->state == SWARM_OVER)
+                return;
         s->state = SWARM_OVER;
         emit(s, SWARM_ACT_END, NULL, 0);
 }
@@ -267,10 +313,16 @@ struct swarm_member *swarm_join(struct swarm *s, uint32_t member_id, void *ud, u
         struct swarm_member *m = calloc(1, sizeof(*m));
         if (!m)
                 return NULL;
+        /* its DROP, should it come to that */
+        if (fifo_reserve(&s->actions, 1) < 0) {
+                free(m);
+                return NULL;
+        }
         m->id = member_id;
         m->ud = ud;
         if (s->manifest.chunk_count || s->start_body) {
                 if (bitmap_init(&m->have, s->manifest.chunk_count) < 0) {
+                        fifo_unreserve(&s->actions, 1);
                         free(m);
                         return NULL;
                 }
@@ -335,7 +387,8 @@ int swarm_distribute(struct swarm *s, uint64_t file_size, uint64_t now)
                 s->sharers[s->nsharers++] = m;
                 send_msg(s, m, P2S_START, 0, P2S_NO_CHUNK, s->start_body);
         }
-        s->state = SWARM_DISTRIBUTE;
+        if (!set_state(s, SWARM_DISTRIBUTE))
+                return -ENOMEM;
         if (s->manifest.chunk_count == 0)
                 finish_distribution(s, now);
         return 0;
@@ -393,6 +446,8 @@ static void check_finish(struct swarm *s, uint64_t now);
 static void finish_distribution(struct swarm *s, uint64_t now)
 {
         struct manifest *mf = &s->manifest;
+        if (s->state != SWARM_DISTRIBUTE)
+                return;
         hasher_final(s->file_hasher, mf->file_hash);
         s->nparts = (mf->chunk_count + P2S_MANIFEST_PART - 1) / P2S_MANIFEST_PART;
         s->manifest_parts = calloc(s->nparts ? s->nparts : 1, sizeof(*s->manifest_parts));
@@ -414,7 +469,7 @@ static void finish_distribution(struct swarm *s, uint64_t now)
                 memcpy(s->manifest_parts[i]->data, mf->hashes[first], (size_t)n * P2S_HASH_SIZE);
         }
         s->manifest_ready = true;
-        s->state = SWARM_RELAY;
+        set_state(s, SWARM_RELAY);
         for (unsigned i = 0; i < s->nmembers; i++)
                 send_manifest(s, s->members[i]);
         check_finish(s, now);
@@ -502,7 +557,11 @@ static bool ask(struct swarm *s, struct pending *p, uint64_t now)
                 send_msg_via(s, h, P2S_QUERY, 0, p->chunk, NULL, reliable);
                 s->stats.queries++;
         }
-        heap_push(&s->timers, &p->timer, now + p->timeout);
+        /* room was reserved when p was made: this never allocates */
+        if (heap_push(&s->timers, &p->timer, now + p->timeout) < 0) {
+                swarm_oom(s);
+                return false;
+        }
         return true;
 }
 
@@ -544,9 +603,13 @@ void swarm_on_request(struct swarm *s, struct swarm_member *m, uint32_t chunk, b
                 return;
         }
         s->stats.cache_misses++;
+        /* every pending chunk has a timer: room for its node first, so that
+         * ask() never fails to set it */
+        if (heap_reserve(&s->timers, s->pending.n + 1) < 0)
+                return;         /* nothing changed: the member retries */
         p = calloc(1, sizeof(*p));
         if (!p)
-                return;         /* the member retries */
+                return;
         p->chunk = chunk;
         /* from the measured QUERY->UPLOAD time: a lost datagram on a fast
          * path costs a few round trips, not a fixed half second */
@@ -640,7 +703,9 @@ void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, bo
                  * share behind START, say): ask again soon rather than after a
                  * whole query timeout; once, the timer paces the rest. */
                 p->hurried = true;
-                heap_push(&s->timers, &p->timer, now + s->cfg.query_timeout_min_us);
+                /* moves a queued node: cannot fail, but a timer lost is a hang */
+                if (heap_push(&s->timers, &p->timer, now + s->cfg.query_timeout_min_us) < 0)
+                        swarm_oom(s);
         }
 }
 
@@ -651,7 +716,8 @@ static void check_finish(struct swarm *s, uint64_t now)
         for (unsigned i = 0; i < s->nmembers; i++)
                 if (!s->members[i]->complete)
                         return;
-        s->state = SWARM_FINISHING;
+        if (!set_state(s, SWARM_FINISHING))
+                return;
         for (unsigned i = 0; i < s->nmembers; i++)
                 send_msg(s, s->members[i], P2S_DONE, 0, P2S_NO_CHUNK, NULL);
         s->done_tries_left = s->cfg.done_tries;
@@ -745,6 +811,8 @@ static void member_remove(struct swarm *s, struct swarm_member *m, uint64_t now)
         }
         check_finish(s, now);
 out:
+        if (!m->dropped)
+                fifo_unreserve(&s->actions, 1);
         bitmap_fini(&m->have);
         free(m);
 }

@@ -88,7 +88,7 @@ unsigned swarm_member_count(const struct swarm *s);
 bool swarm_joinable(const struct swarm *s);
 
 /* A member (its TCP connection attached) joins; ud comes back in actions.
- * NULL on ENOMEM or when the swarm is not joinable. */
+ * NULL on ENOMEM (nothing changed) or when the swarm is not joinable. */
 struct swarm_member *swarm_join(struct swarm *s, uint32_t member_id, void *ud, uint64_t now);
 /* The member is gone (connection closed): dropped from every holder set.
  * The handle is invalid afterwards. No DROP action is emitted for it. */
@@ -96,7 +96,8 @@ void swarm_leave(struct swarm *s, struct swarm_member *m, uint64_t now);
 uint32_t swarm_member_id(const struct swarm_member *m);
 
 /* After SWARM_ACT_START: the source is open and file_size bytes long.
- * Returns 0, or a negative errno (the swarm then fails with ERR SOURCE). */
+ * Returns 0, or a negative errno: the swarm then has failed (ERR SOURCE, or
+ * ERR BUSY out of memory) and END is queued. */
 int swarm_distribute(struct swarm *s, uint64_t file_size, uint64_t now);
 /* Index of the next chunk the caller must read and pass to
  * swarm_source_chunk, or P2S_NO_CHUNK when the whole source was read. */
@@ -125,5 +126,12 @@ void swarm_on_bye(struct swarm *s, struct swarm_member *m, uint64_t now);
 uint64_t swarm_next_deadline(const struct swarm *s);
 void swarm_on_tick(struct swarm *s, uint64_t now);
 
-/* Takes the oldest queued action; false when there is none. */
+/* Takes the oldest queued action; false when there is none.
+ *
+ * Out of memory: an event whose handling cannot allocate before it changes
+ * anything is ignored (the member's retry brings it again); one that would
+ * lose a decided action (a SEND) fails the swarm with END code
+ * P2S_ERR_BUSY, and the members learn it from their connections closing.
+ * START, DROP and END live in room reserved in swarm_new and swarm_join, so
+ * they always come out, END last: after END nothing more is queued. */
 bool swarm_next_action(struct swarm *s, struct swarm_action *out);

@@ -41,6 +41,7 @@ struct served *served_new(struct server *srv, const char *name)
                 free(sv);
                 return NULL;
         }
+        sv->born = loop_now(srv->loop);
         loop_timer_init(&sv->timer, served_timer, sv);
         loop_defer_init(&sv->pump, served_pump, sv);
         sv->next = srv->served;
@@ -244,10 +245,14 @@ static void swarm_over(struct served *sv, int code)
         source_close(sv);
         const struct swarm_stats *ss = swarm_stats(sv->sw);
         if (code == 0)
-                log_notice("swarm %u: '%s' complete: %llu requests, %llu cache hits, %llu uploads, %llu duplicate uploads dropped",
+                log_notice("swarm %u: '%s' complete: %llu requests, %llu cache hits, %llu uploads, %llu duplicate uploads dropped; "
+                           "%u members, %.3f s, %llu bytes from members, %llu bytes to members",
                            swarm_id(sv->sw), swarm_name(sv->sw), (unsigned long long)ss->requests,
                            (unsigned long long)ss->cache_hits, (unsigned long long)ss->uploads,
-                           (unsigned long long)ss->dup_uploads);
+                           (unsigned long long)ss->dup_uploads, swarm_member_count(sv->sw),
+                           (double)(loop_now(sv->srv->loop) - sv->born) / USEC_PER_SEC,
+                           (unsigned long long)ss->bytes_uploaded,
+                           (unsigned long long)(ss->bytes_shared + ss->bytes_relayed));
         else
                 log_warning("swarm %u: '%s' failed (code %d)", swarm_id(sv->sw), swarm_name(sv->sw), code);
         for (struct smember *m = sv->members; m; m = m->next) {

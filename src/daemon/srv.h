@@ -51,6 +51,7 @@ struct served {
         struct swarm *sw;
         int src_fd;
         uint64_t src_size;
+        uint64_t born;
         bool over;
         unsigned nbacklogged;           /* members with DIST_HIWAT or more queued */
         struct smember *members;        /* attached members */

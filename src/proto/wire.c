@@ -6,37 +6,62 @@
 
 #include "proto/wire.h"
 
-/* Body length bounds per type, OpenNTPD style: one table, checked before
- * anything reads the body. A type's absence from the table (zero row) is
- * impossible for 1..P2S_TYPE_MAX; index 0 stays unused. */
+/* Per-type rules, OpenNTPD style: one table, checked before anything reads
+ * the body. A type's absence from the table (zero row) is impossible for
+ * 1..P2S_TYPE_MAX; index 0 stays unused.
+ *
+ * dir and the two channel columns are man/p2s.7's "Control modes" table:
+ * which way a message may travel, and over what, in each control mode.
+ * Control messages (REQ, QUERY, NOHAVE, COMPLETE, DONE, BYE) are accepted
+ * on either transport in either mode: a retry escalates to TCP after two
+ * lost datagrams, and NOHAVE without ACK always goes over TCP. Chunk bytes
+ * travel as SHARE/DATA/UPLOAD frames only in udp mode, as FRAG datagrams
+ * only in tcp mode. ERR goes server to member only: p2s-fetch sends none. */
+#define D_C2S  WIRE_DIR_C2S
+#define D_S2C  WIRE_DIR_S2C
+#define D_BOTH (WIRE_DIR_C2S | WIRE_DIR_S2C)
+#define C_UDP  WIRE_CH_UDP
+#define C_TCP  WIRE_CH_TCP
+#define C_BOTH (WIRE_CH_UDP | WIRE_CH_TCP)
+#define C_NONE 0
+
 struct wire_rule {
         uint32_t min;
         uint32_t max;
         uint8_t needs_chunk;    /* 1: chunk != P2S_NO_CHUNK; 0: chunk == P2S_NO_CHUNK */
+        uint8_t dir;            /* enum wire_dir bits it may travel */
+        uint8_t ch_udp_mode;    /* enum wire_channel bits allowed with --control udp */
+        uint8_t ch_tcp_mode;    /* ... with --control tcp */
+        uint8_t chunk_sized;    /* body is a chunk: bounded by the swarm's chunk size */
         const char *name;
 };
 
 static const struct wire_rule wire_rules[P2S_TYPE_MAX + 1] = {
-        [P2S_HELLO]        = { 1, P2S_MAX_NAME, 0, "HELLO" },
-        [P2S_COOKIE]       = { 0, 0, 0, "COOKIE" },
-        [P2S_WELCOME]      = { P2S_WELCOME_SIZE, P2S_WELCOME_SIZE, 0, "WELCOME" },
-        [P2S_ATTACH]       = { 0, 0, 0, "ATTACH" },
-        [P2S_START]        = { P2S_START_SIZE, P2S_START_SIZE, 0, "START" },
-        [P2S_SHARE]        = { 1, P2S_MAX_CHUNK, 1, "SHARE" },
-        [P2S_MANIFEST]     = { P2S_HASH_SIZE, P2S_MANIFEST_PART * P2S_HASH_SIZE, 1, "MANIFEST" },
-        [P2S_MANIFEST_END] = { P2S_HASH_SIZE, P2S_HASH_SIZE, 0, "MANIFEST_END" },
-        [P2S_REQ]          = { 0, 0, 1, "REQ" },
-        [P2S_DATA]         = { 1, P2S_MAX_CHUNK, 1, "DATA" },
-        [P2S_QUERY]        = { 0, 0, 1, "QUERY" },
-        [P2S_UPLOAD]       = { 1, P2S_MAX_CHUNK, 1, "UPLOAD" },
-        [P2S_NOHAVE]       = { 0, 0, 1, "NOHAVE" },
-        [P2S_COMPLETE]     = { 0, 0, 0, "COMPLETE" },
-        [P2S_DONE]         = { 0, 0, 0, "DONE" },
-        [P2S_ERR]          = { P2S_ERR_BODY_MIN, P2S_ERR_BODY_MIN + P2S_MAX_REASON, 0, "ERR" },
-        [P2S_BYE]          = { 0, 0, 0, "BYE" },
-        [P2S_FRAG]         = { P2S_FRAG_SIZE + 1, P2S_MAX_DGRAM - P2S_HDR_SIZE, 1, "FRAG" },
-        [P2S_FRAG_ACK]     = { P2S_FRAG_ACK_SIZE, P2S_FRAG_ACK_SIZE, 1, "FRAG_ACK" },
-        [P2S_FRAG_NACK]    = { P2S_FRAG_ACK_SIZE + 1, P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX, 1, "FRAG_NACK" },
+        /*                      min, max, chunk, dir, udp mode, tcp mode, chunk sized */
+        [P2S_HELLO]        = { 1, P2S_MAX_NAME, 0, D_C2S, C_UDP, C_UDP, 0, "HELLO" },
+        [P2S_COOKIE]       = { 0, 0, 0, D_S2C, C_UDP, C_UDP, 0, "COOKIE" },
+        [P2S_WELCOME]      = { P2S_WELCOME_SIZE, P2S_WELCOME_SIZE, 0, D_S2C, C_UDP, C_UDP, 0, "WELCOME" },
+        [P2S_ATTACH]       = { 0, 0, 0, D_C2S, C_TCP, C_TCP, 0, "ATTACH" },
+        [P2S_START]        = { P2S_START_SIZE, P2S_START_SIZE, 0, D_S2C, C_TCP, C_TCP, 0, "START" },
+        [P2S_SHARE]        = { 1, P2S_MAX_CHUNK, 1, D_S2C, C_TCP, C_NONE, 1, "SHARE" },
+        [P2S_MANIFEST]     = { P2S_HASH_SIZE, P2S_MANIFEST_PART * P2S_HASH_SIZE, 1, D_S2C, C_TCP, C_TCP, 0,
+                               "MANIFEST" },
+        [P2S_MANIFEST_END] = { P2S_HASH_SIZE, P2S_HASH_SIZE, 0, D_S2C, C_TCP, C_TCP, 0, "MANIFEST_END" },
+        [P2S_REQ]          = { 0, 0, 1, D_C2S, C_BOTH, C_BOTH, 0, "REQ" },
+        [P2S_DATA]         = { 1, P2S_MAX_CHUNK, 1, D_S2C, C_TCP, C_NONE, 1, "DATA" },
+        [P2S_QUERY]        = { 0, 0, 1, D_S2C, C_BOTH, C_BOTH, 0, "QUERY" },
+        [P2S_UPLOAD]       = { 1, P2S_MAX_CHUNK, 1, D_C2S, C_TCP, C_NONE, 1, "UPLOAD" },
+        [P2S_NOHAVE]       = { 0, 0, 1, D_C2S, C_BOTH, C_BOTH, 0, "NOHAVE" },
+        [P2S_COMPLETE]     = { 0, 0, 0, D_BOTH, C_BOTH, C_BOTH, 0, "COMPLETE" },
+        [P2S_DONE]         = { 0, 0, 0, D_S2C, C_BOTH, C_BOTH, 0, "DONE" },
+        [P2S_ERR]          = { P2S_ERR_BODY_MIN, P2S_ERR_BODY_MIN + P2S_MAX_REASON, 0, D_S2C, C_BOTH, C_BOTH, 0,
+                               "ERR" },
+        [P2S_BYE]          = { 0, 0, 0, D_C2S, C_BOTH, C_BOTH, 0, "BYE" },
+        [P2S_FRAG]         = { P2S_FRAG_SIZE + 1, P2S_MAX_DGRAM - P2S_HDR_SIZE, 1, D_BOTH, C_NONE, C_UDP, 0,
+                               "FRAG" },
+        [P2S_FRAG_ACK]     = { P2S_FRAG_ACK_SIZE, P2S_FRAG_ACK_SIZE, 1, D_BOTH, C_NONE, C_UDP, 0, "FRAG_ACK" },
+        [P2S_FRAG_NACK]    = { P2S_FRAG_ACK_SIZE + 1, P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX, 1, D_BOTH, C_NONE,
+                               C_UDP, 0, "FRAG_NACK" },
 };
 
 static bool frag_kind_ok(uint8_t kind)
@@ -87,12 +112,69 @@ const char *wire_strerror(int e) {
         case WIRE_E_LENGTH:  return "bad length";
         case WIRE_E_BODY:    return "bad body";
         case WIRE_E_CHUNK:   return "bad chunk field";
+        case WIRE_E_ROUTE:   return "message not allowed here";
         default:             return "?";
         }
 }
 
-uint32_t wire_max_body(uint8_t type) {
-        return wire_type_known(type) ? wire_rules[type].max : 0;
+uint32_t wire_max_body(uint8_t type, uint32_t chunk_size)
+{
+        if (!wire_type_known(type))
+                return 0;
+        const struct wire_rule *r = &wire_rules[type];
+        if (r->chunk_sized && chunk_size > 0 && chunk_size < r->max)
+                return chunk_size;
+        return r->max;
+}
+
+int wire_check_route(uint8_t type, enum wire_dir dir, enum wire_channel ch, int control_mode)
+{
+        if (!wire_type_known(type))
+                return WIRE_E_TYPE;
+        const struct wire_rule *r = &wire_rules[type];
+        /* exactly one direction and one channel: a mask would ask "any of" */
+        if ((dir != WIRE_DIR_C2S && dir != WIRE_DIR_S2C) || (ch != WIRE_CH_UDP && ch != WIRE_CH_TCP))
+                return WIRE_E_ROUTE;
+        unsigned allowed;
+        switch (control_mode) {
+        case P2S_CONTROL_UDP:
+                allowed = r->ch_udp_mode;
+                break;
+        case P2S_CONTROL_TCP:
+                allowed = r->ch_tcp_mode;
+                break;
+        case 0:
+                /* before WELCOME: only what both modes agree on */
+                allowed = r->ch_udp_mode & r->ch_tcp_mode;
+                break;
+        default:
+                return WIRE_E_ROUTE;
+        }
+        if (!(r->dir & dir) || !(allowed & ch))
+                return WIRE_E_ROUTE;
+        return WIRE_OK;
+}
+
+int wire_check_frag_route(uint8_t type, uint8_t kind, enum wire_dir dir)
+{
+        if (type != P2S_FRAG && type != P2S_FRAG_ACK && type != P2S_FRAG_NACK)
+                return WIRE_OK;
+        if (!frag_kind_ok(kind))
+                return WIRE_E_BODY;
+        /* the chunk's own direction: SHARE and DATA to the member, UPLOAD to the server */
+        enum wire_dir data_dir = kind == P2S_UPLOAD ? WIRE_DIR_C2S : WIRE_DIR_S2C;
+        enum wire_dir want = type == P2S_FRAG ? data_dir : (enum wire_dir)(data_dir ^ (WIRE_DIR_C2S | WIRE_DIR_S2C));
+        return dir == want ? WIRE_OK : WIRE_E_ROUTE;
+}
+
+int wire_check_frame_hdr(const struct p2s_hdr *h, enum wire_dir dir, int control_mode, uint32_t chunk_size)
+{
+        int r = wire_check_route(h->type, dir, WIRE_CH_TCP, control_mode);
+        if (r != WIRE_OK)
+                return r;
+        if (h->body_len > wire_max_body(h->type, chunk_size))
+                return WIRE_E_LENGTH;
+        return WIRE_OK;
 }
 
 const char *wire_type_name(uint8_t type) {

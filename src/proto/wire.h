@@ -17,6 +17,7 @@ enum wire_error {
         WIRE_E_LENGTH,      /* body_len not allowed for this type, or datagram longer than header + body */
         WIRE_E_BODY,        /* body content invalid (NUL in a name, bad START, ...) */
         WIRE_E_CHUNK,       /* chunk field required and P2S_NO_CHUNK, or set where not allowed */
+        WIRE_E_ROUTE,       /* well-formed, but not in this direction, on this channel, in this mode */
         WIRE_E_MAX,
 };
 const char *wire_strerror(int e);   /* "short", "bad magic", ... for log lines */
@@ -68,6 +69,43 @@ struct buf *wire_err_buf(uint16_t code, const char *reason);
 /* Copies the reason into a NUL-terminated string (cap >= 1), returns code. */
 uint16_t wire_get_err(const uint8_t *body, uint32_t body_len, char *reason, size_t cap);
 
-/* Largest body a message of this type may carry (0 for none, including unknown types). */
-uint32_t wire_max_body(uint8_t type);
+/* Which way a message travels, and over what (bits, so the rule table can
+ * hold "both"; a check is always for exactly one of each). */
+enum wire_dir {
+        WIRE_DIR_C2S = 1 << 0,  /* member (p2s-fetch) to server (p2sd) */
+        WIRE_DIR_S2C = 1 << 1,
+};
+enum wire_channel {
+        WIRE_CH_UDP = 1 << 0,   /* one datagram */
+        WIRE_CH_TCP = 1 << 1,   /* one frame on the member's TCP connection */
+};
+
+/* Whether a message of this type may travel in direction dir over channel
+ * ch when the swarm runs control_mode (P2S_CONTROL_UDP or _TCP; 0 before
+ * WELCOME, when only what both modes allow is accepted): WIRE_OK,
+ * WIRE_E_ROUTE, or WIRE_E_TYPE for an unknown type. The rules are
+ * man/p2s.7's: the join is UDP, ATTACH/START/manifest TCP; control messages
+ * either transport in either mode (retries escalate to TCP); SHARE, DATA
+ * and UPLOAD TCP frames in udp mode only; FRAG, FRAG_ACK, FRAG_NACK
+ * datagrams in tcp mode only; ERR server to member only. Check it before
+ * acting on, or allocating for, anything the peer sent. A route error on
+ * an ERR from a member is not worth an answer (p2s.7: p2sd ignores one). */
+int wire_check_route(uint8_t type, enum wire_dir dir, enum wire_channel ch, int control_mode);
+/* For FRAG, FRAG_ACK and FRAG_NACK (body already checked): a FRAG goes the
+ * way its kind goes (SHARE/DATA server to member, UPLOAD member to server),
+ * the acknowledgements the other way. WIRE_OK for other types; WIRE_E_BODY
+ * for an unknown kind; WIRE_E_ROUTE. */
+int wire_check_frag_route(uint8_t type, uint8_t kind, enum wire_dir dir);
+
+/* Largest body a message of this type may carry (0 for none, including
+ * unknown types). For SHARE, DATA and UPLOAD it is the swarm's chunk_size
+ * (0: not known yet, the protocol's P2S_MAX_CHUNK), for the rest their
+ * fixed or maximum size. */
+uint32_t wire_max_body(uint8_t type, uint32_t chunk_size);
+/* For a stream reader, on a header that passed wire_decode_hdr and before
+ * any body is allocated: the route (channel TCP) and body_len <=
+ * wire_max_body(type, chunk_size). WIRE_OK, WIRE_E_ROUTE or WIRE_E_LENGTH.
+ * So a member cannot make p2sd allocate 16 MiB for a SHARE it has no
+ * business sending, nor an UPLOAD larger than a chunk. */
+int wire_check_frame_hdr(const struct p2s_hdr *h, enum wire_dir dir, int control_mode, uint32_t chunk_size);
 const char *wire_type_name(uint8_t type);  /* "HELLO", ..., "?" */

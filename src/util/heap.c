@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* Binary min-heap of deadlines; see heap.h. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include "heap.h"
 
@@ -51,6 +53,22 @@ static void heap_sift_down(struct heap *h, size_t i)
         heap_place(h, i, node);
 }
 
+int heap_reserve(struct heap *h, size_t total)
+{
+        struct heap_node **v;
+
+        if (total <= h->cap)
+                return 0;
+        if (total > SIZE_MAX / sizeof(*v))
+                return -ENOMEM;
+        v = realloc(h->v, total * sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        h->v = v;
+        h->cap = total;
+        return 0;
+}
+
 int heap_push(struct heap *h, struct heap_node *node, uint64_t key)
 {
         if (heap_node_queued(node)) {
@@ -64,13 +82,10 @@ int heap_push(struct heap *h, struct heap_node *node, uint64_t key)
                 return 0;
         }
         if (h->n == h->cap) {
-                size_t cap = h->cap ? h->cap * 2 : 16;
-                struct heap_node **v = realloc(h->v, cap * sizeof(*v));
+                int r = heap_reserve(h, h->cap ? h->cap * 2 : 16);
 
-                if (!v)
-                        return -ENOMEM;
-                h->v = v;
-                h->cap = cap;
+                if (r < 0)
+                        return r;
         }
         node->key = key;
         h->v[h->n] = node;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Log records to stderr, one line each; escaping of peer-supplied text. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,10 +84,78 @@ void log_set_prefix(bool on)
         log_prefix = on;
 }
 
-static void log_emit(int prio, const char *msg)
+const char *log_escape(char *out, size_t outlen, const void *in, size_t inlen)
 {
+        static const char hex[] = "0123456789abcdef";
+        const unsigned char *p = in;
+        size_t need = 0, used = 0;
+
+        if (outlen == 0)
+                return "";
+        for (size_t i = 0; i < inlen; i++)
+                need += (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') ? 1 : 4;
+        /* cut short: leave room for the "..." that says so */
+        size_t room = need < outlen ? outlen - 1 : (outlen > 4 ? outlen - 4 : 0);
+        for (size_t i = 0; i < inlen; i++) {
+                unsigned char c = p[i];
+                bool plain = c >= 0x20 && c < 0x7f && c != '\\';
+                size_t w = plain ? 1 : 4;
+                if (used + w > room)
+                        break;
+                if (plain) {
+                        out[used++] = (char)c;
+                } else {
+                        out[used++] = '\\';
+                        out[used++] = 'x';
+                        out[used++] = hex[c >> 4];
+                        out[used++] = hex[c & 15];
+                }
+        }
+        if (need >= outlen)
+                for (int k = 0; k < 3 && used < outlen - 1; k++)
+                        out[used++] = '.';
+        out[used] = '\0';
+        return out;
+}
+
+/* A record is one line whatever the message holds: a newline from a peer
+ * string nobody escaped must not start a forged record. Bytes >= 0x80 stay:
+ * a file name may be UTF-8. */
+static void log_one_line(char *out, size_t cap, const char *msg)
+{
+        static const char hex[] = "0123456789abcdef";
+        size_t used = 0;
+
+        for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+                char esc[4];
+                size_t w = 0;
+
+                if (*p == '\n' || *p == '\r') {
+                        esc[w++] = '\\';
+                        esc[w++] = *p == '\n' ? 'n' : 'r';
+                } else if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
+                        esc[w++] = '\\';
+                        esc[w++] = 'x';
+                        esc[w++] = hex[*p >> 4];
+                        esc[w++] = hex[*p & 15];
+                } else {
+                        esc[w++] = (char)*p;
+                }
+                if (used + w >= cap)
+                        break;
+                memcpy(out + used, esc, w);
+                used += w;
+        }
+        out[used] = '\0';
+}
+
+static void log_emit(int prio, const char *raw)
+{
+        char msg[2048];
         char line[2048];
         int n;
+
+        log_one_line(msg, sizeof(msg), raw);
 
         if (prio < LOG_EMERG || prio > LOG_DEBUG)
                 prio = LOG_ERR;

@@ -6,6 +6,7 @@
 #pragma once
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <syslog.h>
 
 void log_init(const char *prog);              /* reads JOURNAL_STREAM */
@@ -15,6 +16,20 @@ int log_get_level(void);
 int log_level_from_string(const char *s);
 void log_set_prefix(bool on);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Renders inlen bytes from a peer (a file name, an ERR reason) for a log
+ * line: printable ASCII as it is; control bytes, backslash and bytes >= 0x7f
+ * as \xNN, so a peer can neither forge a second record nor drive a terminal,
+ * and two different inputs never render alike. Always NUL-terminates
+ * (outlen >= 1); when out is too small the rendering is cut at a whole
+ * escape and ends in "...". Returns out, for use as a %s argument; "" when
+ * outlen is 0. LOG_ESCAPE_SIZE(n) bytes always hold n bytes in full. */
+#define LOG_ESCAPE_SIZE(n) (4 * (size_t)(n) + 1)
+const char *log_escape(char *out, size_t outlen, const void *in, size_t inlen);
+
+/* Every record is one line: log_msg itself renders a newline or carriage
+ * return inside a message as \n or \r, and other control bytes as \xNN
+ * (defence in depth: peer strings should be log_escape()d anyway). */
 
 /* Rate limit for floods (bad packets): at most burst lines per interval per
  * call site; the first line after a suppressed run says how many were dropped. */

@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 #include "net.h"
 
 int net_parse_addr(const char *s, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
@@ -93,7 +95,7 @@ void net_set_bufs(int fd, int snd, int rcv)
                 setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
 }
 
-void random_bytes(void *buf, size_t len)
+int random_bytes(void *buf, size_t len)
 {
         unsigned char *p = buf;
         while (len) {
@@ -101,18 +103,25 @@ void random_bytes(void *buf, size_t len)
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        /* getrandom cannot fail otherwise on Linux >= 3.17 with a valid buffer */
-                        n = 0;
-                        break;
+                        /* ENOSYS, or EPERM from a seccomp filter: a secret
+                         * left as zeros would be a guessable one */
+                        return -errno;
                 }
                 p += n;
                 len -= (size_t)n;
         }
+        return 0;
 }
 
 uint64_t random_u64(void)
 {
         uint64_t v;
-        random_bytes(&v, sizeof(v));
+        if (random_bytes(&v, sizeof(v)) < 0) {
+                static const char msg[] = "p2s: getrandom failed: no randomness for a session token\n";
+                if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+                        /* aborting anyway */
+                }
+                abort();
+        }
         return v;
 }

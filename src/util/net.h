@@ -15,6 +15,11 @@ uint16_t net_addr_port(const struct sockaddr *sa);
 int net_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 /* Sets SO_SNDBUF/SO_RCVBUF (0 leaves one alone), as root past the sysctl caps. */
 void net_set_bufs(int fd, int snd, int rcv);
-/* Random bytes from getrandom(2); never fails (blocks only at early boot). */
-void random_bytes(void *buf, size_t len);
+/* Fills buf from getrandom(2) (blocks only at early boot). 0, or -errno
+ * when the kernel gives no randomness (ENOSYS, EPERM under a seccomp
+ * filter): buf is then not usable as a secret and the caller must fail. */
+int random_bytes(void *buf, size_t len);
+/* 64 random bits for tokens. Has no error path: when getrandom fails it
+ * writes a line to stderr and aborts, since a predictable token is worse
+ * than no server. Call random_bytes once at startup to fail cleanly first. */
 uint64_t random_u64(void);

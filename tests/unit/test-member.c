@@ -8,6 +8,7 @@
 #include <string.h>
 #include "core/member.h"
 #include "proto/hash.h"
+#include "failmalloc.h"
 #include "runner.h"
 
 #define CHECK(c) do { if (!(c)) ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c); } while (0)
@@ -921,6 +922,136 @@ START_TEST(fatal_error_exits)
 }
 END_TEST
 
+/* ---- out of memory --------------------------------------------------------- */
+
+/* A complete member, its queue drained. */
+static struct member *complete_member(struct file *f, struct log *l)
+{
+        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
+        file_make(f, 5 * 256 + 1, 256, 21);
+        fetch_all(m, f, l, 0);
+        member_on_verified(m, f->fh, 0);
+        drain(m, l, 0);
+        ck_assert_int_eq(member_state(m), MEMBER_COMPLETE);
+        return m;
+}
+
+/* Queries answered with memory gone, until the queue cannot grow: how many
+ * went in before the member gave up. */
+static unsigned queries_until_exit(struct member *m, unsigned limit)
+{
+        unsigned k = 0;
+        failmalloc_after(0);
+        while (k < limit && member_state(m) != MEMBER_EXITED) {
+                member_on_query(m, k % 5, 1);
+                k++;
+        }
+        failmalloc_off();
+        return k;
+}
+
+/* An UPLOAD that cannot be queued ends the member, and its EXIT still comes
+ * out, last and once. */
+START_TEST(oom_exit_comes_out)
+{
+        struct file f;
+        struct log l = { 0 };
+        struct member *m = complete_member(&f, &l);
+        size_t mark = l.n;
+        unsigned k = queries_until_exit(m, 100000);
+        ck_assert_int_eq(member_state(m), MEMBER_EXITED);
+        drain(m, &l, 1);
+        ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_UPLOAD, -1), k - 1);
+        ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_EXIT, -1), 1);
+        const struct member_action *e = &l.v[l.n - 1];
+        ck_assert_int_eq(e->type, MEMBER_ACT_EXIT);
+        ck_assert_int_eq(e->code, 1);
+        ck_assert_str_eq(e->reason, "out of memory");
+        /* exited is exited: nothing more is queued, no timer is left */
+        member_on_query(m, 1, 2);
+        member_on_done(m, 2);
+        member_on_tick(m, UINT64_MAX - 1);
+        ck_assert_uint_eq(drain(m, &l, 2), 0);
+        ck_assert_uint_eq(member_next_deadline(m), UINT64_MAX);
+        member_free(m);
+        log_free(&l);
+        file_free(&f);
+}
+END_TEST
+
+/* DONE on a queue already full to its reservation, with no memory at all:
+ * the BYE and the EXIT (success) come out. */
+START_TEST(oom_bye_and_exit_reserved)
+{
+        struct file f1, f2;
+        struct log l1 = { 0 }, l2 = { 0 };
+        /* a twin tells how many actions fill the queue to its reservation */
+        struct member *probe = complete_member(&f1, &l1);
+        unsigned k = queries_until_exit(probe, 100000);
+        member_free(probe);
+        ck_assert_uint_gt(k, 1);
+
+        struct member *m = complete_member(&f2, &l2);
+        size_t mark = l2.n;
+        failmalloc_after(0);
+        for (unsigned i = 0; i + 1 < k; i++)
+                member_on_query(m, i % 5, 1);
+        enum member_state before = member_state(m);
+        member_on_done(m, 2);
+        failmalloc_off();
+        ck_assert_int_eq(before, MEMBER_COMPLETE);
+        drain(m, &l2, 2);
+        ck_assert_uint_eq(count_type(&l2, mark, MEMBER_ACT_UPLOAD, -1), k - 1);
+        ck_assert_int_eq(l2.v[l2.n - 2].type, MEMBER_ACT_SEND);
+        ck_assert_int_eq(l2.v[l2.n - 2].msg, P2S_BYE);
+        ck_assert_int_eq(l2.v[l2.n - 1].type, MEMBER_ACT_EXIT);
+        ck_assert_int_eq(l2.v[l2.n - 1].code, 0);
+        member_free(m);
+        log_free(&l1);
+        log_free(&l2);
+        file_free(&f1);
+        file_free(&f2);
+}
+END_TEST
+
+/* Chunks arriving with memory gone: their WRITE, RTT and the next REQ
+ * cannot all be queued. A WRITE lost would leave a hole the member believes
+ * filled, so any action lost means EXIT, never a silent gap. */
+START_TEST(oom_write_exits)
+{
+        struct file f;
+        struct log l = { 0 };
+        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 64);
+        file_make(&f, 200 * 256, 256, 22);
+        send_start(m, &f, 0);
+        send_manifest(m, &f, 0);
+        drain(m, &l, 0);
+        size_t mark = l.n;
+        /* data arrives with memory gone; the chunk buffers exist already */
+        struct buf *b[64];
+        for (uint32_t c = 0; c < 64; c++)
+                b[c] = chunk_buf(&f, c);
+        failmalloc_after(0);
+        uint32_t c = 0;
+        while (c < 64 && member_state(m) != MEMBER_EXITED) {
+                member_on_data(m, c, b[c], false, 1);
+                c++;
+        }
+        failmalloc_off();
+        for (uint32_t i = 0; i < 64; i++)
+                buf_unref(b[i]);
+        ck_assert_int_eq(member_state(m), MEMBER_EXITED);
+        drain(m, &l, 1);
+        const struct member_action *e = &l.v[l.n - 1];
+        ck_assert_int_eq(e->type, MEMBER_ACT_EXIT);
+        ck_assert_str_eq(e->reason, "out of memory");
+        ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_EXIT, -1), 1);
+        member_free(m);
+        log_free(&l);
+        file_free(&f);
+}
+END_TEST
+
 /* Random order: a permutation, so every chunk is asked exactly once when
  * every request is answered, and not in index order. */
 START_TEST(random_order_each_once)
@@ -1040,6 +1171,9 @@ static Suite *member_suite(void)
         tcase_add_test(tc, done_while_verifying);
         tcase_add_test(tc, file_hash_mismatch);
         tcase_add_test(tc, complete_retry_ack_done);
+        tcase_add_test(tc, oom_exit_comes_out);
+        tcase_add_test(tc, oom_bye_and_exit_reserved);
+        tcase_add_test(tc, oom_write_exits);
         tcase_add_test(tc, fatal_error_exits);
         suite_add_tcase(s, tc);
         return s;

@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* Small util modules: the action FIFO, the u32 -> pointer map and the
- * command-line value parsers. */
+/* Small util modules: the action FIFO, the heap's reservation, the u32 ->
+ * pointer map, the command-line value parsers and the log's escaping. */
 #include <check.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include "failmalloc.h"
 #include "util/fifo.h"
+#include "util/heap.h"
+#include "util/log.h"
 #include "util/parse.h"
 #include "util/u32map.h"
 #include "runner.h"
@@ -419,6 +424,199 @@ START_TEST(parse_uint_bounds)
 }
 END_TEST
 
+/* ---- reservations under allocation failure ------------------------------ */
+
+/* Reserved room survives memory running out; ordinary pushes do not eat it. */
+START_TEST(fifo_reserved_room)
+{
+        struct fifo f;
+        fifo_init(&f, sizeof(struct elem));
+        ck_assert_int_eq(fifo_reserve(&f, 3), 0);
+        ck_assert_uint_eq(fifo_reserved(&f), 3);
+        uint32_t seq = 0;
+        /* fill every unreserved slot, then memory runs out */
+        size_t free_slots = f.cap - f.n - f.reserved;
+        for (size_t i = 0; i < free_slots; i++)
+                push_seq(&f, seq++);
+        failmalloc_after(0);
+        struct elem e = { .seq = seq };
+        memset(e.pad, (int)(seq & 0xff), sizeof(e.pad));
+        int r = fifo_push(&f, &e);
+        int r2 = fifo_reserve(&f, 1);
+        int crit[3];
+        for (int i = 0; i < 3; i++) {
+                e.seq = seq;
+                memset(e.pad, (int)(seq++ & 0xff), sizeof(e.pad));
+                crit[i] = fifo_push_reserved(&f, &e);
+        }
+        failmalloc_off();
+        ck_assert_int_eq(r, -ENOMEM);
+        ck_assert_int_eq(r2, -ENOMEM);
+        ck_assert_uint_eq(fifo_reserved(&f), 0);
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(crit[i], 0);
+        /* all there, in order: the refused push left no trace */
+        ck_assert_uint_eq(fifo_len(&f), free_slots + 3);
+        for (uint32_t i = 0; i < free_slots; i++)
+                ck_assert_uint_eq(pop_seq(&f), i);
+        for (uint32_t i = 0; i < 3; i++)
+                ck_assert_uint_eq(pop_seq(&f), (uint32_t)free_slots + i);
+        fifo_fini(&f);
+}
+END_TEST
+
+/* Reservations taken across a wrapped ring and a growth keep their room. */
+START_TEST(fifo_reserve_wrapped)
+{
+        struct fifo f;
+        fifo_init(&f, sizeof(struct elem));
+        uint32_t in = 0, out = 0;
+        for (int i = 0; i < 10; i++)
+                push_seq(&f, in++);
+        for (int i = 0; i < 8; i++)
+                ck_assert_uint_eq(pop_seq(&f), out++);
+        ck_assert_int_eq(fifo_reserve(&f, 40), 0);     /* grows, unrolling the ring */
+        ck_assert_uint_ge(f.cap, f.n + 40);
+        failmalloc_after(0);
+        int bad = 0;
+        for (int i = 0; i < 40; i++) {
+                struct elem e = { .seq = in };
+                memset(e.pad, (int)(in++ & 0xff), sizeof(e.pad));
+                bad += fifo_push_reserved(&f, &e) != 0;
+        }
+        failmalloc_off();
+        ck_assert_int_eq(bad, 0);
+        fifo_unreserve(&f, 5);          /* more than is held: clamps to 0 */
+        ck_assert_uint_eq(fifo_reserved(&f), 0);
+        while (fifo_len(&f))
+                ck_assert_uint_eq(pop_seq(&f), out++);
+        ck_assert_uint_eq(out, in);
+        /* without a reservation a reserved push is an ordinary one */
+        push_seq(&f, 0);
+        ck_assert_int_eq(fifo_reserve(&f, 2), 0);
+        fifo_unreserve(&f, 1);
+        ck_assert_uint_eq(fifo_reserved(&f), 1);
+        fifo_fini(&f);
+}
+END_TEST
+
+START_TEST(heap_reserve_then_push)
+{
+        struct heap h = { 0 };
+        struct heap_node n[40];
+        ck_assert_int_eq(heap_reserve(&h, 40), 0);
+        failmalloc_after(0);
+        int bad = 0;
+        for (int i = 0; i < 40; i++) {
+                heap_node_init(&n[i]);
+                bad += heap_push(&h, &n[i], (uint64_t)(40 - i)) != 0;
+        }
+        struct heap_node extra;
+        heap_node_init(&extra);
+        int r = heap_push(&h, &extra, 1);
+        /* moving a queued node never allocates */
+        int moved = heap_push(&h, &n[0], 0);
+        failmalloc_off();
+        ck_assert_int_eq(bad, 0);
+        ck_assert_int_eq(r, -ENOMEM);
+        ck_assert(!heap_node_queued(&extra));
+        ck_assert_int_eq(moved, 0);
+        ck_assert_ptr_eq(heap_top(&h), &n[0]);
+        heap_fini(&h);
+}
+END_TEST
+
+/* ---- log ----------------------------------------------------------------- */
+
+START_TEST(log_escape_renders)
+{
+        char out[64];
+        ck_assert_str_eq(log_escape(out, sizeof(out), "plain name.iso", 14), "plain name.iso");
+        ck_assert_str_eq(log_escape(out, sizeof(out), "a\nb", 3), "a\\x0ab");
+        ck_assert_str_eq(log_escape(out, sizeof(out), "\r\x1b[2J", 5), "\\x0d\\x1b[2J");
+        ck_assert_str_eq(log_escape(out, sizeof(out), "back\\slash", 10), "back\\x5cslash");
+        ck_assert_str_eq(log_escape(out, sizeof(out), "\x7f\x80\xff", 3), "\\x7f\\x80\\xff");
+        /* a NUL is a byte like any other: inlen, not strlen */
+        ck_assert_str_eq(log_escape(out, sizeof(out), "a\0b", 3), "a\\x00b");
+        ck_assert_str_eq(log_escape(out, sizeof(out), "", 0), "");
+        /* "\x0a" as text and a real newline render differently */
+        char other[64];
+        log_escape(other, sizeof(other), "a\\x0ab", 6);
+        ck_assert_str_ne(other, "a\\x0ab");
+}
+END_TEST
+
+START_TEST(log_escape_bounded)
+{
+        char out[16];
+        uint8_t in[300];
+        for (size_t i = 0; i < sizeof(in); i++)
+                in[i] = (uint8_t)i;
+        /* exactly fitting: no ellipsis */
+        ck_assert_str_eq(log_escape(out, 5, "abcd", 4), "abcd");
+        ck_assert_str_eq(log_escape(out, 5, "abcde", 5), "a...");
+        /* never writes past outlen, cuts at a whole escape, always terminated */
+        for (size_t len = 1; len <= sizeof(out); len++) {
+                memset(out, 'Z', sizeof(out));
+                log_escape(out, len, in, sizeof(in));
+                ck_assert_uint_lt(strlen(out), len);
+                for (size_t k = len; k < sizeof(out); k++)
+                        ck_assert_int_eq(out[k], 'Z');
+                const char *bs = strrchr(out, '\\');
+                if (bs)
+                        ck_assert_uint_ge(strlen(bs), 4);
+                if (len >= 4)
+                        ck_assert(strstr(out, "...") != NULL);
+        }
+        ck_assert_str_eq(log_escape(out, 0, "x", 1), "");
+        ck_assert_str_eq(log_escape(out, 1, "x", 1), "");
+        /* LOG_ESCAPE_SIZE holds the worst case in full */
+        char big[LOG_ESCAPE_SIZE(sizeof(in))];
+        log_escape(big, sizeof(big), in, sizeof(in));
+        ck_assert_ptr_null(strstr(big, "..."));
+        size_t want = 0;
+        for (size_t i = 0; i < sizeof(in); i++)
+                want += in[i] >= 0x20 && in[i] < 0x7f && in[i] != '\\' ? 1 : 4;
+        ck_assert_uint_eq(strlen(big), want);
+        ck_assert_uint_gt(want, 3 * sizeof(in) / 2);
+}
+END_TEST
+
+/* What log_msg writes to stderr, captured through a pipe. */
+static void capture_log(const char *msg, char *got, size_t cap)
+{
+        int p[2];
+        ck_assert_int_eq(pipe(p), 0);
+        int saved = dup(STDERR_FILENO);
+        ck_assert_int_ge(saved, 0);
+        ck_assert_int_ge(dup2(p[1], STDERR_FILENO), 0);
+        log_set_prefix(false);
+        log_msg(LOG_ERR, "peer said: %s", msg);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        close(p[1]);
+        ssize_t n = read(p[0], got, cap - 1);
+        close(p[0]);
+        ck_assert_int_gt(n, 0);
+        got[n] = '\0';
+}
+
+START_TEST(log_one_record_one_line)
+{
+        char got[512];
+        log_init("test-misc");
+        capture_log("hello\n<3>p2sd: error: forged\r\x1b[31m\ttab", got, sizeof(got));
+        /* exactly one newline, at the end */
+        ck_assert_ptr_eq(strchr(got, '\n'), got + strlen(got) - 1);
+        ck_assert_ptr_null(strchr(got, '\r'));
+        ck_assert_ptr_null(strchr(got, '\x1b'));
+        ck_assert_str_eq(got, "test-misc: error: peer said: hello\\n<3>p2sd: error: forged\\r\\x1b[31m\ttab\n");
+        /* UTF-8 in a file name passes */
+        capture_log("caf\xc3\xa9", got, sizeof(got));
+        ck_assert_str_eq(got, "test-misc: error: peer said: caf\xc3\xa9\n");
+}
+END_TEST
+
 static Suite *misc_suite(void)
 {
         Suite *s = suite_create("misc");
@@ -428,6 +626,15 @@ static Suite *misc_suite(void)
         tcase_add_test(tc, fifo_empty);
         tcase_add_test(tc, fifo_wrap_then_grow);
         tcase_add_test(tc, fifo_random);
+        tcase_add_test(tc, fifo_reserved_room);
+        tcase_add_test(tc, fifo_reserve_wrapped);
+        tcase_add_test(tc, heap_reserve_then_push);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("log");
+        tcase_add_test(tc, log_escape_renders);
+        tcase_add_test(tc, log_escape_bounded);
+        tcase_add_test(tc, log_one_record_one_line);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("u32map");

@@ -22,6 +22,7 @@
 #include "proto/wire.h"
 #include "util/fifo.h"
 #include "util/lru.h"
+#include "failmalloc.h"
 #include "runner.h"
 
 #define CHECK(c) do { if (!(c)) ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c); } while (0)
@@ -1604,6 +1605,153 @@ START_TEST(bad_upload_rig)
 }
 END_TEST
 
+/* ---- out of memory ---------------------------------------------------------- */
+
+/* COMPLETE echoes queued with memory gone until the queue cannot grow: how
+ * many calls it took to end the swarm (the last one's echo is lost). */
+static unsigned echoes_until_over(struct rig *r, unsigned who, unsigned limit)
+{
+        unsigned k = 0;
+        failmalloc_after(0);
+        while (k < limit && swarm_state(r->s) != SWARM_OVER) {
+                swarm_on_complete(r->s, r->m[who], r->now);
+                k++;
+        }
+        failmalloc_off();
+        return k;
+}
+
+/* A SEND that cannot be queued fails the swarm: END with ERR BUSY comes out,
+ * last and once, and nothing is queued after it. */
+START_TEST(oom_send_ends_swarm)
+{
+        struct rig r;
+        rig_new(&r, 3, 6, 1, 2, SWARM_QUERY_DIRECTED);
+        rig_clear(&r);
+        unsigned k = echoes_until_over(&r, 0, 100000);
+        ck_assert_int_eq(swarm_state(r.s), SWARM_OVER);
+        rig_collect(&r);
+        ck_assert_uint_eq(rig_count(&r, P2S_COMPLETE, 0, P2S_NO_CHUNK), k - 1);
+        ck_assert_uint_eq(r.na, k);
+        ck_assert_int_eq(r.a[r.na - 1].type, SWARM_ACT_END);
+        ck_assert_int_eq(r.a[r.na - 1].code, P2S_ERR_BUSY);
+        /* over is over */
+        swarm_on_bye(r.s, r.m[1], r.now);
+        swarm_on_request(r.s, r.m[2], 0, true, r.now);
+        swarm_on_tick(r.s, r.now + 100 * SEC);
+        size_t before = r.na;
+        rig_collect(&r);
+        ck_assert_uint_eq(r.na, before);
+        rig_free(&r);
+}
+END_TEST
+
+/* DATA from the cache for a chunk the member holds already (a retried REQ
+ * while idle), with memory gone, until the queue cannot grow: changes
+ * nothing but the queue. How many calls it took to end the swarm. */
+static unsigned resends_until_over(struct rig *r, unsigned who, uint32_t cached, unsigned limit)
+{
+        unsigned k = 0;
+        failmalloc_after(0);
+        while (k < limit && swarm_state(r->s) != SWARM_OVER) {
+                swarm_on_request(r->s, r->m[who], cached, true, r->now);
+                k++;
+        }
+        failmalloc_off();
+        return k;
+}
+
+/* A queue full up to its reservation, and no memory at all: every member
+ * says BYE, and each DROP and the END still come out, in order. */
+START_TEST(oom_drops_and_end_reserved)
+{
+        struct rig probe, r;
+        enum { A, B, C };
+        /* three replicas: everyone holds everything; the cache keeps chunk 5 */
+        rig_new(&probe, 3, 6, 1, 3, SWARM_QUERY_DIRECTED);
+        rig_clear(&probe);
+        unsigned k = resends_until_over(&probe, A, 5, 100000);
+        ck_assert_int_eq(swarm_state(probe.s), SWARM_OVER);
+        rig_free(&probe);
+        ck_assert_uint_gt(k, 1);
+
+        /* the twin: the same history gives the same queue */
+        rig_new(&r, 3, 6, 1, 3, SWARM_QUERY_DIRECTED);
+        rig_clear(&r);
+        failmalloc_after(0);
+        for (unsigned i = 0; i + 1 < k; i++)
+                swarm_on_request(r.s, r.m[A], 5, true, r.now);
+        enum swarm_state full = swarm_state(r.s);
+        swarm_on_bye(r.s, r.m[C], r.now);
+        swarm_on_bye(r.s, r.m[B], r.now);
+        enum swarm_state two_gone = swarm_state(r.s);
+        swarm_on_bye(r.s, r.m[A], r.now);
+        failmalloc_off();
+        r.m[A] = r.m[B] = r.m[C] = NULL;
+        ck_assert_int_eq(full, SWARM_RELAY);
+        ck_assert_int_eq(two_gone, SWARM_RELAY);
+        rig_collect(&r);
+        ck_assert_uint_eq(r.na, (k - 1) + 4);
+        ck_assert_uint_eq(rig_count(&r, P2S_DATA, A, 5), k - 1);
+        const struct swarm_action *t = &r.a[k - 1];
+        ck_assert_int_eq(t[0].type, SWARM_ACT_DROP);
+        ck_assert_int_eq(rig_idx(&t[0]), C);
+        ck_assert_int_eq(t[1].type, SWARM_ACT_DROP);
+        ck_assert_int_eq(rig_idx(&t[1]), B);
+        ck_assert_int_eq(t[2].type, SWARM_ACT_DROP);
+        ck_assert_int_eq(rig_idx(&t[2]), A);
+        /* no memory for the ERR bodies either: the END alone says it */
+        ck_assert_int_eq(t[3].type, SWARM_ACT_END);
+        ck_assert_int_eq(t[3].code, P2S_ERR_SWARM);
+        rig_free(&r);
+}
+END_TEST
+
+/* A cache miss with no memory for the query's timer changes nothing: no
+ * QUERY without a timer to retry it; the member's retry then works. */
+START_TEST(oom_request_ignored)
+{
+        struct rig r;
+        enum { A, B, C };
+        rig_new(&r, 3, 6, 1, 2, SWARM_QUERY_DIRECTED);
+        rig_clear(&r);
+        failmalloc_after(0);
+        swarm_on_request(r.s, r.m[C], 0, false, r.now);
+        uint64_t deadline = swarm_next_deadline(r.s);
+        failmalloc_off();
+        rig_collect(&r);
+        ck_assert_uint_eq(r.na, 0);
+        ck_assert_uint_eq(deadline, UINT64_MAX);
+        ck_assert_int_eq(swarm_state(r.s), SWARM_RELAY);
+        ck_assert(!swarm_wants_upload(r.s, r.m[A], 0));
+        swarm_on_request(r.s, r.m[C], 0, false, r.now);
+        rig_collect(&r);
+        ck_assert_uint_eq(rig_count(&r, P2S_QUERY, -1, 0), 1);
+        ck_assert_uint_ne(swarm_next_deadline(r.s), UINT64_MAX);
+        rig_free(&r);
+}
+END_TEST
+
+/* Joining with no memory: NULL, and the swarm is as it was. */
+START_TEST(oom_join_refused)
+{
+        struct swarm_config cfg;
+        swarm_config_defaults(&cfg);
+        struct lru *cache = lru_new(1 << 20);
+        struct swarm *s = swarm_new(&cfg, 9, "oom", cache);
+        ck_assert_ptr_nonnull(s);
+        failmalloc_after(0);
+        struct swarm_member *m = swarm_join(s, 1, NULL, T0);
+        failmalloc_off();
+        ck_assert_ptr_null(m);
+        ck_assert_uint_eq(swarm_member_count(s), 0);
+        struct swarm_action a;
+        ck_assert(!swarm_next_action(s, &a));
+        swarm_free(s);
+        lru_free(cache);
+}
+END_TEST
+
 /* Out-of-range chunks and messages in the wrong state are counted as
  * dropped and change nothing. */
 START_TEST(dropped_msgs_counted)
@@ -1736,6 +1884,10 @@ static Suite *swarm_suite(void)
         tcase_add_test(tc, coalesce_one_query_one_upload);
         tcase_add_test(tc, query_retry_schedule);
         tcase_add_test(tc, query_retry_alternates);
+        tcase_add_test(tc, oom_send_ends_swarm);
+        tcase_add_test(tc, oom_drops_and_end_reserved);
+        tcase_add_test(tc, oom_request_ignored);
+        tcase_add_test(tc, oom_join_refused);
         tcase_add_test(tc, bad_upload_rig);
         tcase_add_test(tc, dropped_msgs_counted);
         tcase_add_test(tc, dropped_msgs_in_gather);

@@ -234,7 +234,7 @@ START_TEST(test_body_bounds) {
         uint8_t type = (uint8_t)_i;
         uint32_t lo = min_body(type), hi = max_body(type);
 
-        ck_assert_uint_eq(wire_max_body(type), hi);
+        ck_assert_uint_eq(wire_max_body(type, 0), hi);
         if (lo > 0) {
                 uint8_t body[64];
                 struct p2s_hdr h = make_hdr(type, lo - 1);
@@ -649,9 +649,167 @@ START_TEST(test_names) {
         ck_assert_str_eq(wire_type_name(P2S_BYE), "BYE");
         ck_assert_str_eq(wire_type_name(0), "?");
         ck_assert_str_eq(wire_type_name(P2S_TYPE_MAX + 1), "?");
-        ck_assert_uint_eq(wire_max_body(0), 0);
-        ck_assert_uint_eq(wire_max_body(P2S_TYPE_MAX + 1), 0);
-        ck_assert_uint_eq(wire_max_body(P2S_DATA), P2S_MAX_CHUNK);
+        ck_assert_uint_eq(wire_max_body(0, 0), 0);
+        ck_assert_uint_eq(wire_max_body(P2S_TYPE_MAX + 1, 0), 0);
+        ck_assert_uint_eq(wire_max_body(P2S_DATA, 0), P2S_MAX_CHUNK);
+}
+END_TEST
+
+/* man/p2s.7, "Control modes", written out independently of wire.c's
+ * table: may type travel dir over ch in mode? */
+static bool route_expected(uint8_t type, enum wire_dir dir, enum wire_channel ch, int mode)
+{
+        bool c2s = dir == WIRE_DIR_C2S, udp = ch == WIRE_CH_UDP;
+        if (mode == 0)  /* before WELCOME: what both modes allow */
+                return route_expected(type, dir, ch, P2S_CONTROL_UDP) &&
+                       route_expected(type, dir, ch, P2S_CONTROL_TCP);
+        if (mode != P2S_CONTROL_UDP && mode != P2S_CONTROL_TCP)
+                return false;
+        bool tcp_mode = mode == P2S_CONTROL_TCP;
+        switch (type) {
+        case P2S_HELLO:
+                return c2s && udp;
+        case P2S_COOKIE: case P2S_WELCOME:
+                return !c2s && udp;
+        case P2S_ATTACH:
+                return c2s && !udp;
+        case P2S_START: case P2S_MANIFEST: case P2S_MANIFEST_END:
+                return !c2s && !udp;
+        case P2S_SHARE: case P2S_DATA:
+                return !c2s && !udp && !tcp_mode;
+        case P2S_UPLOAD:
+                return c2s && !udp && !tcp_mode;
+        case P2S_REQ: case P2S_NOHAVE: case P2S_BYE:
+                return c2s;             /* control: either transport, retries escalate */
+        case P2S_QUERY: case P2S_DONE:
+                return !c2s;
+        case P2S_COMPLETE:
+                return true;            /* the member's, and the server's echo with ACK */
+        case P2S_ERR:
+                return !c2s;            /* FATAL over TCP, answers to datagrams over UDP */
+        case P2S_FRAG: case P2S_FRAG_ACK: case P2S_FRAG_NACK:
+                return udp && tcp_mode;
+        default:
+                return false;
+        }
+}
+
+/* Every type x direction x channel x mode, and the modes that do not exist. */
+START_TEST(test_route_table) {
+        static const enum wire_dir dirs[] = { WIRE_DIR_C2S, WIRE_DIR_S2C };
+        static const enum wire_channel chs[] = { WIRE_CH_UDP, WIRE_CH_TCP };
+        static const int modes[] = { 0, P2S_CONTROL_UDP, P2S_CONTROL_TCP, 3, -1 };
+        unsigned allowed = 0;
+
+        for (unsigned t = 1; t <= P2S_TYPE_MAX; t++)
+                for (unsigned d = 0; d < 2; d++)
+                        for (unsigned c = 0; c < 2; c++)
+                                for (unsigned m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+                                        bool want = route_expected((uint8_t)t, dirs[d], chs[c], modes[m]);
+                                        int r = wire_check_route((uint8_t)t, dirs[d], chs[c], modes[m]);
+                                        ck_assert_msg(r == (want ? WIRE_OK : WIRE_E_ROUTE),
+                                                      "%s dir %d ch %d mode %d: got %s",
+                                                      wire_type_name((uint8_t)t), dirs[d], chs[c], modes[m],
+                                                      wire_strerror(r));
+                                        allowed += want;
+                                }
+        /* the expectation itself is not vacuous */
+        ck_assert_uint_gt(allowed, 40);
+        /* unknown types, and direction or channel values that are not exactly one */
+        ck_assert_int_eq(wire_check_route(0, WIRE_DIR_C2S, WIRE_CH_UDP, P2S_CONTROL_UDP), WIRE_E_TYPE);
+        ck_assert_int_eq(wire_check_route(P2S_TYPE_MAX + 1, WIRE_DIR_C2S, WIRE_CH_UDP, P2S_CONTROL_UDP), WIRE_E_TYPE);
+        ck_assert_int_eq(wire_check_route(P2S_REQ, WIRE_DIR_C2S | WIRE_DIR_S2C, WIRE_CH_UDP, P2S_CONTROL_UDP),
+                         WIRE_E_ROUTE);
+        ck_assert_int_eq(wire_check_route(P2S_REQ, WIRE_DIR_C2S, WIRE_CH_UDP | WIRE_CH_TCP, P2S_CONTROL_UDP),
+                         WIRE_E_ROUTE);
+        ck_assert_int_eq(wire_check_route(P2S_REQ, 0, WIRE_CH_UDP, P2S_CONTROL_UDP), WIRE_E_ROUTE);
+        ck_assert_int_eq(wire_check_route(P2S_REQ, WIRE_DIR_C2S, 0, P2S_CONTROL_UDP), WIRE_E_ROUTE);
+}
+END_TEST
+
+/* The cases the route rules exist for, spelled out. */
+START_TEST(test_route_examples) {
+        /* udp mode: REQ by datagram, and its escalated retry by TCP */
+        ck_assert_int_eq(wire_check_route(P2S_REQ, WIRE_DIR_C2S, WIRE_CH_UDP, P2S_CONTROL_UDP), WIRE_OK);
+        ck_assert_int_eq(wire_check_route(P2S_REQ, WIRE_DIR_C2S, WIRE_CH_TCP, P2S_CONTROL_UDP), WIRE_OK);
+        ck_assert_int_eq(wire_check_route(P2S_REQ, WIRE_DIR_S2C, WIRE_CH_UDP, P2S_CONTROL_UDP), WIRE_E_ROUTE);
+        /* a member never sends SHARE or DATA, in any mode, on any channel */
+        for (int mode = P2S_CONTROL_UDP; mode <= P2S_CONTROL_TCP; mode++)
+                for (int ch = WIRE_CH_UDP; ch <= WIRE_CH_TCP; ch <<= 1) {
+                        ck_assert_int_eq(wire_check_route(P2S_SHARE, WIRE_DIR_C2S, ch, mode), WIRE_E_ROUTE);
+                        ck_assert_int_eq(wire_check_route(P2S_DATA, WIRE_DIR_C2S, ch, mode), WIRE_E_ROUTE);
+                        ck_assert_int_eq(wire_check_route(P2S_ERR, WIRE_DIR_C2S, ch, mode), WIRE_E_ROUTE);
+                }
+        /* chunk bytes: frames in udp mode, FRAG datagrams in tcp mode */
+        ck_assert_int_eq(wire_check_route(P2S_UPLOAD, WIRE_DIR_C2S, WIRE_CH_TCP, P2S_CONTROL_UDP), WIRE_OK);
+        ck_assert_int_eq(wire_check_route(P2S_UPLOAD, WIRE_DIR_C2S, WIRE_CH_TCP, P2S_CONTROL_TCP), WIRE_E_ROUTE);
+        ck_assert_int_eq(wire_check_route(P2S_UPLOAD, WIRE_DIR_C2S, WIRE_CH_UDP, P2S_CONTROL_UDP), WIRE_E_ROUTE);
+        ck_assert_int_eq(wire_check_route(P2S_FRAG, WIRE_DIR_C2S, WIRE_CH_UDP, P2S_CONTROL_TCP), WIRE_OK);
+        ck_assert_int_eq(wire_check_route(P2S_FRAG, WIRE_DIR_C2S, WIRE_CH_UDP, P2S_CONTROL_UDP), WIRE_E_ROUTE);
+        ck_assert_int_eq(wire_check_route(P2S_FRAG, WIRE_DIR_S2C, WIRE_CH_TCP, P2S_CONTROL_TCP), WIRE_E_ROUTE);
+        /* the join is UDP even in tcp mode, ATTACH is TCP even in udp mode */
+        ck_assert_int_eq(wire_check_route(P2S_HELLO, WIRE_DIR_C2S, WIRE_CH_TCP, P2S_CONTROL_TCP), WIRE_E_ROUTE);
+        ck_assert_int_eq(wire_check_route(P2S_ATTACH, WIRE_DIR_C2S, WIRE_CH_UDP, P2S_CONTROL_UDP), WIRE_E_ROUTE);
+        /* before WELCOME nothing chunk-sized is accepted */
+        ck_assert_int_eq(wire_check_route(P2S_COOKIE, WIRE_DIR_S2C, WIRE_CH_UDP, 0), WIRE_OK);
+        ck_assert_int_eq(wire_check_route(P2S_FRAG, WIRE_DIR_S2C, WIRE_CH_UDP, 0), WIRE_E_ROUTE);
+        ck_assert_int_eq(wire_check_route(P2S_DATA, WIRE_DIR_S2C, WIRE_CH_TCP, 0), WIRE_E_ROUTE);
+}
+END_TEST
+
+START_TEST(test_frag_route) {
+        /* FRAG follows its chunk, FRAG_ACK and FRAG_NACK go back */
+        ck_assert_int_eq(wire_check_frag_route(P2S_FRAG, P2S_SHARE, WIRE_DIR_S2C), WIRE_OK);
+        ck_assert_int_eq(wire_check_frag_route(P2S_FRAG, P2S_DATA, WIRE_DIR_S2C), WIRE_OK);
+        ck_assert_int_eq(wire_check_frag_route(P2S_FRAG, P2S_UPLOAD, WIRE_DIR_C2S), WIRE_OK);
+        ck_assert_int_eq(wire_check_frag_route(P2S_FRAG, P2S_SHARE, WIRE_DIR_C2S), WIRE_E_ROUTE);
+        ck_assert_int_eq(wire_check_frag_route(P2S_FRAG, P2S_DATA, WIRE_DIR_C2S), WIRE_E_ROUTE);
+        ck_assert_int_eq(wire_check_frag_route(P2S_FRAG, P2S_UPLOAD, WIRE_DIR_S2C), WIRE_E_ROUTE);
+        for (uint8_t t = P2S_FRAG_ACK; t <= P2S_FRAG_NACK; t++) {
+                ck_assert_int_eq(wire_check_frag_route(t, P2S_SHARE, WIRE_DIR_C2S), WIRE_OK);
+                ck_assert_int_eq(wire_check_frag_route(t, P2S_DATA, WIRE_DIR_C2S), WIRE_OK);
+                ck_assert_int_eq(wire_check_frag_route(t, P2S_UPLOAD, WIRE_DIR_S2C), WIRE_OK);
+                ck_assert_int_eq(wire_check_frag_route(t, P2S_SHARE, WIRE_DIR_S2C), WIRE_E_ROUTE);
+                ck_assert_int_eq(wire_check_frag_route(t, P2S_UPLOAD, WIRE_DIR_C2S), WIRE_E_ROUTE);
+        }
+        ck_assert_int_eq(wire_check_frag_route(P2S_FRAG, P2S_REQ, WIRE_DIR_S2C), WIRE_E_BODY);
+        ck_assert_int_eq(wire_check_frag_route(P2S_REQ, 0, WIRE_DIR_S2C), WIRE_OK);
+}
+END_TEST
+
+/* Bounds by chunk size: only chunk-carrying types shrink to it. */
+START_TEST(test_max_body_chunk) {
+        for (uint8_t t = 1; t <= P2S_TYPE_MAX; t++) {
+                bool chunky = t == P2S_SHARE || t == P2S_DATA || t == P2S_UPLOAD;
+                ck_assert_uint_eq(wire_max_body(t, 0), max_body(t));
+                ck_assert_uint_eq(wire_max_body(t, 4096), chunky ? 4096 : max_body(t));
+                /* a chunk size past the protocol's limit does not lift the limit */
+                ck_assert_uint_eq(wire_max_body(t, P2S_MAX_CHUNK * 2), max_body(t));
+        }
+        ck_assert_uint_eq(wire_max_body(0, 4096), 0);
+}
+END_TEST
+
+/* The stream reader's check, before the body is allocated. */
+START_TEST(test_frame_hdr) {
+        struct p2s_hdr h = make_hdr(P2S_SHARE, P2S_MAX_CHUNK);
+
+        /* a member's 16 MiB SHARE: refused for the route, not its length */
+        ck_assert_int_eq(wire_check_frame_hdr(&h, WIRE_DIR_C2S, P2S_CONTROL_UDP, 65536), WIRE_E_ROUTE);
+        ck_assert_int_eq(wire_check_frame_hdr(&h, WIRE_DIR_S2C, P2S_CONTROL_UDP, 0), WIRE_OK);
+        ck_assert_int_eq(wire_check_frame_hdr(&h, WIRE_DIR_S2C, P2S_CONTROL_UDP, 65536), WIRE_E_LENGTH);
+        ck_assert_int_eq(wire_check_frame_hdr(&h, WIRE_DIR_S2C, P2S_CONTROL_TCP, 0), WIRE_E_ROUTE);
+        h = make_hdr(P2S_UPLOAD, 65536);
+        ck_assert_int_eq(wire_check_frame_hdr(&h, WIRE_DIR_C2S, P2S_CONTROL_UDP, 65536), WIRE_OK);
+        h.body_len = 65537;
+        ck_assert_int_eq(wire_check_frame_hdr(&h, WIRE_DIR_C2S, P2S_CONTROL_UDP, 65536), WIRE_E_LENGTH);
+        ck_assert_int_eq(wire_check_frame_hdr(&h, WIRE_DIR_C2S, P2S_CONTROL_TCP, 65536), WIRE_E_ROUTE);
+        h = make_hdr(P2S_REQ, 0);
+        ck_assert_int_eq(wire_check_frame_hdr(&h, WIRE_DIR_C2S, P2S_CONTROL_UDP, 65536), WIRE_OK);
+        h.body_len = 1;
+        ck_assert_int_eq(wire_check_frame_hdr(&h, WIRE_DIR_C2S, P2S_CONTROL_UDP, 65536), WIRE_E_LENGTH);
+        h = make_hdr(P2S_HELLO, 5);
+        ck_assert_int_eq(wire_check_frame_hdr(&h, WIRE_DIR_C2S, P2S_CONTROL_UDP, 65536), WIRE_E_ROUTE);
 }
 END_TEST
 
@@ -772,6 +930,11 @@ static Suite *wire_suite(void) {
 
         tc = tcase_create("garbage");
         tcase_set_timeout(tc, 300);   /* valgrind makes 100k buffers slow */
+        tcase_add_test(tc, test_route_table);
+        tcase_add_test(tc, test_route_examples);
+        tcase_add_test(tc, test_frag_route);
+        tcase_add_test(tc, test_max_body_chunk);
+        tcase_add_test(tc, test_frame_hdr);
         tcase_add_test(tc, test_random);
         tcase_add_test(tc, test_mutations);
         suite_add_tcase(s, tc);
