@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -20,6 +21,21 @@ struct proc {
         proc_exit_fn fn;
         void *ud;
 };
+
+/* execv takes char *const *: a writable copy of argv, made in the child
+ * just before it is replaced anyway. Returns only on failure. */
+static void exec_argv(const char *const *argv)
+{
+        size_t n = 0;
+        while (argv[n])
+                n++;
+        char **av = calloc(n + 1, sizeof(*av));
+        for (size_t i = 0; av && i < n; i++)
+                if (!(av[i] = strdup(argv[i])))
+                        return;
+        if (av)
+                execv(av[0], av);
+}
 
 static int pidfd_open_(pid_t pid)
 {
@@ -79,7 +95,7 @@ static void child(const struct proc_spec *s, pid_t parent, int errpipe)
                 setenv("NOTIFY_SOCKET", s->notify, 1);
         else
                 unsetenv("NOTIFY_SOCKET");
-        execv(s->argv[0], (char *const *)s->argv);
+        exec_argv(s->argv);
         int e = errno;
         (void)!write(errpipe, &e, sizeof(e));
         _exit(127);

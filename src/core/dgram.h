@@ -35,7 +35,7 @@ struct dgram_frag {
         uint16_t flags;
         uint32_t chunk;
         struct p2s_frag f;
-        const uint8_t *payload;
+        uint8_t *payload;               /* not const: iovecs and sendmsg take it as it is */
         uint16_t len;
 };
 

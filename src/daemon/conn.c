@@ -126,7 +126,11 @@ static long conn_hdr(const uint8_t *raw, void *ud)
          * of this swarm: nothing big is allocated for an unproven peer */
         if (!c->m)
                 return h.type == P2S_ATTACH ? (long)h.body_len : -EPERM;
-        if (h.type == P2S_UPLOAD && c->m->sv && h.body_len > swarm_chunk_size(c->m->sv->sw))
+        uint32_t cs = c->m->sv ? swarm_chunk_size(c->m->sv->sw) : 0;
+        r = wire_check_frame_hdr(&h, WIRE_DIR_C2S, c->srv->control, cs);
+        if (r == WIRE_E_ROUTE)
+                return -EPERM;
+        if (r != WIRE_OK)
                 return -EMSGSIZE;
         return (long)h.body_len;
 }

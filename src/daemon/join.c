@@ -65,7 +65,8 @@ void join_on_hello(struct server *srv, const struct p2s_msg *msg, const struct s
         }
         int fd = catalog_open(srv->cat, name);
         if (fd < 0) {
-                log_rl(LOG_NOTICE, "HELLO for '%s' refused: not served", name);
+                char esc[LOG_ESCAPE_SIZE(P2S_MAX_NAME)];
+                log_rl(LOG_NOTICE, "HELLO for '%s' refused: not served", log_escape(esc, sizeof(esc), name, h->body_len));
                 udp_reply_err(srv, from, fromlen, h, PROVEN, P2S_ERR_NOFILE, "no such file is served");
                 return;
         }
@@ -97,8 +98,9 @@ void join_on_hello(struct server *srv, const struct p2s_msg *msg, const struct s
                 return;
         }
         srv->nunattached++;
-        char a[NET_ADDRSTRLEN];
-        log_debug("member %u: HELLO '%s' from %s", m->id, name, net_addr_str(from, a));
+        char a[NET_ADDRSTRLEN], esc[LOG_ESCAPE_SIZE(P2S_MAX_NAME)];
+        log_debug("member %u: HELLO '%s' from %s", m->id, log_escape(esc, sizeof(esc), name, h->body_len),
+                  net_addr_str(from, a));
         send_welcome(srv, m);
 }
 

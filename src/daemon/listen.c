@@ -25,8 +25,8 @@ static int bind_pair(struct server *srv, const struct sockaddr *sa, socklen_t sl
                 goto fail;
         }
         setsockopt(t, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (fam == AF_INET6 && ((struct sockaddr_in6 *)sa)->sin6_addr.s6_addr[0] == 0 &&
-            !memcmp(&((struct sockaddr_in6 *)sa)->sin6_addr, &in6addr_any, sizeof(in6addr_any))) {
+        if (fam == AF_INET6 && ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr[0] == 0 &&
+            !memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, &in6addr_any, sizeof(in6addr_any))) {
                 setsockopt(t, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
                 setsockopt(u, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
         }

@@ -90,6 +90,16 @@ static void on_datagram(struct server *srv, const uint8_t *pkt, size_t len,
                 }
                 return;
         }
+        /* only what a member may send, and only as a datagram in this mode
+         * (an ERR from a member is ignored, as p2s(7) says) */
+        r = wire_check_route(msg.hdr.type, WIRE_DIR_C2S, WIRE_CH_UDP, srv->control);
+        if (r == WIRE_OK && (msg.hdr.type == P2S_FRAG || msg.hdr.type == P2S_FRAG_ACK || msg.hdr.type == P2S_FRAG_NACK))
+                r = wire_check_frag_route(msg.hdr.type, msg.body[0], WIRE_DIR_C2S);
+        if (r != WIRE_OK) {
+                srv->st.bad_packets++;
+                log_rl(LOG_DEBUG, "dropped %s datagram: %s", wire_type_name(msg.hdr.type), wire_strerror(r));
+                return;
+        }
         if (msg.hdr.type == P2S_HELLO) {
                 join_on_hello(srv, &msg, from, fromlen);
                 return;
@@ -104,8 +114,6 @@ static void on_datagram(struct server *srv, const uint8_t *pkt, size_t len,
                        wire_type_name(msg.hdr.type), msg.hdr.member_id);
                 return;
         }
-        if (msg.hdr.type == P2S_UPLOAD)
-                return;         /* chunk data travels on the data channel */
         if (msg.hdr.type == P2S_FRAG || msg.hdr.type == P2S_FRAG_ACK || msg.hdr.type == P2S_FRAG_NACK) {
                 if (m->data && m->sm && !m->sv->over && !datachan_on_datagram(m->data, &msg))
                         srv->st.bad_packets++;
@@ -177,7 +185,12 @@ struct server *server_new(const struct p2sd_options *o, struct catalog *cat, str
                 free(srv);
                 return NULL;
         }
-        random_bytes(srv->secret, sizeof(srv->secret));
+        /* a predictable cookie secret would let anyone forge a proven address */
+        if (random_bytes(srv->secret, sizeof(srv->secret)) < 0) {
+                lru_free(srv->cache);
+                free(srv);
+                return NULL;
+        }
         srv->next_swarm_id = (uint32_t)random_u64() & 0xffffff;
         loop_timer_init(&srv->housekeep, on_housekeep, srv);
         loop_defer_init(&srv->reaper, conn_reap, srv);

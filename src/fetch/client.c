@@ -337,6 +337,14 @@ static void on_datagram(struct client *c, const uint8_t *pkt, size_t len)
                 return;
         }
         const struct p2s_hdr *h = &msg.hdr;
+        r = wire_check_route(h->type, WIRE_DIR_S2C, WIRE_CH_UDP, c->join == JOIN_HELLO ? 0 : c->control);
+        if (r == WIRE_OK && (h->type == P2S_FRAG || h->type == P2S_FRAG_ACK || h->type == P2S_FRAG_NACK))
+                r = wire_check_frag_route(h->type, msg.body[0], WIRE_DIR_S2C);
+        if (r != WIRE_OK) {
+                log_rl(LOG_NOTICE, "dropped a %s datagram from the server: %s", wire_type_name(h->type),
+                       wire_strerror(r));
+                return;
+        }
         if (c->join == JOIN_HELLO) {
                 join_on_datagram(c, &msg);
                 return;
@@ -370,9 +378,18 @@ static void udp_event(struct loop *l, int fd, uint32_t events, void *ud)
 
 static long tcp_hdr(const uint8_t *raw, void *ud)
 {
+        struct client *c = ud;
         struct p2s_hdr h;
         if (wire_decode_hdr(raw, P2S_HDR_SIZE, &h) != WIRE_OK)
                 return -EBADMSG;
+        /* nothing is allocated for a frame the server may not send */
+        enum member_state st = member_state(c->mb);
+        uint32_t cs = st == MEMBER_WAIT_START ? 0 : member_manifest(c->mb)->chunk_size;
+        int r = wire_check_frame_hdr(&h, WIRE_DIR_S2C, c->control, cs);
+        if (r == WIRE_E_ROUTE)
+                return -EPERM;
+        if (r != WIRE_OK)
+                return -EMSGSIZE;
         return (long)h.body_len;
 }
 

@@ -76,7 +76,7 @@ static void peer_flush(struct datachan_peer *p)
                 if (dgram_tx_pending_bytes(p->tx))
                         wait_add(p);
         } else {
-                const struct sockaddr *to = p->tolen ? (const struct sockaddr *)&p->to : NULL;
+                struct sockaddr *to = p->tolen ? (struct sockaddr *)&p->to : NULL;
                 int r = udpdata_flush(&dc->ud, p->tx, &p->ids, to, p->tolen, loop_now(dc->loop));
                 if (r == 1) {
                         dc->blocked = true;

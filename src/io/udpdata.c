@@ -87,7 +87,7 @@ static int send_batch(struct udpdata *u, struct mmsghdr *mm, unsigned n)
 
 /* Without GSO: one datagram per message, header and payload from two iovecs. */
 static int flush_plain(struct udpdata *u, struct dgram_tx *tx, const struct p2s_hdr *tmpl,
-                       const struct sockaddr *to, socklen_t tolen, uint64_t now)
+                       struct sockaddr *to, socklen_t tolen, uint64_t now)
 {
         struct dgram_frag fr[BATCH];
         uint8_t hdr[BATCH][FRAG_HDR];
@@ -98,8 +98,8 @@ static int flush_plain(struct udpdata *u, struct dgram_tx *tx, const struct p2s_
                 for (size_t i = 0; i < n; i++) {
                         put_frag(hdr[i], tmpl, &fr[i]);
                         iov[i][0] = (struct iovec){ hdr[i], FRAG_HDR };
-                        iov[i][1] = (struct iovec){ (void *)fr[i].payload, fr[i].len };
-                        mm[i].msg_hdr = (struct msghdr){ .msg_name = (void *)to, .msg_namelen = tolen,
+                        iov[i][1] = (struct iovec){ fr[i].payload, fr[i].len };
+                        mm[i].msg_hdr = (struct msghdr){ .msg_name = to, .msg_namelen = tolen,
                                                          .msg_iov = iov[i], .msg_iovlen = 2 };
                 }
                 int k = send_batch(u, mm, (unsigned)n);
@@ -118,7 +118,7 @@ static int flush_plain(struct udpdata *u, struct dgram_tx *tx, const struct p2s_
  * buffer: the kernel cuts the whole at every seg bytes, so nothing is copied
  * here. Payload pointers stay valid: only an acknowledgement frees a chunk. */
 static int flush_gso(struct udpdata *u, struct dgram_tx *tx, const struct p2s_hdr *tmpl,
-                     const struct sockaddr *to, socklen_t tolen, uint64_t now)
+                     struct sockaddr *to, socklen_t tolen, uint64_t now)
 {
         struct udpdata_bufs *b = u->bufs;
         struct dgram_frag f;
@@ -149,7 +149,7 @@ static int flush_gso(struct udpdata *u, struct dgram_tx *tx, const struct p2s_hd
                         }
                         put_frag(b->hdr[nh], tmpl, &f);
                         b->iov[niov++] = (struct iovec){ b->hdr[nh++], FRAG_HDR };
-                        b->iov[niov++] = (struct iovec){ (void *)f.payload, f.len };
+                        b->iov[niov++] = (struct iovec){ f.payload, f.len };
                         bytes += sl;
                         b->nseg[nb - 1]++;
                         if (sl < b->seg[nb - 1])
@@ -159,7 +159,7 @@ static int flush_gso(struct udpdata *u, struct dgram_tx *tx, const struct p2s_hd
                         return 0;
                 for (unsigned i = 0; i < nb; i++) {
                         unsigned end = i + 1 < nb ? b->first[i + 1] : niov;
-                        b->mm[i].msg_hdr = (struct msghdr){ .msg_name = (void *)to, .msg_namelen = tolen,
+                        b->mm[i].msg_hdr = (struct msghdr){ .msg_name = to, .msg_namelen = tolen,
                                                             .msg_iov = &b->iov[b->first[i]],
                                                             .msg_iovlen = end - b->first[i] };
                         if (b->nseg[i] > 1) {
@@ -189,7 +189,7 @@ static int flush_gso(struct udpdata *u, struct dgram_tx *tx, const struct p2s_hd
 }
 
 int udpdata_flush(struct udpdata *u, struct dgram_tx *tx, const struct p2s_hdr *tmpl,
-                  const struct sockaddr *to, socklen_t tolen, uint64_t now)
+                  struct sockaddr *to, socklen_t tolen, uint64_t now)
 {
         return u->gso ? flush_gso(u, tx, tmpl, to, tolen, now) : flush_plain(u, tx, tmpl, to, tolen, now);
 }

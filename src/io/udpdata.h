@@ -30,7 +30,7 @@ void udpdata_fini(struct udpdata *u);
  * when the socket is full (wait for EPOLLOUT), -errno on error. A datagram
  * the kernel refused counts as lost: tx recovers it. */
 int udpdata_flush(struct udpdata *u, struct dgram_tx *tx, const struct p2s_hdr *tmpl,
-                  const struct sockaddr *to, socklen_t tolen, uint64_t now);
+                  struct sockaddr *to, socklen_t tolen, uint64_t now);
 
 /* The body of a FRAG_ACK (res NULL) or of a FRAG_NACK carrying res's
  * bitmap, into out (P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX bytes). Returns

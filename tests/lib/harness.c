@@ -28,6 +28,21 @@
 
 /* The runner's per-TCase base directory (made before the tests fork, so the
  * unchecked teardown can remove what a failed test left) and the test's own. */
+/* execv takes char *const *: a writable copy of argv, made in the child
+ * just before it is replaced anyway. Returns only on failure. */
+static void exec_argv(const char *const *argv)
+{
+        size_t n = 0;
+        while (argv[n])
+                n++;
+        char **av = calloc(n + 1, sizeof(*av));
+        for (size_t i = 0; av && i < n; i++)
+                if (!(av[i] = strdup(argv[i])))
+                        return;
+        if (av)
+                execv(av[0], av);
+}
+
 static char base_dir[PATH_MAX];
 static char test_dir[PATH_MAX];
 static struct h_proc procs[H_MAX_PROCS];
@@ -468,7 +483,7 @@ static void child(const struct h_spawn *s, int logfd, int errfd, pid_t parent)
         if (s->notify)
                 setenv("NOTIFY_SOCKET", s->notify, 1);
         for (const char *const *e = s->env; e && *e; e++)
-                putenv((char *)*e);
+                putenv(strdup(*e));   /* putenv keeps the pointer: a copy it may own */
         if (s->nfds) {
                 char v[32];
                 snprintf(v, sizeof(v), "%d", s->nfds);
@@ -482,7 +497,7 @@ static void child(const struct h_spawn *s, int logfd, int errfd, pid_t parent)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGPIPE, SIG_DFL);
-        execv(s->argv[0], (char *const *)s->argv);
+        exec_argv(s->argv);
         dprintf(STDERR_FILENO, "harness: exec %s: %s\n", s->argv[0], strerror(errno));
         _exit(127);
 }

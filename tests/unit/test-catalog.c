@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -61,6 +62,18 @@ static struct catalog *root_catalog(void)
         struct catalog *c = catalog_new(h_path("root"), NULL, 0, err, sizeof(err));
         ck_assert_msg(c, "catalog_new: %s", err);
         return c;
+}
+
+/* catalog_new takes char **: a writable copy, kept in a ring (reachable, not leaked) */
+static char *own(const char *s)
+{
+        static char *ring[32];
+        static unsigned n;
+        char **slot = &ring[n++ % 32];
+        free(*slot);
+        *slot = strdup(s);
+        ck_assert_ptr_nonnull(*slot);
+        return *slot;
 }
 
 START_TEST(root_serves_relative_names)
@@ -184,7 +197,7 @@ END_TEST
 START_TEST(files_by_base_name)
 {
         make_tree();
-        char *files[] = { (char *)h_path("root/a.bin"), (char *)h_path("root/sub/b.bin") };
+        char *files[] = { own(h_path("root/a.bin")), own(h_path("root/sub/b.bin")) };
         char err[256] = "";
         struct catalog *c = catalog_new(NULL, files, 2, err, sizeof(err));
         ck_assert_msg(c, "catalog_new: %s", err);
@@ -221,17 +234,17 @@ static void files_refused(char **files, int n, const char *want)
 START_TEST(files_refused_at_start)
 {
         make_tree();
-        char *missing[] = { (char *)h_path("root/missing.bin") };
+        char *missing[] = { own(h_path("root/missing.bin")) };
         files_refused(missing, 1, "No such file or directory");
-        char *dir[] = { (char *)h_path("root/dir") };
+        char *dir[] = { own(h_path("root/dir")) };
         files_refused(dir, 1, "not a regular file");
-        char *fifo[] = { (char *)h_path("root/fifo") };
+        char *fifo[] = { own(h_path("root/fifo")) };
         files_refused(fifo, 1, "not a regular file");
         put("root/dir/a.bin", "dir/a.bin");
-        char *twice[] = { (char *)h_path("root/a.bin"), (char *)h_path("root/dir/a.bin") };
+        char *twice[] = { own(h_path("root/a.bin")), own(h_path("root/dir/a.bin")) };
         files_refused(twice, 2, "share the name 'a.bin'");
         put("root/bad\nname", "x");
-        char *bad[] = { (char *)h_path("root/bad\nname") };
+        char *bad[] = { own(h_path("root/bad\nname")) };
         files_refused(bad, 1, "cannot be served under that name");
 }
 END_TEST
