@@ -72,25 +72,24 @@ static void log_change(const char *key, const char *old, const char *new, void *
         }
 }
 
-/* Listen address, port, control mode and datagram size belong to the
- * running sockets and to members that learned them at WELCOME: keep the
- * values p2sd started with. */
+/* Listen address, port, control mode and datagram size (P2SD_OPT_RESTART)
+ * belong to the running sockets and to members that learned them at
+ * WELCOME: keep the values p2sd started with. */
 static void keep_restart_only(struct daemon *d, struct p2sd_options *o)
 {
-        static const char *const keys[] = { "listen", "port", "control", "max-datagram" };
         const struct p2sd_options *b = &d->boot->opt;
-        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        for (size_t i = 0; i < p2sd_option_count; i++) {
+                const struct opt *k = &p2sd_option_table[i];
+                if (!(k->flags & P2SD_OPT_RESTART))
+                        continue;
                 char vb[128], vn[128];
-                p2sd_option_format(b, keys[i], vb, sizeof(vb));
-                p2sd_option_format(o, keys[i], vn, sizeof(vn));
+                opt_format(k, b, vb, sizeof(vb));
+                opt_format(k, o, vn, sizeof(vn));
                 if (strcmp(vb, vn))
                         log_warning("reload: %s = %s in the configuration, but %s stays %s until p2sd is restarted",
-                                    keys[i], vn, keys[i], vb);
+                                    k->name, vn, k->name, vb);
+                opt_copy(k, o, b);
         }
-        o->listen = b->listen;
-        o->port = b->port;
-        o->control = b->control;
-        o->max_datagram = b->max_datagram;
 }
 
 static void reload(struct daemon *d)
@@ -240,14 +239,16 @@ static int run(struct daemon *d)
 int main(int argc, char **argv)
 {
         struct daemon d = { 0 };
-        int r = p2sd_options_parse(&d.cmd, argc, argv);
+        char err[512];
+        int r = p2sd_options_parse(&d.cmd, argc, argv, err, sizeof(err));
+        if (r == 2)
+                fprintf(stderr, "%s\n", err);
         if (r)
                 return r == 1 ? 0 : 2;
         log_init("p2sd");
         log_set_level(d.cmd.log_level);
         signal(SIGPIPE, SIG_IGN);
 
-        char err[512];
         d.boot = d.conf = p2sd_conf_load(&d.cmd, err, sizeof(err));
         if (!d.conf) {
                 log_err("%s", err);
