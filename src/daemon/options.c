@@ -18,10 +18,10 @@ static const struct opt_choice query_choices[] = {
 };
 const struct opt p2sd_option_table[] = {
         { "config", 'f', "FILE", OPT_STRING, F(config), .flags = P2SD_OPT_NO_FILE,
-          .help = "read options from FILE (key = value lines, p2sd.conf(5));\n"
-                  "command-line options win; SIGHUP re-reads it" },
+          .help = "read options from FILE (p2sd.conf(5)); options\n"
+                  "on the command line win; SIGHUP re-reads it" },
         { "root", 'r', "DIR", OPT_STRING, F(root), .set_bit = P2SD_SET_ROOT, .unset_text = "(none)",
-          .help = "serve every regular file under DIR by relative name" },
+          .help = "serve the files under DIR by relative name" },
         /* FILE arguments on the command line */
         { "file", 0, "PATH", OPT_ACTION, .set_bit = P2SD_SET_ROOT, .flags = OPT_NO_COMMAND_LINE,
           .help = "serve PATH under its base name" },
@@ -35,10 +35,10 @@ const struct opt p2sd_option_table[] = {
           .help = "transport for control messages" },
         { "max-datagram", 'D', "BYTES", OPT_UINT, F(max_datagram), P2S_MIN_DGRAM, P2S_MAX_DGRAM,
           .set_bit = P2SD_SET_MAX_DGRAM, .flags = P2SD_OPT_RESTART,
-          .help = "--control=tcp: largest UDP payload of chunk data; the\n"
-                  "default fits a 1500-byte MTU, loopback takes 65507" },
+          .help = "--control=tcp: largest UDP payload of chunk\n"
+                  "data; the default fits a 1500-byte MTU" },
         { "min-clients", 'n', "N", OPT_UINT, F(swarm.min_clients), 0, 100000, .set_bit = P2SD_SET_MIN_CLIENTS,
-          .help = "start a swarm once N members joined (0: timeout only)" },
+          .help = "start a swarm once N members joined;\n0: on the gather timeout only" },
         { "gather-timeout", 'g', "SEC", OPT_SECONDS, F(swarm.gather_timeout_us), 0, 86400ull * 1000000,
           .set_bit = P2SD_SET_GATHER, .help = "start a swarm SEC after its first member" },
         { "replicas", 'R', "R", OPT_UINT, F(swarm.replicas), 1, 64, .set_bit = P2SD_SET_REPLICAS,

@@ -22,10 +22,10 @@ const struct opt fetch_option_table[] = {
         { "window", 'w', "N", OPT_UINT, F(member.window), 1, MEMBER_MAX_WINDOW,
           .help = "chunk requests in flight" },
         { "rtt-log", 0, "FILE.csv", OPT_STRING, F(rtt_log),
-          .help = "one row per relayed chunk: chunk,request_time_us,rtt_us,source" },
+          .help = "one row per relayed chunk:\nchunk,request_time_us,rtt_us,source" },
         { "timeout", 't', "SEC", OPT_SECONDS, F(timeout_us), USEC_PER_SEC / 10, 86400 * USEC_PER_SEC,
-          .help = "give up joining after SEC, and when the server is silent\n"
-                  "3 x SEC during the swarm" },
+          .help = "give up joining after SEC, and when the server\n"
+                  "is silent 3 x SEC during the swarm" },
         { "quiet", 0, NULL, OPT_FLAG, F(quiet), .help = "no progress output" },
         { "log-level", 0, "LEVEL", OPT_CHOICE, F(log_level), .choices = opt_log_levels,
           .help = "err, warning, notice, info, debug" },
