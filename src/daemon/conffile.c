@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* p2sd.conf(5): reading, the layers, and what changed on a reload; the keys
+ * and their values are p2sd_option_table's. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -79,27 +81,30 @@ static char *trim(char *s)
         return s;
 }
 
-static bool known_key(const char *key)
+/* There is no quoting: a '#' at the start or after a blank starts a comment. */
+static void strip_comment(char *s)
 {
-        for (const char *const *k = p2sd_option_keys; *k; k++)
-                if (!strcmp(*k, key))
-                        return true;
-        return false;
+        for (char *p = s; *p; p++)
+                if (*p == '#' && (p == s || p[-1] == ' ' || p[-1] == '\t')) {
+                        *p = 0;
+                        return;
+                }
 }
 
 /* Parses c->text into c->opt (which holds the defaults). */
 static int parse(struct p2sd_conf *c, const char *path, char *err, size_t errlen)
 {
-        unsigned first_line[32] = { 0 };        /* by P2SD_SET_* bit index */
+        unsigned first_line[OPT_MAX] = { 0 };   /* by table index */
         size_t nfiles = 0, cap = 0;
         char *line = c->text;
         for (unsigned lineno = 1; line; lineno++) {
                 char *nl = strchr(line, '\n');
                 if (nl)
                         *nl = 0;
+                strip_comment(line);
                 char *s = trim(line);
                 line = nl ? nl + 1 : NULL;
-                if (!*s || *s == '#')
+                if (!*s)
                         continue;
                 char *eq = strchr(s, '=');
                 if (!eq) {
@@ -108,7 +113,8 @@ static int parse(struct p2sd_conf *c, const char *path, char *err, size_t errlen
                 }
                 *eq = 0;
                 char *key = trim(s), *val = trim(eq + 1);
-                if (!known_key(key)) {
+                const struct opt *d = p2sd_option_key(key);
+                if (!d) {
                         snprintf(err, errlen, "%s:%u: unknown key '%.64s'", path, lineno, key);
                         return -EINVAL;
                 }
@@ -130,16 +136,15 @@ static int parse(struct p2sd_conf *c, const char *path, char *err, size_t errlen
                         c->files[nfiles] = NULL;
                         continue;
                 }
-                char why[160];
-                unsigned bit;
-                if (p2sd_option_set(&c->opt, key, val, &bit, why, sizeof(why)) < 0) {
-                        snprintf(err, errlen, "%s:%u: %s: %s", path, lineno, key, why);
-                        return -EINVAL;
-                }
-                unsigned idx = (unsigned)__builtin_ctz(bit);
+                size_t idx = (size_t)(d - p2sd_option_table);
                 if (first_line[idx]) {
                         snprintf(err, errlen, "%s:%u: '%s' was already set on line %u", path, lineno, key,
                                  first_line[idx]);
+                        return -EINVAL;
+                }
+                char why[160];
+                if (opt_set(d, &c->opt, val, why, sizeof(why)) < 0) {
+                        snprintf(err, errlen, "%s:%u: %s = %s: %s", path, lineno, key, val, why);
                         return -EINVAL;
                 }
                 first_line[idx] = lineno;
@@ -153,37 +158,19 @@ static int parse(struct p2sd_conf *c, const char *path, char *err, size_t errlen
         return 0;
 }
 
-/* The command line wins over the file, key by key. */
+/* The command line wins over the file, key by key; --root or FILE
+ * arguments replace both root and file. */
 static void overlay(struct p2sd_options *o, const struct p2sd_options *cmd)
 {
-        unsigned s = cmd->set;
-        if (s & P2SD_SET_ROOT) {
-                o->root = cmd->root;
+        for (size_t i = 0; i < p2sd_option_count; i++) {
+                const struct opt *d = &p2sd_option_table[i];
+                if (cmd->set & d->set_bit)
+                        opt_copy(d, o, cmd);
+        }
+        if (cmd->set & P2SD_SET_ROOT) {
                 o->files = cmd->files;
                 o->nfiles = cmd->nfiles;
         }
-        if (s & P2SD_SET_LISTEN)
-                o->listen = cmd->listen;
-        if (s & P2SD_SET_PORT)
-                o->port = cmd->port;
-        if (s & P2SD_SET_CONTROL)
-                o->control = cmd->control;
-        if (s & P2SD_SET_MAX_DGRAM)
-                o->max_datagram = cmd->max_datagram;
-        if (s & P2SD_SET_MIN_CLIENTS)
-                o->swarm.min_clients = cmd->swarm.min_clients;
-        if (s & P2SD_SET_GATHER)
-                o->swarm.gather_timeout_us = cmd->swarm.gather_timeout_us;
-        if (s & P2SD_SET_REPLICAS)
-                o->swarm.replicas = cmd->swarm.replicas;
-        if (s & P2SD_SET_CACHE)
-                o->cache_bytes = cmd->cache_bytes;
-        if (s & P2SD_SET_CHUNK)
-                o->swarm.chunk_size = cmd->swarm.chunk_size;
-        if (s & P2SD_SET_QUERY)
-                o->swarm.query = cmd->swarm.query;
-        if (s & P2SD_SET_LOG_LEVEL)
-                o->log_level = cmd->log_level;
         o->config = cmd->config;
         o->set = cmd->set;
 }
@@ -202,10 +189,12 @@ struct p2sd_conf *p2sd_conf_load(const struct p2sd_options *cmd, char *err, size
                         return p2sd_conf_free(c);
         }
         overlay(&c->opt, cmd);
-        if (p2sd_options_check(&c->opt, err, errlen) < 0) {
+        char why[256];
+        if (p2sd_options_check(&c->opt, true, why, sizeof(why)) < 0) {
                 if (cmd->config)
-                        snprintf(err, errlen, "%s: nothing to serve: set 'root' or 'file' "
-                                 "(or give --root or FILE arguments)", cmd->config);
+                        snprintf(err, errlen, "%s: %s", cmd->config, why);
+                else
+                        snprintf(err, errlen, "%s", why);
                 return p2sd_conf_free(c);
         }
         return c;
@@ -223,14 +212,15 @@ unsigned p2sd_conf_diff(const struct p2sd_options *a, const struct p2sd_options 
                         p2sd_conf_diff_fn *fn, void *ud)
 {
         unsigned n = 0;
-        for (const char *const *k = p2sd_option_keys; *k; k++) {
-                if (!strcmp(*k, "file"))
-                        continue;
+        for (size_t i = 0; i < p2sd_option_count; i++) {
+                const struct opt *d = &p2sd_option_table[i];
+                if (d->kind == OPT_ACTION || (d->flags & P2SD_OPT_NO_FILE))
+                        continue;       /* "file" below */
                 char va[256], vb[256];
-                p2sd_option_format(a, *k, va, sizeof(va));
-                p2sd_option_format(b, *k, vb, sizeof(vb));
+                opt_format(d, a, va, sizeof(va));
+                opt_format(d, b, vb, sizeof(vb));
                 if (strcmp(va, vb)) {
-                        fn(*k, va, vb, ud);
+                        fn(d->name, va, vb, ud);
                         n++;
                 }
         }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* p2sd's configuration file (p2sd.conf(5)): "key = value" lines, "#"
- * comments, the keys being the long option names. What p2sd runs with is
- * built in layers: defaults < the file < the command line. */
+ * comments (at the start of a line or after a blank), the keys and values
+ * being those of p2sd_option_table. What p2sd runs with is built in layers:
+ * defaults < the file < the command line, checked by p2sd_options_check. */
 #pragma once
 #include <stddef.h>
 #include "daemon/options.h"

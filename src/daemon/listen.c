@@ -9,9 +9,51 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 #include "daemon/srv.h"
+
+static const char *fd_kind(int fd, char *buf, size_t len)
+{
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return "not an open file descriptor";
+        if (!S_ISSOCK(st.st_mode))
+                return S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISREG(st.st_mode) ? "a regular file"
+                       : S_ISCHR(st.st_mode) ? "a character device" : "not a socket";
+        int dom = 0, type = 0, acc = 0;
+        socklen_t sl = sizeof(int);
+        getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &sl);
+        sl = sizeof(int);
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl);
+        sl = sizeof(int);
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &sl);
+        const char *fam = dom == AF_UNIX ? "UNIX" : dom == AF_INET ? "IPv4" : dom == AF_INET6 ? "IPv6" : "non-IP";
+        const char *ty = type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "datagram"
+                         : type == SOCK_SEQPACKET ? "seqpacket" : "raw";
+        snprintf(buf, len, "a%s %s %s socket%s", fam[0] == 'I' ? "n" : "", fam, ty,
+                 type == SOCK_STREAM && !acc ? " that is not listening (Accept=yes?)" : "");
+        return buf;
+}
+
+/* The server tells TCP from UDP by type; refuse here, with the reason, any
+ * activated fd that is not an IPv4/IPv6 listening TCP or UDP socket. */
+static int check_activated(int n, char *err, size_t errlen)
+{
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, 0) > 0 ||
+                    sd_is_socket_inet(fd, AF_UNSPEC, SOCK_DGRAM, -1, 0) > 0)
+                        continue;
+                char kind[96];
+                snprintf(err, errlen, "socket activation passed fd %d, %s; p2sd takes only a listening TCP "
+                         "socket and a UDP socket (ListenStream= and ListenDatagram=)", fd,
+                         fd_kind(fd, kind, sizeof(kind)));
+                return -EINVAL;
+        }
+        return 0;
+}
 
 static int bind_pair(struct server *srv, const struct sockaddr *sa, socklen_t sl, char *err, size_t errlen)
 {
@@ -98,8 +140,14 @@ int listen_open(struct server *srv, char *err, size_t errlen)
                 free(names);
         }
         int r;
+        if (n < 0) {
+                snprintf(err, errlen, "socket activation: bad LISTEN_FDS: %s", strerror(-n));
+                return n;
+        }
         if (n > 0) {
-                r = adopt_activated(srv, n, err, errlen);
+                r = check_activated(n, err, errlen);
+                if (r == 0)
+                        r = adopt_activated(srv, n, err, errlen);
         } else {
                 struct sockaddr_storage ss;
                 socklen_t sl;

@@ -72,25 +72,24 @@ static void log_change(const char *key, const char *old, const char *new, void *
         }
 }
 
-/* Listen address, port, control mode and datagram size belong to the
- * running sockets and to members that learned them at WELCOME: keep the
- * values p2sd started with. */
+/* Listen address, port, control mode and datagram size (P2SD_OPT_RESTART)
+ * belong to the running sockets and to members that learned them at
+ * WELCOME: keep the values p2sd started with. */
 static void keep_restart_only(struct daemon *d, struct p2sd_options *o)
 {
-        static const char *const keys[] = { "listen", "port", "control", "max-datagram" };
         const struct p2sd_options *b = &d->boot->opt;
-        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        for (size_t i = 0; i < p2sd_option_count; i++) {
+                const struct opt *k = &p2sd_option_table[i];
+                if (!(k->flags & P2SD_OPT_RESTART))
+                        continue;
                 char vb[128], vn[128];
-                p2sd_option_format(b, keys[i], vb, sizeof(vb));
-                p2sd_option_format(o, keys[i], vn, sizeof(vn));
+                opt_format(k, b, vb, sizeof(vb));
+                opt_format(k, o, vn, sizeof(vn));
                 if (strcmp(vb, vn))
                         log_warning("reload: %s = %s in the configuration, but %s stays %s until p2sd is restarted",
-                                    keys[i], vn, keys[i], vb);
+                                    k->name, vn, k->name, vb);
+                opt_copy(k, o, b);
         }
-        o->listen = b->listen;
-        o->port = b->port;
-        o->control = b->control;
-        o->max_datagram = b->max_datagram;
 }
 
 static void reload(struct daemon *d)
@@ -141,52 +140,6 @@ static void on_signal(struct loop *l, int signo, void *ud)
 
 /* ---- startup ------------------------------------------------------------ */
 
-static const char *fd_kind(int fd, char *buf, size_t len)
-{
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return "not an open file descriptor";
-        if (!S_ISSOCK(st.st_mode))
-                return S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISREG(st.st_mode) ? "a regular file"
-                       : S_ISCHR(st.st_mode) ? "a character device" : "not a socket";
-        int dom = 0, type = 0, acc = 0;
-        socklen_t sl = sizeof(int);
-        getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &sl);
-        sl = sizeof(int);
-        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl);
-        sl = sizeof(int);
-        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &sl);
-        const char *fam = dom == AF_UNIX ? "UNIX" : dom == AF_INET ? "IPv4" : dom == AF_INET6 ? "IPv6" : "non-IP";
-        const char *ty = type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "datagram"
-                         : type == SOCK_SEQPACKET ? "seqpacket" : "raw";
-        snprintf(buf, len, "a%s %s %s socket%s", fam[0] == 'I' ? "n" : "", fam, ty,
-                 type == SOCK_STREAM && !acc ? " that is not listening (Accept=yes?)" : "");
-        return buf;
-}
-
-/* The server tells TCP from UDP by type; refuse here, with the reason, any
- * activated fd that is not an IPv4/IPv6 listening TCP or UDP socket. */
-static int check_activated(char *err, size_t errlen)
-{
-        int n = sd_listen_fds(0);
-        if (n < 0) {
-                snprintf(err, errlen, "socket activation: bad LISTEN_FDS: %s", strerror(-n));
-                return n;
-        }
-        for (int i = 0; i < n; i++) {
-                int fd = SD_LISTEN_FDS_START + i;
-                if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, 0) > 0 ||
-                    sd_is_socket_inet(fd, AF_UNSPEC, SOCK_DGRAM, -1, 0) > 0)
-                        continue;
-                char kind[96];
-                snprintf(err, errlen, "socket activation passed fd %d, %s; p2sd takes only a listening TCP "
-                         "socket and a UDP socket (ListenStream= and ListenDatagram=)", fd,
-                         fd_kind(fd, kind, sizeof(kind)));
-                return -EINVAL;
-        }
-        return n;
-}
-
 static int run(struct daemon *d)
 {
         char err[512], s[256];
@@ -205,7 +158,7 @@ static int run(struct daemon *d)
                 log_err("out of memory");
                 return 1;
         }
-        if (check_activated(err, sizeof(err)) < 0 || server_listen(d->srv, err, sizeof(err)) < 0) {
+        if (server_listen(d->srv, err, sizeof(err)) < 0) {
                 log_err("%s", err);
                 return 1;
         }
@@ -240,14 +193,16 @@ static int run(struct daemon *d)
 int main(int argc, char **argv)
 {
         struct daemon d = { 0 };
-        int r = p2sd_options_parse(&d.cmd, argc, argv);
+        char err[512];
+        int r = p2sd_options_parse(&d.cmd, argc, argv, err, sizeof(err));
+        if (r == 2)
+                fprintf(stderr, "%s\n", err);
         if (r)
                 return r == 1 ? 0 : 2;
         log_init("p2sd");
         log_set_level(d.cmd.log_level);
         signal(SIGPIPE, SIG_IGN);
 
-        char err[512];
         d.boot = d.conf = p2sd_conf_load(&d.cmd, err, sizeof(err));
         if (!d.conf) {
                 log_err("%s", err);

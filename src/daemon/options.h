@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-/* p2sd's command line (doc/cli.md is the contract). The configuration file
- * (daemon/conffile.h) uses the same long option names as keys. */
+/* p2sd's options (doc/cli.md is the contract): one table, p2sd_option_table,
+ * describes each option once, and drives the command line, --help, the keys
+ * of the configuration file (daemon/conffile.h), the values logged on a
+ * reload and the command line's overlay over the file. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "core/swarm.h"
+#include "util/parse.h"
 
-/* Bits of p2sd_options.set: which options the command line gave, so they
- * win over the configuration file, at startup and on every reload. */
+/* Bits of p2sd_options.set (struct opt.set_bit): which options the command
+ * line gave, so they win over the configuration file, at startup and on
+ * every reload. */
 enum {
         P2SD_SET_ROOT = 1u << 0,        /* --root or FILE arguments */
         P2SD_SET_LISTEN = 1u << 1,
@@ -21,6 +26,12 @@ enum {
         P2SD_SET_QUERY = 1u << 9,
         P2SD_SET_LOG_LEVEL = 1u << 10,
         P2SD_SET_MAX_DGRAM = 1u << 11,
+};
+
+/* p2sd's bits of struct opt.flags */
+enum {
+        P2SD_OPT_NO_FILE = 1u << 8,     /* not a key of the configuration file */
+        P2SD_OPT_RESTART = 1u << 9,     /* belongs to the sockets: a reload keeps the value p2sd started with */
 };
 
 struct p2sd_options {
@@ -38,22 +49,22 @@ struct p2sd_options {
         unsigned set;           /* P2SD_SET_* given on the command line */
 };
 
-/* The keys of the configuration file, in the order the man page lists them;
- * NULL-terminated. "file" is the one key that may repeat. */
-extern const char *const p2sd_option_keys[];
+/* Every option and configuration key, in the order of --help and of the
+ * man pages. "file" is the key that may repeat (FILE arguments on the
+ * command line); "config", "help" and "version" are command line only. */
+extern const struct opt p2sd_option_table[];
+extern const size_t p2sd_option_count;
 
 void p2sd_options_defaults(struct p2sd_options *o);
-/* Sets the option with the long name key from text (kept by pointer for
- * root and listen). 0; -ENOENT for an unknown key ("file" is the caller's);
- * -EINVAL with "'VAL' is not ..." in err. Returns the P2SD_SET_* bit in *bit. */
-int p2sd_option_set(struct p2sd_options *o, const char *key, const char *val, unsigned *bit,
-                    char *err, size_t errlen);
-/* The value of key as text, for logging what a reload changed. */
-void p2sd_option_format(const struct p2sd_options *o, const char *key, char *buf, size_t len);
-/* Exactly one of root and FILE arguments. 0 or -EINVAL with a message. */
-int p2sd_options_check(const struct p2sd_options *o, char *err, size_t errlen);
+/* A key of the configuration file, or NULL. */
+const struct opt *p2sd_option_key(const char *key);
+/* What p2sd runs with is valid: exactly one of root and FILE arguments, and
+ * chunks that fit the datagrams. With merged false (--config given, the
+ * file not read yet) only what the file cannot change is checked. 0 or
+ * -EINVAL with the reason in err. */
+int p2sd_options_check(const struct p2sd_options *o, bool merged, char *err, size_t errlen);
+void p2sd_options_help(FILE *f);
 
 /* 0: run; 1: --help or --version was printed, exit 0; 2: bad command line,
- * one line was printed, exit 2. With --config, what to serve may come from
- * the file, so the check for it waits (p2sd_options_check). */
-int p2sd_options_parse(struct p2sd_options *o, int argc, char **argv);
+ * err holds the one line to print ("p2sd: ... (try 'p2sd --help')"). */
+int p2sd_options_parse(struct p2sd_options *o, int argc, char **argv, char *err, size_t errlen);

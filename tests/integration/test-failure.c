@@ -287,6 +287,15 @@ static void expect_usage_error(const char *prog, const char *const *args)
         ck_assert_msg(p->code == 2, "%s%s: exit %d, expected 2:\n%s", prog, cmd, p->code, log);
         ck_assert_msg(lines == 1 && len > 1 && log[len - 1] == '\n', "%s%s: %u lines on stderr, expected one:\n%s",
                       prog, cmd, lines, log);
+        /* the short name, never the path of the binary, and where to look */
+        const char *name = strstr(prog, "fetch") ? "p2s-fetch" : "p2sd";
+        char prefix[32], hint[64];
+        snprintf(prefix, sizeof(prefix), "%s: ", name);
+        snprintf(hint, sizeof(hint), " (try '%s --help')\n", name);
+        ck_assert_msg(!strncmp(log, prefix, strlen(prefix)), "%s%s: the line does not start with '%s': %s", prog,
+                      cmd, prefix, log);
+        ck_assert_msg(len > strlen(hint) && !strcmp(log + len - strlen(hint), hint),
+                      "%s%s: the line does not end with the hint: %s", prog, cmd, log);
         free(log);
         ck_assert_msg(!h_exists("n.part") && !h_exists("n"), "%s%s created an output", prog, cmd);
 }
@@ -315,6 +324,15 @@ START_TEST(bad_command_lines)
                 /* 16 MiB chunks in 156-byte fragments would need more than 65535 of them */
                 { "--control", "tcp", "--max-datagram", "200", "--chunk-size", "16M", "f" },
                 { "--port" },
+                { "--listen", "localhost", "f" },
+                { "--cache", "0", "f" },
+                { "--cache", "99999999G", "f" },
+                { "--min-clients", "100001", "f" },
+                { "--replicas", "65", "f" },
+                { "--gather-timeout", "86401", "f" },
+                { "--help=1" },
+                { "f", "-x" },
+                { "--root", "" },
                 { NULL },
         };
         for (size_t i = 0; i < sizeof(daemon_bad) / sizeof(daemon_bad[0]); i++)
@@ -333,6 +351,10 @@ START_TEST(bad_command_lines)
                 { "127.0.0.1", ".." },
                 { "127.0.0.1" },
                 { "-o" },
+                { "--window", "1025", "127.0.0.1", "n" },
+                { "--timeout", "0.05", "127.0.0.1", "n" },
+                { "--timeout", "86401", "127.0.0.1", "n" },
+                { "--quiet=1", "127.0.0.1", "n" },
                 { NULL },
         };
         for (size_t i = 0; i < sizeof(fetch_bad) / sizeof(fetch_bad[0]); i++)

@@ -32,19 +32,25 @@ static const struct bad_case {
         const char *text, *want;
 } bad_cases[] = {
         { "root = /tmp\n\n# c\nprot = 1\n", "p2sd.conf:4: unknown key 'prot'" },
-        { "root = /tmp\nport = x\n", "p2sd.conf:2: port: 'x' is not a port number (0-65535)" },
+        { "root = /tmp\nport = x\n", "p2sd.conf:2: port = x: must be a number between 0 and 65535" },
         { "root = /tmp\nport 7700\n", "p2sd.conf:2: expected 'key = value', got 'port 7700'" },
         { "cache = 1M\nroot = /tmp\ncache = 2M\n", "p2sd.conf:3: 'cache' was already set on line 1" },
         { "root = /tmp\nfile = /etc/hostname\n", "p2sd.conf: 'root' and 'file' cannot both be set" },
         { "# nothing\nport = 0\n", "p2sd.conf: nothing to serve" },
         { "root = /tmp\nlisten =\n", "p2sd.conf:2: 'listen' needs a value" },
-        { "root = /tmp\nchunk-size = 100\n", "p2sd.conf:2: chunk-size: '100' is not a size from 256 to 16M" },
-        { "root = /tmp\ncontrol = sctp\n", "p2sd.conf:2: control: 'sctp' is not udp or tcp" },
-        { "root = /tmp\nquery = all\n", "p2sd.conf:2: query: 'all' is not directed or broadcast" },
-        { "root = /tmp\nlog-level = loud\n", "p2sd.conf:2: log-level: 'loud' is not err, warning" },
-        { "root = /tmp\ngather-timeout = soon\n", "p2sd.conf:2: gather-timeout: 'soon' is not a number" },
-        { "root = /tmp\nreplicas = 0\n", "p2sd.conf:2: replicas: '0' is not a count (1-64)" },
-        { "root = /tmp\nport = 7700 # the default\n", "p2sd.conf:2: port: '7700 # the default' is not" },
+        { "root = /tmp\nchunk-size = 100\n", "p2sd.conf:2: chunk-size = 100: must be between 256 and 16M" },
+        { "root = /tmp\ncontrol = sctp\n", "p2sd.conf:2: control = sctp: must be udp or tcp" },
+        { "root = /tmp\nquery = all\n", "p2sd.conf:2: query = all: must be directed or broadcast" },
+        { "root = /tmp\nlog-level = loud\n", "p2sd.conf:2: log-level = loud: must be err, warning" },
+        { "root = /tmp\ngather-timeout = soon\n", "p2sd.conf:2: gather-timeout = soon: must be a number of seconds" },
+        { "root = /tmp\nreplicas = 0\n", "p2sd.conf:2: replicas = 0: must be between 1 and 64" },
+        /* a '#' after a blank starts a comment; any other '#' is part of the value */
+        { "root = /tmp\nport = 7700#default\n", "p2sd.conf:2: port = 7700#default: must be a number" },
+        { "root = /tmp\ncache = 0 # none\n", "p2sd.conf:2: cache = 0: must be between 1 and 1T" },
+        { "root = /tmp\nlisten = localhost\n", "p2sd.conf:2: listen = localhost: must be an IPv4 or IPv6 address" },
+        /* the check of the merged options, as on the command line */
+        { "root = /tmp\ncontrol = tcp\nchunk-size = 16M\nmax-datagram = 108\n",
+          "p2sd.conf: chunk-size 16M needs more than 65535 fragments of max-datagram 108 bytes" },
 };
 
 START_TEST(errors_name_file_and_line_and_exit_2)
@@ -93,9 +99,9 @@ static char *run_ok(const char *text, const char *const *args)
 START_TEST(values_and_layout)
 {
         char text[1024];
-        /* blanks around keys and values, comments, blank lines, CRLF */
+        /* blanks around keys and values, comments, trailing comments, blank lines, CRLF */
         snprintf(text, sizeof(text), "# p2sd\r\n\n   root   =   %s   \r\n\t# indented comment\n"
-                 "cache=2M\nchunk-size = 128K\nport = 0\n", h_dir());
+                 "cache=2M  # comment\nchunk-size = 128K\t# tab\r\nport = 0\n", h_dir());
         char *err = run_ok(text, NULL);
         ck_assert_msg(strstr(err, "cache 2097152 bytes, chunk 131072 bytes"), "%s", err);
         free(err);

@@ -170,7 +170,7 @@ START_TEST(sighup_rereads_the_configuration)
         h_write_text(conf, text);
         hup(d, n);
         ck_assert_msg(h_log_wait_for(d, "reload failed, keeping the previous configuration: ", 1), "%s", h_log(d));
-        ck_assert_msg(h_log_wait_for(d, "p2sd.conf:3: chunk-size: 'huge' is not a size", 1), "%s", h_log(d));
+        ck_assert_msg(h_log_wait_for(d, "p2sd.conf:3: chunk-size = huge: must be a size", 1), "%s", h_log(d));
         ck_assert_int_eq(h_fetch_once(port, "b.bin", "b.out3", NULL), 0);
         ck_assert(h_same_file(b, h_path("b.out3")));
 

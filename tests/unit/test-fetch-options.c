@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+/* p2s-fetch's command line through its one table: every option sets its
+ * field, every range bound is accepted and every value past it refused with
+ * the range in the one line, the operands are checked, and --help lists
+ * every option. */
+#include <check.h>
+#include "runner.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fetch/options.h"
+
+/* fetch_options_parse cuts the host argument up in place: each call gets
+ * fresh copies of the strings. */
+struct args {
+        char *v[32];
+        char buf[2048];
+        int n;
+};
+
+static int parse(struct args *a, struct fetch_options *o, const char *const *args, char *err, size_t errlen)
+{
+        size_t used = 0;
+        a->n = 0;
+        a->v[a->n++] = strcpy(a->buf, "p2s-fetch");
+        used = strlen(a->buf) + 1;
+        for (; args && *args; args++) {
+                size_t l = strlen(*args) + 1;
+                ck_assert(a->n < 31 && used + l <= sizeof(a->buf));
+                a->v[a->n++] = memcpy(a->buf + used, *args, l);
+                used += l;
+        }
+        a->v[a->n] = NULL;
+        err[0] = 0;
+        return fetch_options_parse(o, a->n, a->v, err, errlen);
+}
+
+static const struct sample {
+        const char *name, *val;
+} samples[] = {
+        { "output", "/tmp/x.img" }, { "order", "random" }, { "window", "7" }, { "rtt-log", "rtt.csv" },
+        { "timeout", "2.5" }, { "quiet", NULL }, { "log-level", "warning" },
+};
+
+START_TEST(every_option_sets_its_field)
+{
+        struct fetch_options def, o;
+        struct args a;
+        char err[512];
+        fetch_options_defaults(&def);
+        for (size_t i = 0; i < fetch_option_count; i++) {
+                const struct opt *d = &fetch_option_table[i];
+                if (d->kind == OPT_ACTION)
+                        continue;
+                const struct sample *s = NULL;
+                for (size_t j = 0; j < sizeof(samples) / sizeof(samples[0]); j++)
+                        if (!strcmp(samples[j].name, d->name))
+                                s = &samples[j];
+                ck_assert_msg(s, "no sample value for --%s", d->name);
+                char opt[64], before[128], after[128];
+                snprintf(opt, sizeof(opt), "--%s", d->name);
+                const char *argv[] = { opt, s->val ? s->val : "h", s->val ? "h" : "n", s->val ? "n" : NULL, NULL };
+                ck_assert_msg(parse(&a, &o, argv, err, sizeof(err)) == 0, "%s", err);
+                opt_format(d, &def, before, sizeof(before));
+                opt_format(d, &o, after, sizeof(after));
+                ck_assert_msg(strcmp(before, after), "--%s %s left the default %s", d->name, s->val, before);
+                ck_assert_msg(!strcmp(after, s->val ? s->val : "yes"), "--%s %s gave %s", d->name, s->val, after);
+        }
+        /* short options reach the same entries */
+        const char *const shorts[] = { "-w", "3", "-t", "4", "-o", "out", "h", "n", NULL };
+        ck_assert_msg(parse(&a, &o, shorts, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_uint_eq(o.member.window, 3);
+        ck_assert_uint_eq(o.timeout_us, 4000000);
+        ck_assert_str_eq(o.output, "out");
+}
+END_TEST
+
+START_TEST(operands)
+{
+        struct fetch_options o;
+        struct args a;
+        char err[512];
+        const char *const plain[] = { "server.example", "sub/disk.img", NULL };
+        ck_assert_msg(parse(&a, &o, plain, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_str_eq(o.host, "server.example");
+        ck_assert_uint_eq(o.port, 7700);
+        ck_assert_str_eq(o.name, "sub/disk.img");
+        ck_assert_str_eq(o.output, "disk.img");
+        /* the silence allowed inside a swarm is 3 x --timeout */
+        ck_assert_uint_eq(o.member.silence_timeout_us, 30000000);
+        const char *const v6[] = { "--timeout", "1", "[::1]:9000", "n", NULL };
+        ck_assert_msg(parse(&a, &o, v6, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_str_eq(o.host, "::1");
+        ck_assert_uint_eq(o.port, 9000);
+        ck_assert_uint_eq(o.member.silence_timeout_us, 3000000);
+        const char *const bare6[] = { "fe80::1", "n", NULL };
+        ck_assert_msg(parse(&a, &o, bare6, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_str_eq(o.host, "fe80::1");
+        ck_assert_uint_eq(o.port, 7700);
+        const char *const v4[] = { "10.0.0.1:1", "n", "-o", "x", NULL };      /* options after operands */
+        ck_assert_msg(parse(&a, &o, v4, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_str_eq(o.host, "10.0.0.1");
+        ck_assert_uint_eq(o.port, 1);
+        ck_assert_str_eq(o.output, "x");
+}
+END_TEST
+
+static void expect_usage(const char *const *args, const char *why)
+{
+        struct fetch_options o;
+        struct args a;
+        char err[512], want[512];
+        ck_assert_int_eq(parse(&a, &o, args, err, sizeof(err)), 2);
+        snprintf(want, sizeof(want), "p2s-fetch: %s (try 'p2s-fetch --help')", why);
+        ck_assert_str_eq(err, want);
+}
+
+static void expect_value_refused(const char *name, const char *val, const char *why)
+{
+        char opt[64], msg[256];
+        snprintf(opt, sizeof(opt), "--%s", name);
+        const char *const argv[] = { opt, val, "h", "n", NULL };
+        snprintf(msg, sizeof(msg), "--%s %s: %s", name, *val ? val : "''", why);
+        expect_usage(argv, msg);
+}
+
+START_TEST(range_bounds)
+{
+        size_t ranged = 0;
+        for (size_t i = 0; i < fetch_option_count; i++) {
+                const struct opt *d = &fetch_option_table[i];
+                if (d->kind != OPT_UINT && d->kind != OPT_SIZE && d->kind != OPT_SECONDS)
+                        continue;
+                ranged++;
+                char lo[32], hi[32], why[128], opt[64], v[64];
+                opt_format_value(d, d->min, lo, sizeof(lo));
+                opt_format_value(d, d->max, hi, sizeof(hi));
+                snprintf(why, sizeof(why), "must be between %s and %s%s", lo, hi,
+                         d->kind == OPT_SECONDS ? " seconds" : "");
+                snprintf(opt, sizeof(opt), "--%s", d->name);
+                for (int k = 0; k < 2; k++) {
+                        struct fetch_options o;
+                        struct args a;
+                        char err[512];
+                        const char *const argv[] = { opt, k ? hi : lo, "h", "n", NULL };
+                        ck_assert_msg(parse(&a, &o, argv, err, sizeof(err)) == 0, "%s", err);
+                }
+                uint64_t past[2] = { d->min - 1, d->max + 1 };
+                for (int k = d->min ? 0 : 1; k < 2; k++) {
+                        if (d->kind == OPT_SECONDS)
+                                snprintf(v, sizeof(v), "%llu.%06llu", (unsigned long long)(past[k] / 1000000),
+                                         (unsigned long long)(past[k] % 1000000));
+                        else
+                                snprintf(v, sizeof(v), "%llu", (unsigned long long)past[k]);
+                        expect_value_refused(d->name, v, why);
+                }
+        }
+        ck_assert_uint_eq(ranged, 2);
+}
+END_TEST
+
+START_TEST(documented_messages)
+{
+        expect_value_refused("window", "0", "must be between 1 and 1024");
+        expect_value_refused("window", "1025", "must be between 1 and 1024");
+        expect_value_refused("window", "many", "must be a number between 1 and 1024");
+        expect_value_refused("timeout", "0", "must be between 0.1 and 86400 seconds");
+        expect_value_refused("timeout", "86401", "must be between 0.1 and 86400 seconds");
+        expect_value_refused("timeout", "1e3", "must be a number of seconds between 0.1 and 86400");
+        expect_value_refused("order", "backwards", "must be sequential or random");
+        expect_value_refused("log-level", "chatty", "must be err, warning, notice, info or debug");
+        expect_value_refused("output", "", "must not be empty");
+        expect_usage((const char *const[]){ "--bogus", "h", "n", NULL }, "unknown option '--bogus'");
+        expect_usage((const char *const[]){ "--port", "1", "h", "n", NULL }, "unknown option '--port'");
+        expect_usage((const char *const[]){ "-o", NULL }, "option '-o' needs an argument");
+        expect_usage((const char *const[]){ "h", "n", "--window", NULL }, "option '--window' needs an argument");
+        expect_usage((const char *const[]){ "--quiet=yes", "h", "n", NULL }, "option '--quiet' takes no argument");
+        expect_usage((const char *const[]){ "h", NULL }, "expected HOST[:PORT] and NAME, got 1 argument");
+        expect_usage((const char *const[]){ "h", "n", "x", NULL }, "expected HOST[:PORT] and NAME, got 3 arguments");
+        expect_usage((const char *const[]){ "127.0.0.1:abc", "n", NULL },
+                     "'127.0.0.1:abc' is not HOST, HOST:PORT or [IPV6]:PORT");
+        expect_usage((const char *const[]){ "h:0", "n", NULL }, "'h:0' is not HOST, HOST:PORT or [IPV6]:PORT");
+        expect_usage((const char *const[]){ "h:70000", "n", NULL }, "'h:70000' is not HOST, HOST:PORT or [IPV6]:PORT");
+        expect_usage((const char *const[]){ "[::1", "n", NULL }, "'[::1' is not HOST, HOST:PORT or [IPV6]:PORT");
+        expect_usage((const char *const[]){ "h", "", NULL }, "NAME must be 1 to 255 bytes long");
+        expect_usage((const char *const[]){ "h", "dir/..", NULL }, "cannot derive an output name from 'dir/..': use -o");
+}
+END_TEST
+
+START_TEST(help_lists_every_option)
+{
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        ck_assert(f);
+        fetch_options_help(f);
+        ck_assert(fclose(f) == 0);
+        ck_assert(strstr(text, "Usage: p2s-fetch "));
+        for (size_t i = 0; i < fetch_option_count; i++) {
+                const struct opt *d = &fetch_option_table[i];
+                char want[128];
+                if (d->short_name)
+                        snprintf(want, sizeof(want), "  -%c, --%s%s%s", d->short_name, d->name,
+                                 d->metavar ? " " : "", d->metavar ? d->metavar : "");
+                else
+                        snprintf(want, sizeof(want), "      --%s%s%s", d->name, d->metavar ? " " : "",
+                                 d->metavar ? d->metavar : "");
+                ck_assert_msg(strstr(text, want), "--help lacks '%s':\n%s", want, text);
+        }
+        for (char *l = text; *l; l = strchr(l, '\n') + 1)
+                ck_assert_msg(strchr(l, '\n') - l < 80, "a --help line is 80 columns or more: %.*s",
+                              (int)(strchr(l, '\n') - l), l);
+        free(text);
+}
+END_TEST
+
+static Suite *fetch_options_suite(void)
+{
+        Suite *s = suite_create("fetch-options");
+        TCase *tc = tcase_create("command-line");
+        tcase_add_test(tc, every_option_sets_its_field);
+        tcase_add_test(tc, operands);
+        tcase_add_test(tc, range_bounds);
+        tcase_add_test(tc, documented_messages);
+        tcase_add_test(tc, help_lists_every_option);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+RUNNER_SUITES(fetch_options_suite);
