@@ -2,6 +2,7 @@
 /* p2s-fetch's internals shared by its I/O files, one concern each:
  *   client.c   the session: member actions, server messages, the TCP
  *              connection, the member's timer, the whole-file check
+ *   link.c     the TCP connection and the UDP socket to the server
  *   join.c     HELLO -> COOKIE -> HELLO(cookie) -> WELCOME, connect, ATTACH
  * Chunk data over UDP is io/datachan's. */
 #pragma once
@@ -56,13 +57,22 @@ struct client {
 
 /* client.c */
 void client_finish(struct client *c, int code, const char *reason);
-void client_fill_hdr(struct client *c, struct p2s_hdr *h, uint8_t type, uint32_t chunk, uint32_t body_len);
-void client_udp_send(struct client *c, const struct p2s_hdr *h, const void *body);
-void client_tcp_flush(struct client *c);
-void client_tcp_event(struct loop *l, int fd, uint32_t events, void *ud);
 /* Carries out the member's actions and re-arms its timer. */
 void client_drain(struct client *c);
+/* A message from the server, decoded and checked as ours. */
 void client_on_server_msg(struct client *c, const struct p2s_msg *msg, struct buf *body);
+
+/* link.c */
+void client_fill_hdr(struct client *c, struct p2s_hdr *h, uint8_t type, uint32_t chunk, uint32_t body_len);
+void client_udp_send(struct client *c, const struct p2s_hdr *h, const void *body);
+void client_tcp_send(struct client *c, const struct p2s_hdr *h);
+void client_tcp_flush(struct client *c);
+void client_tcp_event(struct loop *l, int fd, uint32_t events, void *ud);
+void link_udp_event(struct loop *l, int fd, uint32_t events, void *ud);
+long link_tcp_hdr(const uint8_t *raw, void *ud);
+int link_tcp_frame(const uint8_t *raw, struct buf *body, void *ud);
+/* Deferred after a failed write. */
+void link_settle(struct loop *l, void *ud);
 extern const struct datachan_ops client_data_ops;
 
 /* join.c */
