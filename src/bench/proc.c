@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "bench/proc.h"
+#include "util/exec.h"
 
 struct proc {
         struct loop *loop;
@@ -22,20 +23,6 @@ struct proc {
         void *ud;
 };
 
-/* execv takes char *const *: a writable copy of argv, made in the child
- * just before it is replaced anyway. Returns only on failure. */
-static void exec_argv(const char *const *argv)
-{
-        size_t n = 0;
-        while (argv[n])
-                n++;
-        char **av = calloc(n + 1, sizeof(*av));
-        for (size_t i = 0; av && i < n; i++)
-                if (!(av[i] = strdup(argv[i])))
-                        return;
-        if (av)
-                execv(av[0], av);
-}
 
 static int pidfd_open_(pid_t pid)
 {

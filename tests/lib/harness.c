@@ -22,26 +22,13 @@
 #include <time.h>
 #include <unistd.h>
 #include "harness.h"
+#include "util/exec.h"
 
 #define READY_TIMEOUT_S 10.0
 #define TAIL_BYTES      1500
 
 /* The runner's per-TCase base directory (made before the tests fork, so the
  * unchecked teardown can remove what a failed test left) and the test's own. */
-/* execv takes char *const *: a writable copy of argv, made in the child
- * just before it is replaced anyway. Returns only on failure. */
-static void exec_argv(const char *const *argv)
-{
-        size_t n = 0;
-        while (argv[n])
-                n++;
-        char **av = calloc(n + 1, sizeof(*av));
-        for (size_t i = 0; av && i < n; i++)
-                if (!(av[i] = strdup(argv[i])))
-                        return;
-        if (av)
-                execv(av[0], av);
-}
 
 static char base_dir[PATH_MAX];
 static char test_dir[PATH_MAX];
