@@ -147,18 +147,21 @@ static double ru_cpu_s(const struct rusage *ru)
 
 static int hash_file(const char *path, uint8_t out[P2S_HASH_SIZE])
 {
-        static char buf[1 << 20];
+        enum { BUF = 1 << 20 };
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         struct hasher *h = hasher_new();
-        if (!h) {
+        char *buf = malloc(BUF);
+        if (!h || !buf) {
+                hasher_free(h);
+                free(buf);
                 close(fd);
                 return -ENOMEM;
         }
         int r = 0;
         for (;;) {
-                ssize_t n = read(fd, buf, sizeof(buf));
+                ssize_t n = read(fd, buf, BUF);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
@@ -172,6 +175,7 @@ static int hash_file(const char *path, uint8_t out[P2S_HASH_SIZE])
         if (!r)
                 hasher_final(h, out);
         hasher_free(h);
+        free(buf);
         close(fd);
         return r;
 }

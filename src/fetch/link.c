@@ -134,8 +134,9 @@ static void on_datagram(struct client *c, const uint8_t *pkt, size_t len)
                         datachan_on_datagram(c->peer, &msg);
                 return;
         }
-        if (h->type == P2S_QUERY || h->type == P2S_DONE || h->type == P2S_COMPLETE || h->type == P2S_ERR)
-                client_on_server_msg(c, &msg, NULL);
+        /* the routing rules above already let through only what the server
+         * may send as a datagram in this mode */
+        client_on_server_msg(c, &msg, NULL);
 }
 
 static void on_udp(const uint8_t *pkt, size_t len, const struct sockaddr *from, socklen_t fromlen, void *ud)
