@@ -50,10 +50,10 @@ const struct opt p2sd_option_table[] = {
         { "query", 'q', "directed|broadcast", OPT_CHOICE, F(swarm.query), .choices = query_choices,
           .set_bit = P2SD_SET_QUERY, .help = "on a cache miss ask one holder or all" },
         { "max-members", 0, "N", OPT_UINT, F(max_members), 0, 1000000, .set_bit = P2SD_SET_MAX_MEMBERS,
-          .default_text = "0, no bound", .help = "members per swarm; more are refused" },
+          .help = "members per swarm; more are refused; 0: any" },
         { "max-connections", 0, "N", OPT_UINT, F(max_connections), 0, 10000000, .set_bit = P2SD_SET_MAX_CONNS,
-          .default_text = "0, the open-files limit less 64",
-          .help = "TCP connections at once; more are refused" },
+          .default_text = "0",
+          .help = "TCP connections at once; more are refused;\n0: the open-files limit less 64" },
         { "frame-timeout", 0, "SEC", OPT_SECONDS, F(frame_timeout_us), 100000, 3600ull * 1000000,
           .set_bit = P2SD_SET_FRAME_TIMEOUT,
           .help = "a TCP frame begun must end within SEC, plus\n1 s per 64 KiB of it; a member whose queue\n"
