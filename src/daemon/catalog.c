@@ -170,11 +170,15 @@ static int catalog_open_via(const struct catalog *c, const char *name, bool open
                 if (fd < 0)
                         return errno == EXDEV || errno == ELOOP || errno == ENOTDIR ? -ENOENT : -errno;
         } else {
+                int e = ENOENT;
                 for (int i = 0; i < c->n && fd < 0; i++)
-                        if (!strcmp(c->names[i], name))
+                        if (!strcmp(c->names[i], name)) {
                                 fd = open(c->paths[i], O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+                                e = errno;
+                        }
+                /* out of descriptors is not "not served": callers tell them apart */
                 if (fd < 0)
-                        return -ENOENT;
+                        return e == EMFILE || e == ENFILE || e == EACCES || e == ENOMEM ? -e : -ENOENT;
         }
         int r = check_regular(fd);
         if (r < 0) {

@@ -16,7 +16,8 @@ struct catalog *catalog_free(struct catalog *c);
 bool catalog_name_ok(const char *name);
 /* Opens name read-only; a regular file only, never leaving the root (no
  * "..", no symlink pointing outside). Returns an fd or -errno (-ENOENT for
- * anything not served). */
+ * anything not served; -EMFILE, -ENFILE, -EACCES... when a served file cannot
+ * be opened now). */
 int catalog_open(const struct catalog *c, const char *name);
 /* catalog_open as where openat2 is refused: a root resolved one component
  * at a time, no symlink followed. What catalog_open falls back to; here so

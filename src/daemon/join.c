@@ -3,6 +3,7 @@
  * then ATTACH on a TCP connection. Nothing is kept for an address until it
  * has echoed a cookie (which costs us nothing to check), and no reply to an
  * unproven address is larger than what it sent. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,9 +66,14 @@ void join_on_hello(struct server *srv, const struct p2s_msg *msg, const struct s
         }
         int fd = catalog_open(srv->cat, name);
         if (fd < 0) {
+                /* the answer follows the reason: out of descriptors is not "not served" */
                 char esc[LOG_ESCAPE_SIZE(P2S_MAX_NAME)];
-                log_rl(LOG_NOTICE, "HELLO for '%s' refused: not served", log_escape(esc, sizeof(esc), name, h->body_len));
-                udp_reply_err(srv, from, fromlen, h, PROVEN, P2S_ERR_NOFILE, "no such file is served");
+                bool busy = fd == -EMFILE || fd == -ENFILE;
+                log_rl(busy ? LOG_WARNING : LOG_NOTICE, "HELLO for '%s' refused: %s",
+                       log_escape(esc, sizeof(esc), name, h->body_len), fd == -ENOENT ? "not served" : strerror(-fd));
+                udp_reply_err(srv, from, fromlen, h, PROVEN, fd == -ENOENT ? P2S_ERR_NOFILE : busy ? P2S_ERR_BUSY : P2S_ERR_SOURCE,
+                              fd == -ENOENT ? "no such file is served" : fd == -EACCES ? "permission denied on the server"
+                              : busy ? "server busy (too many open files)" : "the server cannot open that file");
                 return;
         }
         close(fd);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -140,6 +141,22 @@ static void on_signal(struct loop *l, int signo, void *ud)
 
 /* ---- startup ------------------------------------------------------------ */
 
+/* Every member costs a descriptor: the soft limit (often 1024) is raised to
+ * the hard one, which the unit sets with LimitNOFILE=. */
+static void raise_nofile(void)
+{
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_debug("cannot raise the open files limit from %llu: %m", (unsigned long long)was);
+        else
+                log_debug("open files limit raised from %llu to %llu", (unsigned long long)was,
+                          (unsigned long long)rl.rlim_cur);
+}
+
 static int run(struct daemon *d)
 {
         char err[512], s[256];
@@ -209,6 +226,7 @@ int main(int argc, char **argv)
                 return 2;
         }
         log_set_level(d.conf->opt.log_level);
+        raise_nofile();
         r = run(&d);
         server_free(d.srv);
         catalog_free(d.cat);

@@ -49,6 +49,15 @@ const struct opt p2sd_option_table[] = {
           .set_bit = P2SD_SET_CHUNK, .help = "chunk size" },
         { "query", 'q', "directed|broadcast", OPT_CHOICE, F(swarm.query), .choices = query_choices,
           .set_bit = P2SD_SET_QUERY, .help = "on a cache miss ask one holder or all" },
+        { "max-members", 0, "N", OPT_UINT, F(max_members), 0, 1000000, .set_bit = P2SD_SET_MAX_MEMBERS,
+          .help = "members per swarm; more are refused; 0: any" },
+        { "max-connections", 0, "N", OPT_UINT, F(max_connections), 0, 10000000, .set_bit = P2SD_SET_MAX_CONNS,
+          .default_text = "0",
+          .help = "TCP connections at once; more are refused;\n0: the open-files limit less 64" },
+        { "frame-timeout", 0, "SEC", OPT_SECONDS, F(frame_timeout_us), 100000, 3600ull * 1000000,
+          .set_bit = P2SD_SET_FRAME_TIMEOUT,
+          .help = "a TCP frame begun must end within SEC, plus\n1 s per 64 KiB of it; a member whose queue\n"
+                  "does not move for SEC is dropped" },
         { "log-level", 0, "LEVEL", OPT_CHOICE, F(log_level), .choices = opt_log_levels,
           .set_bit = P2SD_SET_LOG_LEVEL, .help = "err, warning, notice, info, debug" },
         { "help", 'h', NULL, OPT_ACTION, .flags = P2SD_OPT_NO_FILE, .help = "show this help" },
@@ -60,7 +69,8 @@ void p2sd_options_defaults(struct p2sd_options *o)
 {
         *o = (struct p2sd_options){ .port = P2S_DEFAULT_PORT, .control = P2S_CONTROL_UDP,
                                     .max_datagram = P2S_DEFAULT_DGRAM,
-                                    .cache_bytes = 64u << 20, .log_level = LOG_INFO };
+                                    .cache_bytes = 64u << 20, .frame_timeout_us = 30 * 1000000ull,
+                                    .log_level = LOG_INFO };
         swarm_config_defaults(&o->swarm);
 }
 

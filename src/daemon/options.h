@@ -26,6 +26,9 @@ enum {
         P2SD_SET_QUERY = 1u << 9,
         P2SD_SET_LOG_LEVEL = 1u << 10,
         P2SD_SET_MAX_DGRAM = 1u << 11,
+        P2SD_SET_MAX_MEMBERS = 1u << 12,
+        P2SD_SET_MAX_CONNS = 1u << 13,
+        P2SD_SET_FRAME_TIMEOUT = 1u << 14,
 };
 
 /* p2sd's bits of struct opt.flags */
@@ -43,6 +46,9 @@ struct p2sd_options {
         int control;            /* enum p2s_control_mode */
         uint32_t max_datagram;  /* --control=tcp: largest UDP payload of chunk data */
         uint64_t cache_bytes;
+        uint32_t max_members;   /* per swarm; 0: no bound */
+        uint32_t max_connections;       /* TCP connections; 0: from RLIMIT_NOFILE */
+        uint64_t frame_timeout_us;      /* a TCP frame begun must end within this */
         int log_level;
         struct swarm_config swarm;
         const char *config;     /* --config FILE, or NULL */

@@ -220,7 +220,16 @@ static void start_swarm(struct served *sv)
         struct stat st;
         if (fd < 0 || fstat(fd, &st) < 0) {
                 char why[160];
-                snprintf(why, sizeof(why), "cannot open '%s': %s", swarm_name(sv->sw), strerror(fd < 0 ? -fd : errno));
+                int e = fd < 0 ? -fd : errno;
+                /* the catalog says ENOENT for any name it no longer serves:
+                 * the file was there at HELLO, so a reload (or a delete) took it */
+                if (e == ENOENT)
+                        snprintf(why, sizeof(why), "'%s' is no longer served (removed by a reload)", swarm_name(sv->sw));
+                else if (e == EMFILE || e == ENFILE)
+                        snprintf(why, sizeof(why), "cannot open '%s': server busy (too many open files)",
+                                 swarm_name(sv->sw));
+                else
+                        snprintf(why, sizeof(why), "cannot open '%s': %s", swarm_name(sv->sw), strerror(e));
                 log_err("swarm %u: %s", swarm_id(sv->sw), why);
                 if (fd >= 0)
                         close(fd);

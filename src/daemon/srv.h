@@ -28,6 +28,12 @@
 #define SHUTDOWN_US       (3 * USEC_PER_SEC)
 #define HOUSEKEEP_US      (1 * USEC_PER_SEC)
 #define PROVEN            SIZE_MAX      /* udp_reply_err: the sender echoed a valid cookie */
+/* Bounds on what one connection may cost (p2sd(8), LIMITS): */
+#define MEMBER_QUEUE_MAX  (2 * DIST_HIWAT)              /* REQs wait while more is queued to a member */
+#define MEMBER_QUEUE_HARD (4 * DIST_HIWAT + P2S_MAX_CHUNK) /* beyond this the member is dropped */
+#define RX_BODY_BUDGET    (64u << 20)   /* UPLOAD bodies being received, all connections together */
+#define FRAME_MIN_RATE    (64u << 10)   /* bytes/s of a frame that earn it time past --frame-timeout */
+#define ACCEPT_PAUSE_US   (100 * 1000)  /* out of descriptors: accept again this much later */
 
 struct conn;
 struct served;
@@ -68,6 +74,10 @@ struct conn {
         bool want_out, dead, closing, shut;
         struct smember *m;
         uint64_t born, linger_deadline;
+        uint64_t frame_start;           /* when the unfinished frame began, 0 between frames */
+        uint64_t out_progress;          /* last write, or when the queue stopped being empty */
+        size_t rx_body;                 /* bytes of RX_BODY_BUDGET the body being read holds */
+        struct loop_timer timer;        /* at the earliest of the deadlines above */
         char peer[NET_ADDRSTRLEN];
         struct conn *next, *prev;
         struct conn *zombie_next;
@@ -92,6 +102,11 @@ struct server {
         struct conn *zombies;
         unsigned nunattached;
         unsigned npreattach;            /* TCP connections without ATTACH */
+        unsigned nconns;                /* TCP connections, all of them */
+        unsigned max_conns_auto;        /* --max-connections 0: from RLIMIT_NOFILE, once */
+        size_t rx_bodies;               /* of RX_BODY_BUDGET, in use */
+        bool accept_paused;             /* out of descriptors: the listener sleeps */
+        struct loop_timer accept_timer;
         uint32_t next_member_id, next_swarm_id;
         struct loop_timer housekeep;
         struct loop_defer reaper;
@@ -122,6 +137,10 @@ void conn_flush(struct conn *c);
 /* Flushes what is queued, then half-closes; killed at now + LINGER_US. */
 void conn_close_soon(struct conn *c);
 void conn_kill(struct conn *c, const char *why);
+/* MEMBER_QUEUE_MAX or more is queued toward the member: its REQs should wait
+ * (dropped; its retry comes back). conn.c applies it to REQs over TCP;
+ * server.c should to REQs over UDP. */
+static inline bool conn_backpressured(const struct conn *c) { return c && c->q.bytes >= MEMBER_QUEUE_MAX; }
 void conn_housekeep(struct server *srv, uint64_t now);
 void conn_reap(struct loop *l, void *ud);
 

@@ -98,10 +98,15 @@ void client_drain(struct client *c)
                 }
                 case MEMBER_ACT_PREPARE:
                         /* created only now: a refused or failed join leaves no file behind */
-                        if ((r = store_open(&c->store, c->opt->output)) < 0 ||
-                            (r = store_prepare(&c->store, a.file_size)) < 0) {
+                        if ((r = store_open(&c->store, c->opt->output)) < 0) {
                                 char why[256];
                                 snprintf(why, sizeof(why), "cannot create %s.part: %s", c->opt->output, strerror(-r));
+                                member_fail(c->mb, why, now);
+                        } else if ((r = store_prepare(&c->store, a.file_size)) < 0) {
+                                /* the file exists: what failed is making room for it */
+                                char why[256];
+                                snprintf(why, sizeof(why), "cannot reserve %llu bytes for %s.part: %s",
+                                         (unsigned long long)a.file_size, c->opt->output, strerror(-r));
                                 member_fail(c->mb, why, now);
                         }
                         progress_start(&c->progress, a.file_size, member_total(c->mb));

@@ -25,7 +25,7 @@ struct outq_item {
 
 void outq_init(struct outq *q)
 {
-        q->head = q->tail = NULL;
+        q->head = q->tail = q->prio_tail = NULL;
         q->bytes = 0;
         q->items = 0;
 }
@@ -37,6 +37,8 @@ static void outq_pop(struct outq *q)
         q->head = it->next;
         if (!q->head)
                 q->tail = NULL;
+        if (q->prio_tail == it)
+                q->prio_tail = NULL;
         q->items--;
         q->bytes -= it->hdr_len + it->body_len - it->sent;
         buf_unref(it->body);
@@ -76,7 +78,31 @@ static void outq_append(struct outq *q, struct outq_item *it)
         q->bytes += it->hdr_len + it->body_len;
 }
 
-int outq_push(struct outq *q, const void *hdr, size_t hdr_len, struct buf *body)
+/* Links it in after the priority items, or after a head already partly
+ * written (cutting into it would interleave two frames on the stream). */
+static void outq_insert_prio(struct outq *q, struct outq_item *it)
+{
+        struct outq_item *after = q->prio_tail;
+
+        if (!after && q->head && q->head->sent > 0)
+                after = q->head;
+        if (after) {
+                it->next = after->next;
+                after->next = it;
+                if (q->tail == after)
+                        q->tail = it;
+        } else {
+                it->next = q->head;
+                q->head = it;
+                if (!q->tail)
+                        q->tail = it;
+        }
+        q->prio_tail = it;
+        q->items++;
+        q->bytes += it->hdr_len + it->body_len;
+}
+
+static int outq_push_lane(struct outq *q, const void *hdr, size_t hdr_len, struct buf *body, bool prio)
 {
         struct outq_item *it;
 
@@ -89,8 +115,21 @@ int outq_push(struct outq *q, const void *hdr, size_t hdr_len, struct buf *body)
                 it->body = buf_ref(body);
                 it->body_len = body->len;
         }
-        outq_append(q, it);
+        if (prio)
+                outq_insert_prio(q, it);
+        else
+                outq_append(q, it);
         return 0;
+}
+
+int outq_push(struct outq *q, const void *hdr, size_t hdr_len, struct buf *body)
+{
+        return outq_push_lane(q, hdr, hdr_len, body, false);
+}
+
+int outq_push_prio(struct outq *q, const void *hdr, size_t hdr_len, struct buf *body)
+{
+        return outq_push_lane(q, hdr, hdr_len, body, true);
 }
 
 int outq_push_file(struct outq *q, const void *hdr, size_t hdr_len, int fd, off_t off, size_t len)

@@ -3,7 +3,9 @@
  * header copied in plus an optional body: a refcounted buffer, or a range of
  * a file sent with sendfile(2). Partial writes and EAGAIN are normal: the
  * queue remembers how far it got. Consecutive memory items go out in one
- * writev. */
+ * writev. Two lanes: priority items (small control frames) go out before
+ * every ordinary item queued, in their own order, but never cut into an item
+ * already partly written: a frame on the stream is never split. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,6 +19,7 @@ struct outq_item;
 
 struct outq {
         struct outq_item *head, *tail;
+        struct outq_item *prio_tail;    /* last priority item, all of them at the front; or NULL */
         size_t bytes;       /* bytes queued and not yet written */
         size_t items;
 };
@@ -26,6 +29,9 @@ void outq_fini(struct outq *q);                 /* drops everything unsent */
 /* Queues hdr (hdr_len <= OUTQ_HDR_MAX, copied) followed by body (may be NULL;
  * the queue takes its own reference). 0 or -ENOMEM. */
 int outq_push(struct outq *q, const void *hdr, size_t hdr_len, struct buf *body);
+/* The same in the priority lane: after the priority items already queued
+ * (and after a partly written head), before every ordinary item. */
+int outq_push_prio(struct outq *q, const void *hdr, size_t hdr_len, struct buf *body);
 /* Queues hdr followed by len bytes of fd from offset off (sendfile). The fd
  * must stay open until the item is sent or the queue is finished. */
 int outq_push_file(struct outq *q, const void *hdr, size_t hdr_len, int fd, off_t off, size_t len);

@@ -37,6 +37,16 @@ void stream_rx_fini(struct stream_rx *rx)
         rx->body = buf_unref(rx->body);
         rx->rcap = rx->rlen = rx->roff = 0;
         rx->body_got = 0;
+        rx->skip_left = rx->skip_got = 0;
+}
+
+size_t stream_rx_partial(const struct stream_rx *rx)
+{
+        if (rx->skip_left)
+                return rx->hdr_size + rx->skip_got;
+        if (rx->body)
+                return rx->hdr_size + rx->body_got;
+        return rx->rlen - rx->roff;
 }
 
 /* Delivers the completed body frame. rx must not be touched after a nonzero
@@ -62,7 +72,16 @@ static int stream_parse(struct stream_rx *rx)
         for (;;) {
                 size_t avail = rx->rlen - rx->roff;
 
-                if (rx->body) {
+                if (rx->skip_left) {
+                        size_t n = avail < rx->skip_left ? avail : rx->skip_left;
+
+                        rx->skip_left -= n;
+                        rx->skip_got += n;
+                        rx->roff += n;
+                        if (rx->skip_left)
+                                break;
+                        rx->skip_got = 0;
+                } else if (rx->body) {
                         size_t need = rx->body->len - rx->body_got;
                         size_t n = avail < need ? avail : need;
 
@@ -80,10 +99,18 @@ static int stream_parse(struct stream_rx *rx)
 
                         if (avail < rx->hdr_size)
                                 break;
+                        rx->skip_next = false;
                         blen = rx->hdr_fn(hdr, rx->ud);
                         if (blen < 0)
                                 return blen < INT_MIN ? -EINVAL : (int)blen;
                         rx->roff += rx->hdr_size;
+                        if (rx->skip_next && blen > 0) {
+                                rx->skip_next = false;
+                                rx->skip_left = (size_t)blen;
+                                rx->skip_got = 0;
+                                continue;
+                        }
+                        rx->skip_next = false;
                         if (blen == 0) {
                                 /* hdr stays valid in rbuf during the call. */
                                 r = rx->frame_fn(hdr, NULL, rx->ud);

@@ -4,6 +4,7 @@
  * reads, down to one byte at a time. Small frames are parsed out of a read
  * buffer; the rest of a large body is read straight into its own buffer. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -29,6 +30,9 @@ struct stream_rx {
         uint8_t hdr[64];        /* header of the frame whose body is being filled */
         struct buf *body;       /* body being filled, or NULL */
         size_t body_got;
+        size_t skip_left;       /* bytes of a discarded body still to come */
+        size_t skip_got;
+        bool skip_next;         /* set by hdr_fn: discard the body it accepts */
 };
 
 /* 0 < hdr_size <= 64; rcap >= hdr_size: read buffer size (e.g. 256 KiB).
@@ -49,3 +53,9 @@ void stream_rx_fini(struct stream_rx *rx);
 int stream_rx_read(struct stream_rx *rx, int fd);
 /* The same, from a memory buffer (tests, fuzzing); never returns STREAM_EOF. */
 int stream_rx_feed(struct stream_rx *rx, const uint8_t *data, size_t len);
+/* Called from hdr_fn: the body of the header being accepted is read and
+ * thrown away, never allocated, and frame_fn is not called for it. */
+static inline void stream_rx_skip_body(struct stream_rx *rx) { rx->skip_next = true; }
+/* Bytes of an unfinished frame received so far (header and body, kept or
+ * skipped); 0 between frames. What a frame-completion deadline measures. */
+size_t stream_rx_partial(const struct stream_rx *rx);

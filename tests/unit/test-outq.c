@@ -272,6 +272,82 @@ START_TEST(empty_items)
 }
 END_TEST
 
+/* Reads everything the queue writes, flushing as the reader drains. */
+static size_t drain_all(struct outq *q, int sv[2], uint8_t *out, size_t cap)
+{
+        size_t got = 0;
+        for (int spins = 0; spins < 1000000; spins++) {
+                int r = outq_flush(q, sv[0]);
+                ck_assert_int_ge(r, 0);
+                ssize_t n = read(sv[1], out + got, cap - got);
+                if (n > 0)
+                        got += (size_t)n;
+                if (r == 0 && n <= 0)
+                        break;
+        }
+        return got;
+}
+
+/* A control frame jumps ahead of queued bulk frames, in the order control
+ * frames were pushed, but never into a frame already partly written. */
+START_TEST(priority_lane)
+{
+        struct outq q;
+        int sv[2];
+        size_t big = 200 * 1000;
+        struct buf *a = buf_new(big), *b = buf_new(big);
+        static uint8_t out[3 * 200 * 1000];
+
+        memset(a->data, 'a', big);
+        memset(b->data, 'b', big);
+        make_pair(sv);
+        outq_init(&q);
+
+        /* nothing written yet: the control frame goes first of all */
+        ck_assert_int_eq(outq_push(&q, "A", 1, a), 0);
+        ck_assert_int_eq(outq_push_prio(&q, "P0", 2, NULL), 0);
+        ck_assert_uint_eq(q.bytes, 1 + big + 2);
+        /* A is now partly written: it must finish before anything cuts in */
+        ck_assert_int_eq(outq_flush(&q, sv[0]), 1);
+        ck_assert_uint_gt(q.bytes, 0);
+        ck_assert_int_eq(outq_push(&q, "B", 1, b), 0);
+        ck_assert_int_eq(outq_push_prio(&q, "P1", 2, NULL), 0);
+        ck_assert_int_eq(outq_push_prio(&q, "P2", 2, NULL), 0);
+        size_t n = drain_all(&q, sv, out, sizeof(out));
+        ck_assert_uint_eq(n, 2 + 1 + big + 2 + 2 + 1 + big);
+        ck_assert(outq_empty(&q));
+        ck_assert_uint_eq(q.bytes, 0);
+        size_t o = 0;
+        ck_assert(memcmp(out + o, "P0", 2) == 0);
+        o += 2;
+        ck_assert_int_eq(out[o], 'A');
+        o++;
+        for (size_t i = 0; i < big; i++)
+                ck_assert_int_eq(out[o + i], 'a');
+        o += big;
+        ck_assert_msg(memcmp(out + o, "P1P2", 4) == 0, "control frames not next after the partly written frame");
+        o += 4;
+        ck_assert_int_eq(out[o], 'B');
+        o++;
+        for (size_t i = 0; i < big; i++)
+                ck_assert_int_eq(out[o + i], 'b');
+
+        /* the lane empties: a later control frame again goes first */
+        ck_assert_int_eq(outq_push(&q, "A", 1, a), 0);
+        ck_assert_int_eq(outq_push_prio(&q, "P3", 2, NULL), 0);
+        ck_assert_int_eq(outq_push(&q, "B", 1, NULL), 0);
+        ck_assert_int_eq(outq_push_prio(&q, "P4", 2, NULL), 0);
+        n = drain_all(&q, sv, out, sizeof(out));
+        ck_assert_uint_eq(n, 2 + 2 + 1 + big + 1);
+        ck_assert(memcmp(out, "P3P4A", 5) == 0);
+        ck_assert_int_eq(out[n - 1], 'B');
+        buf_unref(a);
+        buf_unref(b);
+        close(sv[0]);
+        close(sv[1]);
+}
+END_TEST
+
 static Suite *outq_suite(void)
 {
         Suite *s = suite_create("outq");
@@ -287,6 +363,7 @@ static Suite *outq_suite(void)
         tcase_add_test(tc, stream_exact);
         tcase_add_test(tc, peer_closed);
         tcase_add_test(tc, file_too_short);
+        tcase_add_test(tc, priority_lane);
         suite_add_tcase(s, tc);
         return s;
 }

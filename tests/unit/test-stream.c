@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <check.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -330,6 +331,93 @@ START_TEST(socket_eof_and_free_in_callback)
 }
 END_TEST
 
+/* ---- skipped bodies ------------------------------------------------------ */
+
+static struct stream_rx *skip_rx;
+static uint32_t skip_delivered;
+
+static long skip_hdr_fn(const uint8_t *h, void *ud)
+{
+        if (h[0] == 'S')
+                stream_rx_skip_body(skip_rx);
+        else if (h[0] != 'F')
+                return -EPROTO;
+        return (long)((uint32_t)h[4] | (uint32_t)h[5] << 8 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 24);
+}
+
+static int skip_frame_fn(const uint8_t *h, struct buf *body, void *ud)
+{
+        uint32_t seq = (uint32_t)h[1] | (uint32_t)h[2] << 8 | (uint32_t)h[3] << 16;
+        uint32_t len = (uint32_t)h[4] | (uint32_t)h[5] << 8 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 24;
+
+        /* an empty skipped frame is still a frame; a skipped body never arrives */
+        CHECK(h[0] == 'F' || len == 0);
+        CHECK((body == NULL) == (len == 0));
+        for (size_t i = 0; i < len; i++)
+                if (body->data[i] != body_byte(seq, i))
+                        ck_abort_msg("frame %u byte %zu corrupt", seq, i);
+        skip_delivered++;
+        return 0;
+}
+
+/* A body the header callback refuses to keep is read through and dropped,
+ * never allocated, whatever the splits; the frames after it arrive intact,
+ * and stream_rx_partial counts what came of an unfinished frame. */
+START_TEST(skip_bodies)
+{
+        struct wire w = { 0 };
+        uint32_t expect = 0;
+
+        for (int i = 0; i < 200; i++) {
+                bool skip = i % 3 == 1;
+                uint32_t len = (uint32_t)(rng() % (i % 17 == 0 ? 400000 : 3000));
+                wire_frame(&w, skip ? len : len / 2, skip ? 'S' : 'F');
+                expect += !skip || len == 0;
+        }
+        for (size_t k = 0; k < sizeof(rcaps) / sizeof(rcaps[0]); k++) {
+                struct stream_rx rx;
+
+                skip_rx = &rx;
+                skip_delivered = 0;
+                ck_assert_int_eq(stream_rx_init(&rx, HDR, rcaps[k], skip_hdr_fn, skip_frame_fn, NULL), 0);
+                for (size_t off = 0; off < w.len;) {
+                        size_t n = 1 + rng() % (k % 2 ? 7 : 70000);
+                        if (n > w.len - off)
+                                n = w.len - off;
+                        CHECK(stream_rx_feed(&rx, w.d + off, n) == 0);
+                        off += n;
+                        /* skipped bodies cost no buffer */
+                        CHECK(!rx.body || rx.hdr[0] == 'F');
+                }
+                ck_assert_uint_eq(skip_delivered, expect);
+                ck_assert_uint_eq(stream_rx_partial(&rx), 0);
+                stream_rx_fini(&rx);
+        }
+
+        /* partial: a header and part of a skipped body, then of a kept one */
+        struct wire p = { 0 };
+        wire_frame(&p, 1000, 'S');
+        wire_frame(&p, 1000, 'F');
+        struct stream_rx rx;
+        skip_rx = &rx;
+        skip_delivered = 0;
+        ck_assert_int_eq(stream_rx_init(&rx, HDR, 4096, skip_hdr_fn, skip_frame_fn, NULL), 0);
+        ck_assert_uint_eq(stream_rx_partial(&rx), 0);
+        ck_assert_int_eq(stream_rx_feed(&rx, p.d, 5), 0);
+        ck_assert_uint_eq(stream_rx_partial(&rx), 5);
+        ck_assert_int_eq(stream_rx_feed(&rx, p.d + 5, HDR + 100 - 5), 0);
+        ck_assert_uint_eq(stream_rx_partial(&rx), HDR + 100);
+        ck_assert_int_eq(stream_rx_feed(&rx, p.d + HDR + 100, 900 + HDR + 10), 0);
+        ck_assert_uint_eq(stream_rx_partial(&rx), HDR + 10);
+        ck_assert_int_eq(stream_rx_feed(&rx, p.d + 2 * HDR + 1010, 990), 0);
+        ck_assert_uint_eq(stream_rx_partial(&rx), 0);
+        ck_assert_uint_eq(skip_delivered, 1);
+        stream_rx_fini(&rx);
+        free(p.d);
+        free(w.d);
+}
+END_TEST
+
 static Suite *stream_suite(void)
 {
         Suite *s = suite_create("stream");
@@ -343,6 +431,7 @@ static Suite *stream_suite(void)
         tcase_add_test(tc, hdr_reject);
         tcase_add_test(tc, callback_stops);
         tcase_add_test(tc, init_checks);
+        tcase_add_test(tc, skip_bodies);
         suite_add_tcase(s, tc);
         tc = tcase_create("socket");
         tcase_set_timeout(tc, 120);
