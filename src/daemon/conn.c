@@ -355,7 +355,7 @@ static void conn_event(struct loop *l, int fd, uint32_t events, void *ud)
 
 /* ---- accepting ----------------------------------------------------------- */
 
-static void accept_resume(struct loop *l, struct loop_timer *t, void *ud)
+void conn_accept_resume(struct loop *l, struct loop_timer *t, void *ud)
 {
         struct server *srv = ud;
         if (!srv->accept_paused || srv->shutting_down)
@@ -372,7 +372,6 @@ static void accept_pause(struct server *srv, int err)
                ACCEPT_PAUSE_US / 1000, srv->nconns);
         srv->accept_paused = true;
         loop_mod(srv->loop, srv->tcp_fd, 0);
-        loop_timer_init(&srv->accept_timer, accept_resume, srv);
         loop_timer_arm(srv->loop, &srv->accept_timer, loop_now(srv->loop) + ACCEPT_PAUSE_US);
 }
 
@@ -458,12 +457,4 @@ void conn_accept(struct loop *l, int fd, uint32_t events, void *ud)
                 srv->nconns++;
                 conn_touch(c);
         }
-}
-
-/* Every deadline of a connection is on its own timer now (conn_touch): no
- * scan of all of them. Kept for the caller's sake; the lead may remove it. */
-void conn_housekeep(struct server *srv, uint64_t now)
-{
-        (void)srv;
-        (void)now;
 }

@@ -119,6 +119,9 @@ static void on_datagram(struct server *srv, const uint8_t *pkt, size_t len,
                         srv->st.bad_packets++;
                 return;
         }
+        /* a member we cannot send to yet gets nothing more queued */
+        if (msg.hdr.type == P2S_REQ && conn_backpressured(m->conn))
+                return;
         served_member_msg(m, &msg, NULL);
 }
 
@@ -148,7 +151,6 @@ static void on_housekeep(struct loop *l, struct loop_timer *t, void *ud)
 {
         struct server *srv = ud;
         uint64_t now = loop_now(l);
-        conn_housekeep(srv, now);
         join_expire(srv, now);
         served_housekeep(srv);
         loop_defer(l, &srv->reaper);
@@ -193,6 +195,7 @@ struct server *server_new(const struct p2sd_options *o, struct catalog *cat, str
         }
         srv->next_swarm_id = (uint32_t)random_u64() & 0xffffff;
         loop_timer_init(&srv->housekeep, on_housekeep, srv);
+        loop_timer_init(&srv->accept_timer, conn_accept_resume, srv);
         loop_defer_init(&srv->reaper, conn_reap, srv);
         return srv;
 }
@@ -219,6 +222,7 @@ struct server *server_free(struct server *srv)
                 served_free(sv);
         }
         loop_timer_disarm(srv->loop, &srv->housekeep);
+        loop_timer_disarm(srv->loop, &srv->accept_timer);
         if (srv->tcp_fd >= 0) {
                 loop_del(srv->loop, srv->tcp_fd);
                 close(srv->tcp_fd);

@@ -141,7 +141,8 @@ void conn_kill(struct conn *c, const char *why);
  * (dropped; its retry comes back). conn.c applies it to REQs over TCP;
  * server.c should to REQs over UDP. */
 static inline bool conn_backpressured(const struct conn *c) { return c && c->q.bytes >= MEMBER_QUEUE_MAX; }
-void conn_housekeep(struct server *srv, uint64_t now);
+/* The accept pause (out of descriptors) is over. */
+void conn_accept_resume(struct loop *l, struct loop_timer *t, void *ud);
 void conn_reap(struct loop *l, void *ud);
 
 /* served.c */
