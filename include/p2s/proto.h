@@ -110,8 +110,9 @@ struct p2s_frag_ack {
 #define P2S_FRAG_ACK_SIZE 4
 #define P2S_NACK_MAP_MAX 1024
 
-/* HAVE: bit i of the body (byte i / 8, most significant bit first) set
- * means chunk (chunk field + i) is held; bits past the last chunk are 0.
+/* HAVE: bit i of the body (bit i % 8 of byte i / 8, from the least
+ * significant, as in FRAG_NACK) set means chunk (chunk field + i) is held;
+ * bits past the last chunk are 0 and ignored.
  * A bitmap longer than this is split over several frames. */
 #define P2S_HAVE_MAX 8192u
 

@@ -749,7 +749,7 @@ void swarm_on_have(struct swarm *s, struct swarm_member *m, uint32_t first, cons
         uint32_t room = s->manifest.chunk_count - first;
         uint64_t bits = (uint64_t)len * 8 < room ? (uint64_t)len * 8 : room;
         for (uint32_t i = 0; i < bits; i++)
-                if (map[i / 8] & (0x80u >> (i % 8)))
+                if (map[i / 8] & (1u << (i % 8)))
                         bitmap_set(&m->have, first + i);
         /* nothing pending changes: a query already out stays with its holder,
          * and the next one may pick m */

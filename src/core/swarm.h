@@ -121,7 +121,7 @@ bool swarm_wants_upload(const struct swarm *s, const struct swarm_member *m, uin
 void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, bool answer, uint64_t now);
 void swarm_on_complete(struct swarm *s, struct swarm_member *m, uint64_t now);
 /* HAVE: m resumed a file and holds, besides what it was sent, the chunks
- * whose bits are set in map (len bytes, most significant bit first) from
+ * whose bits are set in map (len bytes, bit i % 8 of byte i / 8 from the least significant) from
  * chunk first on; it becomes a holder of them. Bits past the last chunk
  * are ignored; outside the relay the message is dropped. */
 void swarm_on_have(struct swarm *s, struct swarm_member *m, uint32_t first, const uint8_t *map, uint32_t len,

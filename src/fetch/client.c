@@ -37,8 +37,8 @@ void client_finish(struct client *c, int code, const char *reason)
                 /* whatever ended us, the next run starts from here */
                 state_save(c);
                 if (c->saved)
-                        log_info("kept %s with %zu of %u chunks verified: the same command resumes it",
-                                 c->store.part_path, c->saved, member_total(c->mb));
+                        log_info("kept %s with %zu of %llu chunks verified: the same command resumes it",
+                                 c->store.part_path, c->saved, (unsigned long long)member_total(c->mb));
         }
         loop_quit(c->loop, code);
 }
@@ -215,7 +215,7 @@ static void send_have(struct client *c, uint32_t first, uint32_t count)
         }
         memset(b->data, 0, n);
         for (size_t i = bitmap_next_set(res, first); i < (size_t)first + count; i = bitmap_next_set(res, i + 1))
-                b->data[(i - first) / 8] |= (uint8_t)(0x80u >> ((i - first) % 8));
+                b->data[(i - first) / 8] |= (uint8_t)(1u << ((i - first) % 8));
         struct p2s_hdr h;
         uint8_t raw[P2S_HDR_SIZE];
         client_fill_hdr(c, &h, P2S_HAVE, first, n);

@@ -82,14 +82,14 @@ static int decode(const uint8_t *b, size_t len, struct resume_state *st)
                 return -EBADMSG;
         const uint8_t *map = b + HEAD;
         /* padding bits are 0: anything else was not written by resume_save */
-        if (count % 8 && (map[count / 8] & (0xffu >> (count % 8))))
+        if (count % 8 && (map[count / 8] >> (count % 8)))
                 return -EBADMSG;
         *st = (struct resume_state){ .file_size = size, .chunk_size = cs, .chunk_count = count };
         memcpy(st->file_hash, b + 24, P2S_HASH_SIZE);
         if (bitmap_init(&st->done, count) < 0)
                 return -ENOMEM;
         for (uint32_t i = 0; i < count; i++)
-                if (map[i / 8] & (0x80u >> (i % 8)))
+                if (map[i / 8] & (1u << (i % 8)))
                         bitmap_set(&st->done, i);
         return 0;
 }
@@ -173,7 +173,7 @@ int resume_save(const char *path, const struct resume_state *st)
         put_u32(b + 20, st->chunk_count);
         memcpy(b + 24, st->file_hash, P2S_HASH_SIZE);
         for (size_t i = bitmap_next_set(&st->done, 0); i < st->chunk_count; i = bitmap_next_set(&st->done, i + 1))
-                b[HEAD + i / 8] |= (uint8_t)(0x80u >> (i % 8));
+                b[HEAD + i / 8] |= (uint8_t)(1u << (i % 8));
         hash_sha256(b, len - P2S_HASH_SIZE, b + len - P2S_HASH_SIZE);
 
         int r = 0;

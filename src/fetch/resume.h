@@ -13,7 +13,7 @@
  *  16  4   chunk size
  *  20  4   chunk count
  *  24  32  SHA-256 of the whole file (the manifest's)
- *  56  n   bitmap, n = ceil(count / 8): chunk i is bit 7 - i % 8 of byte i / 8
+ *  56  n   bitmap, n = ceil(count / 8): chunk i is bit i % 8 of byte i / 8, from the least significant
  *  56+n 32 SHA-256 of every byte before it */
 #pragma once
 #include <stdint.h>
