@@ -129,6 +129,27 @@ START_TEST(open_truncates_a_stale_part)
 }
 END_TEST
 
+/* keep: an earlier run's OUTPUT.part is opened as it is, and sizing it
+ * leaves its bytes; store_sync reports success on a real file. */
+START_TEST(open_keeps_a_part_to_resume)
+{
+        h_write_text(h_path("old.bin.part"), "bytes from before");
+        struct store s;
+        ck_assert_int_eq(store_open(&s, h_path("old.bin"), true), 0);
+        ck_assert_int_eq(store_prepare(&s, 4096), 0);
+        char b[17];
+        ck_assert_int_eq(store_read(&s, 0, b, sizeof(b)), 0);
+        ck_assert_mem_eq(b, "bytes from before", sizeof(b));
+        ck_assert_int_eq(store_sync(&s), 0);
+        store_close(&s);
+        ck_assert_int_eq(store_sync(&s), -EBADF);
+        /* and created when missing */
+        ck_assert_int_eq(store_open(&s, h_path("new.bin"), true), 0);
+        ck_assert(h_exists(h_path("new.bin.part")));
+        store_close(&s);
+}
+END_TEST
+
 START_TEST(relative_output)
 {
         /* the harness runs each test in its own directory */
@@ -201,6 +222,7 @@ static Suite *store_suite(void)
         tcase_add_test(tc, part_then_output);
         tcase_add_test(tc, hash_known_values);
         tcase_add_test(tc, open_truncates_a_stale_part);
+        tcase_add_test(tc, open_keeps_a_part_to_resume);
         tcase_add_test(tc, relative_output);
         suite_add_tcase(s, tc);
         tc = h_tcase("errors", 30);
