@@ -63,7 +63,8 @@ enum p2s_type {
         P2S_FRAG          = 18, /* either udp chunk: index; body: struct p2s_frag + payload */
         P2S_FRAG_ACK      = 19, /* either udp chunk complete and verified; body: struct p2s_frag_ack */
         P2S_FRAG_NACK     = 20, /* either udp chunk incomplete; body: p2s_frag_ack + bitmap of missing frags from base */
-        P2S_TYPE_MAX      = 20,
+        P2S_HAVE          = 21, /* C->S tcp  chunk: first index; body: bitmap of chunks held from a resumed file */
+        P2S_TYPE_MAX      = 21,
 };
 
 enum p2s_flags {
@@ -108,6 +109,12 @@ struct p2s_frag_ack {
 };
 #define P2S_FRAG_ACK_SIZE 4
 #define P2S_NACK_MAP_MAX 1024
+
+/* HAVE: bit i of the body (bit i % 8 of byte i / 8, from the least
+ * significant, as in FRAG_NACK) set means chunk (chunk field + i) is held;
+ * bits past the last chunk are 0 and ignored.
+ * A bitmap longer than this is split over several frames. */
+#define P2S_HAVE_MAX 8192u
 
 struct p2s_start {
         uint64_t file_size;

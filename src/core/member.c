@@ -24,6 +24,7 @@ struct member {
         struct bitmap asked;            /* chunks with a request in flight */
         struct bitmap share;            /* chunks that came as our share */
         struct bitmap parts;            /* MANIFEST frames received */
+        struct bitmap resumed;          /* chunks found in the output file of an earlier run */
         uint8_t (*share_digest)[P2S_HASH_SIZE];
         uint32_t *order;                /* random order: a permutation; NULL for sequential */
         uint32_t cursor;
@@ -88,6 +89,7 @@ struct member *member_free(struct member *m)
         bitmap_fini(&m->asked);
         bitmap_fini(&m->share);
         bitmap_fini(&m->parts);
+        bitmap_fini(&m->resumed);
         free(m->share_digest);
         free(m->order);
         free(m->fl);
@@ -102,6 +104,7 @@ const struct member_stats *member_stats(const struct member *m) { return &m->sta
 uint64_t member_have(const struct member *m) { return bitmap_count(&m->have); }
 uint64_t member_total(const struct member *m) { return m->mf.chunk_count; }
 bool member_has_chunk(const struct member *m, uint32_t chunk) { return bitmap_test(&m->have, chunk); }
+const struct bitmap *member_resumed(const struct member *m) { return &m->resumed; }
 
 enum member_want member_wants_chunk(const struct member *m, uint8_t kind, uint32_t chunk, uint32_t chunk_len)
 {
@@ -254,6 +257,7 @@ void member_on_start(struct member *m, const struct p2s_start *st, uint64_t now)
         uint32_t nparts = (n + P2S_MANIFEST_PART - 1) / P2S_MANIFEST_PART;
         if (bitmap_init(&m->have, n) < 0 || bitmap_init(&m->asked, n) < 0 ||
             bitmap_init(&m->share, n) < 0 || bitmap_init(&m->parts, nparts) < 0 ||
+            bitmap_init(&m->resumed, n) < 0 ||
             !(m->share_digest = calloc(n ? n : 1, P2S_HASH_SIZE))) {
                 exit_with(m, 1, "out of memory for %u chunks", n);
                 return;
@@ -325,6 +329,34 @@ void member_on_share(struct member *m, uint32_t chunk, struct buf *data, uint64_
         }
 }
 
+int member_resume_chunk(struct member *m, uint32_t chunk)
+{
+        if (m->state != MEMBER_WAIT_MANIFEST || chunk >= m->mf.chunk_count)
+                return -EINVAL;
+        if (bitmap_test(&m->have, chunk))
+                return 0;
+        bitmap_set(&m->have, chunk);
+        bitmap_set(&m->resumed, chunk);
+        m->stats.chunks_resumed++;
+        return 0;
+}
+
+/* The server counts what it sent us; what we brought along it learns from
+ * HAVE, a frame per P2S_HAVE_MAX bytes of bitmap that has any bit set. */
+static void offer_resumed(struct member *m)
+{
+        const uint32_t span = P2S_HAVE_MAX * 8;
+        uint32_t n = m->mf.chunk_count;
+        for (uint32_t first = 0; first < n && bitmap_count(&m->resumed); first += span) {
+                uint32_t count = n - first < span ? n - first : span;
+                size_t next = bitmap_next_set(&m->resumed, first);
+                if (next >= (size_t)first + count)
+                        continue;
+                struct member_action a = { .type = MEMBER_ACT_HAVE, .chunk = first, .count = count };
+                push(m, &a);
+        }
+}
+
 void member_on_manifest(struct member *m, uint32_t first, const uint8_t *hashes, uint32_t n, uint64_t now)
 {
         m->last_heard = now;
@@ -367,6 +399,7 @@ void member_on_manifest_end(struct member *m, const uint8_t file_hash[P2S_HASH_S
         m->share_digest = NULL;
         if (!set_state(m, MEMBER_FETCHING))
                 return;
+        offer_resumed(m);
         if (bitmap_full(&m->have))
                 start_verify(m);
         else

@@ -42,6 +42,7 @@ enum member_act_type {
         MEMBER_ACT_FINALIZE,    /* whole-file hash matched: move the file into place */
         MEMBER_ACT_RTT,         /* a requested chunk arrived: log it */
         MEMBER_ACT_EXIT,        /* code (0 success, 1 failure) and reason */
+        MEMBER_ACT_HAVE,        /* send HAVE for member_resumed()'s bits chunk .. chunk + count - 1 */
 };
 
 struct member_action {
@@ -50,6 +51,7 @@ struct member_action {
         bool reliable;          /* SEND: a retry that must arrive: use the TCP connection */
         uint16_t flags;         /* SEND: P2S_F_ACK on a NOHAVE that answers a QUERY */
         uint32_t chunk;
+        uint32_t count;         /* HAVE: chunks from chunk on */
         struct buf *body;       /* WRITE: owned by the action */
         uint64_t file_size;     /* PREPARE */
         uint64_t req_time_us, rtt_us;   /* RTT */
@@ -62,6 +64,7 @@ struct member_stats {
         uint64_t chunks_share, chunks_cache, chunks_peer;
         uint64_t bytes_in, bytes_uploaded;
         uint64_t requests_sent, retries, bad_chunks, dup_chunks, queries, dropped_msgs;
+        uint64_t chunks_resumed;        /* found verified in the output file of an earlier run */
 };
 
 struct member;
@@ -85,6 +88,16 @@ enum member_want {
 /* Whether chunk data of kind (P2S_SHARE or P2S_DATA) for chunk, declared
  * chunk_len bytes long, is wanted: the caller reassembles nothing else. */
 enum member_want member_wants_chunk(const struct member *m, uint8_t kind, uint32_t chunk, uint32_t chunk_len);
+
+/* Resuming: chunk is in the output file already, read back and verified
+ * against the manifest by the caller. Only between the manifest parts and
+ * member_on_manifest_end (the caller holds MANIFEST_END back meanwhile);
+ * a chunk already held (a share chunk) is left alone. Such chunks are
+ * never requested, and member_on_manifest_end offers them to the server
+ * with MEMBER_ACT_HAVE. 0, or -EINVAL out of turn or range. */
+int member_resume_chunk(struct member *m, uint32_t chunk);
+/* The chunks taken from an earlier run (valid after START). */
+const struct bitmap *member_resumed(const struct member *m);
 
 /* Server messages (decoded, authenticated). Each refreshes the silence timer. */
 void member_on_start(struct member *m, const struct p2s_start *st, uint64_t now);

@@ -738,6 +738,23 @@ void swarm_on_complete(struct swarm *s, struct swarm_member *m, uint64_t now)
         check_finish(s, now);
 }
 
+void swarm_on_have(struct swarm *s, struct swarm_member *m, uint32_t first, const uint8_t *map, uint32_t len,
+                   uint64_t now)
+{
+        /* before the relay the member cannot know the manifest it resumes against */
+        if (s->state != SWARM_RELAY || first >= s->manifest.chunk_count || !map) {
+                s->stats.dropped_msgs++;
+                return;
+        }
+        uint32_t room = s->manifest.chunk_count - first;
+        uint64_t bits = (uint64_t)len * 8 < room ? (uint64_t)len * 8 : room;
+        for (uint32_t i = 0; i < bits; i++)
+                if (map[i / 8] & (1u << (i % 8)))
+                        bitmap_set(&m->have, first + i);
+        /* nothing pending changes: a query already out stays with its holder,
+         * and the next one may pick m */
+}
+
 void swarm_on_bye(struct swarm *s, struct swarm_member *m, uint64_t now)
 {
         if (s->state == SWARM_OVER)

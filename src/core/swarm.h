@@ -120,6 +120,12 @@ bool swarm_wants_upload(const struct swarm *s, const struct swarm_member *m, uin
  * discarded a chunk we counted as its own. */
 void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, bool answer, uint64_t now);
 void swarm_on_complete(struct swarm *s, struct swarm_member *m, uint64_t now);
+/* HAVE: m resumed a file and holds, besides what it was sent, the chunks
+ * whose bits are set in map (len bytes, bit i % 8 of byte i / 8 from the least significant) from
+ * chunk first on; it becomes a holder of them. Bits past the last chunk
+ * are ignored; outside the relay the message is dropped. */
+void swarm_on_have(struct swarm *s, struct swarm_member *m, uint32_t first, const uint8_t *map, uint32_t len,
+                   uint64_t now);
 void swarm_on_bye(struct swarm *s, struct swarm_member *m, uint64_t now);
 
 /* Timers: the earliest deadline (UINT64_MAX: none); call on_tick at or after it. */

@@ -341,6 +341,9 @@ void served_member_msg(struct smember *m, const struct p2s_msg *msg, struct buf 
                 if (body)
                         swarm_on_upload(sv->sw, m->sm, h->chunk, body, now);
                 break;
+        case P2S_HAVE:
+                swarm_on_have(sv->sw, m->sm, h->chunk, msg->body, h->body_len, now);
+                break;
         default:
                 sv->srv->st.bad_packets++;
                 log_rl(LOG_DEBUG, "member %u: unexpected %s", m->id, wire_type_name(h->type));

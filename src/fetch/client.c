@@ -3,10 +3,12 @@
  * server's messages (TCP frames, control datagrams, chunk data through
  * io/datachan) and the output file. Each concern has its own timer or
  * deferred work: the member's deadlines, the progress line, the whole-file
- * check a slice per turn, and reporting a failed write only after what the
- * server sent before closing was read. */
+ * check a slice per turn, the resume state saved on a timer, an earlier
+ * run's chunks read back a slice per turn, and reporting a failed write
+ * only after what the server sent before closing was read. */
 #include <errno.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,9 @@
 
 #define RX_BUF           (1u << 20)
 #define VERIFY_SLICE     (8u << 20)     /* bytes hashed per loop turn */
+#define SAVE_INTERVAL_US (500 * 1000)   /* the resume state at most this often */
+
+static void state_save(struct client *c);
 
 void client_finish(struct client *c, int code, const char *reason)
 {
@@ -28,7 +33,211 @@ void client_finish(struct client *c, int code, const char *reason)
         c->join = JOIN_DONE;
         c->exit_code = code;
         snprintf(c->reason, sizeof(c->reason), "%s", reason);
+        if (code != 0 && c->state_ok) {
+                /* whatever ended us, the next run starts from here */
+                state_save(c);
+                if (c->saved)
+                        log_info("kept %s with %zu of %llu chunks verified: the same command resumes it",
+                                 c->store.part_path, c->saved, (unsigned long long)member_total(c->mb));
+        }
         loop_quit(c->loop, code);
+}
+
+/* ---- the resume state ---------------------------------------------------- */
+
+static void state_arm(struct client *c)
+{
+        if (c->state_ok && c->dirty && !loop_timer_armed(&c->save_timer))
+                loop_timer_arm(c->loop, &c->save_timer, loop_now(c->loop) + SAVE_INTERVAL_US);
+}
+
+/* Lists only what is on disk for sure: OUTPUT.part is synced first, and
+ * the chunks listed are those written before that sync and verified. Runs
+ * on a timer and at exit, never per chunk. */
+static void state_save(struct client *c)
+{
+        if (!c->state_ok || !c->dirty || c->store.fd < 0)
+                return;
+        const struct manifest *mf = member_manifest(c->mb);
+        struct resume_state st = { .file_size = mf->file_size, .chunk_size = mf->chunk_size,
+                                   .chunk_count = mf->chunk_count };
+        memcpy(st.file_hash, mf->file_hash, P2S_HASH_SIZE);
+        int r = store_sync(&c->store);
+        if (r == 0)
+                r = bitmap_init(&st.done, mf->chunk_count);
+        if (r == 0) {
+                for (size_t i = bitmap_next_set(&c->written, 0); i < c->written.nbits;
+                     i = bitmap_next_set(&c->written, i + 1))
+                        if (member_has_chunk(c->mb, (uint32_t)i))
+                                bitmap_set(&st.done, i);
+                r = resume_save(c->state_path, &st);
+        }
+        if (r < 0) {
+                log_rl(LOG_NOTICE, "cannot save %s: %s (the last one stays)", c->state_path, strerror(-r));
+        } else {
+                c->dirty = false;
+                c->saved = bitmap_count(&st.done);
+                log_debug("saved the state of %s: %zu of %u chunks", c->store.part_path, c->saved, mf->chunk_count);
+        }
+        resume_fini(&st);
+}
+
+static void save_timer(struct loop *l, struct loop_timer *t, void *ud)
+{
+        struct client *c = ud;
+        state_save(c);
+        state_arm(c);   /* a failed save is tried again */
+}
+
+/* The earlier run's state is no good for this file: gone before anything
+ * could make it overstate what OUTPUT.part holds. */
+static void forget_prior(struct client *c, bool say)
+{
+        if (say)
+                log_notice("%s.part is from another version of %s: starting over", c->opt->output, c->opt->name);
+        c->resuming = false;
+        resume_fini(&c->prior);
+        if (unlink(c->state_path) < 0 && errno != ENOENT)
+                log_notice("cannot remove %s: %s", c->state_path, strerror(errno));
+}
+
+/* PREPARE: OUTPUT.part kept when an earlier run's state fits START (the
+ * manifest decides later), else started over. */
+static int prepare(struct client *c, uint64_t size, char *why, size_t whylen)
+{
+        const struct manifest *mf = member_manifest(c->mb);
+        bool keep = false;
+        if (c->opt->no_resume) {
+                if (access(c->state_path, F_OK) == 0)
+                        log_info("--no-resume: starting %s.part over", c->opt->output);
+        } else {
+                int r = resume_load(c->state_path, &c->prior);
+                if (r == 0 && c->prior.file_size == size && c->prior.chunk_size == mf->chunk_size)
+                        keep = c->resuming = true;
+                else if (r == 0)
+                        log_notice("%s.part is from another version of %s: starting over", c->opt->output,
+                                   c->opt->name);
+                else if (r == -EBADMSG)
+                        log_notice("%s is damaged: starting %s.part over", c->state_path, c->opt->output);
+                else if (r != -ENOENT)
+                        log_notice("cannot read %s: %s: starting %s.part over", c->state_path, strerror(-r),
+                                   c->opt->output);
+        }
+        if (keep && !(c->check_buf = malloc(mf->chunk_size ? mf->chunk_size : 1)))
+                keep = false;
+        if (!keep)
+                forget_prior(c, false);
+        int r = store_open(&c->store, c->opt->output, keep);
+        if (r < 0) {
+                snprintf(why, whylen, "cannot create %s.part: %s", c->opt->output, strerror(-r));
+                return r;
+        }
+        if ((r = store_prepare(&c->store, size)) < 0) {
+                /* the file exists: what failed is making room for it */
+                snprintf(why, whylen, "cannot reserve %llu bytes for %s.part: %s", (unsigned long long)size,
+                         c->opt->output, strerror(-r));
+                return r;
+        }
+        if (bitmap_init(&c->written, mf->chunk_count) < 0) {
+                snprintf(why, whylen, "out of memory");
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* While the earlier run is not yet confirmed the same file, a chunk it
+ * listed is overwritten only with the bytes already there; other bytes mean
+ * another version, and the state goes first. */
+static void guard_prior(struct client *c, uint32_t chunk, const struct buf *data)
+{
+        if (!c->resuming || !bitmap_test(&c->prior.done, chunk))
+                return;
+        const struct manifest *mf = member_manifest(c->mb);
+        if (store_read(&c->store, manifest_chunk_off(mf, chunk), c->check_buf, data->len) < 0 ||
+            memcmp(c->check_buf, data->data, data->len))
+                forget_prior(c, true);
+}
+
+/* Deferred work: the chunks the earlier run listed, read back and checked
+ * against the new manifest a slice per turn; MANIFEST_END reaches the member
+ * only after, so it requests none of them. */
+static void check_step(struct loop *l, void *ud)
+{
+        struct client *c = ud;
+        if (!c->checking || c->join == JOIN_DONE)
+                return;
+        const struct manifest *mf = member_manifest(c->mb);
+        const struct bitmap *listed = &c->prior.done;
+        size_t budget = VERIFY_SLICE;
+        for (size_t i = bitmap_next_set(listed, c->check_pos); i < listed->nbits; i = bitmap_next_set(listed, i + 1)) {
+                if (budget == 0) {
+                        c->check_pos = (uint32_t)i;
+                        loop_defer(l, &c->check_step);
+                        return;
+                }
+                uint32_t ch = (uint32_t)i, len = manifest_chunk_len(mf, ch);
+                budget = len < budget ? budget - len : 0;
+                if (member_has_chunk(c->mb, ch))
+                        continue;       /* came as our share: checked with the manifest */
+                if (store_read(&c->store, manifest_chunk_off(mf, ch), c->check_buf, len) == 0 &&
+                    manifest_verify_chunk(mf, ch, c->check_buf, len) && member_resume_chunk(c->mb, ch) == 0)
+                        bitmap_set(&c->written, ch);
+                else
+                        c->check_bad++;
+        }
+        c->checking = false;
+        log_info("resuming %s: %llu of %u chunks verified on disk", c->store.part_path,
+                 (unsigned long long)member_stats(c->mb)->chunks_resumed, mf->chunk_count);
+        if (c->check_bad)
+                log_notice("%u chunks listed in %s did not match: fetched again", c->check_bad, c->state_path);
+        resume_fini(&c->prior);
+        member_on_manifest_end(c->mb, c->end_hash, loop_now(l));
+        client_drain(c);
+}
+
+static void on_manifest_end(struct client *c, const uint8_t *hash, uint64_t now)
+{
+        if (c->checking)
+                return;         /* a second one: the first is being acted on */
+        if (c->resuming && member_state(c->mb) == MEMBER_WAIT_MANIFEST) {
+                c->resuming = false;
+                if (!memcmp(c->prior.file_hash, hash, P2S_HASH_SIZE)) {
+                        memcpy(c->end_hash, hash, P2S_HASH_SIZE);
+                        c->checking = true;
+                        c->check_pos = 0;
+                        loop_defer(c->loop, &c->check_step);
+                        return;
+                }
+                forget_prior(c, true);
+        }
+        member_on_manifest_end(c->mb, hash, now);
+}
+
+/* HAVE frames: the chunks brought from the earlier run, first .. first + count - 1. */
+static void send_have(struct client *c, uint32_t first, uint32_t count)
+{
+        const struct bitmap *res = member_resumed(c->mb);
+        uint32_t n = (count + 7) / 8;
+        struct buf *b = buf_new(n);
+        if (!b) {
+                member_fail(c->mb, "out of memory", loop_now(c->loop));
+                return;
+        }
+        memset(b->data, 0, n);
+        for (size_t i = bitmap_next_set(res, first); i < (size_t)first + count; i = bitmap_next_set(res, i + 1))
+                b->data[(i - first) / 8] |= (uint8_t)(1u << ((i - first) % 8));
+        struct p2s_hdr h;
+        uint8_t raw[P2S_HDR_SIZE];
+        client_fill_hdr(c, &h, P2S_HAVE, first, n);
+        wire_encode_hdr(raw, &h);
+        int r = outq_push(&c->q, raw, sizeof(raw), b);
+        buf_unref(b);
+        if (r < 0) {
+                member_fail(c->mb, "out of memory", loop_now(c->loop));
+                return;
+        }
+        if (!c->want_out)
+                client_tcp_flush(c);
 }
 
 /* ---- member actions ------------------------------------------------------ */
@@ -96,30 +305,30 @@ void client_drain(struct client *c)
                                 client_udp_send(c, &h, NULL);
                         break;
                 }
-                case MEMBER_ACT_PREPARE:
+                case MEMBER_ACT_PREPARE: {
                         /* created only now: a refused or failed join leaves no file behind */
-                        if ((r = store_open(&c->store, c->opt->output)) < 0) {
-                                char why[256];
-                                snprintf(why, sizeof(why), "cannot create %s.part: %s", c->opt->output, strerror(-r));
+                        char why[256];
+                        if (prepare(c, a.file_size, why, sizeof(why)) < 0)
                                 member_fail(c->mb, why, now);
-                        } else if ((r = store_prepare(&c->store, a.file_size)) < 0) {
-                                /* the file exists: what failed is making room for it */
-                                char why[256];
-                                snprintf(why, sizeof(why), "cannot reserve %llu bytes for %s.part: %s",
-                                         (unsigned long long)a.file_size, c->opt->output, strerror(-r));
-                                member_fail(c->mb, why, now);
-                        }
                         progress_start(&c->progress, a.file_size, member_total(c->mb));
                         break;
+                }
                 case MEMBER_ACT_WRITE: {
                         const struct manifest *mf = member_manifest(c->mb);
+                        guard_prior(c, a.chunk, a.body);
                         if ((r = store_write(&c->store, manifest_chunk_off(mf, a.chunk), a.body->data, a.body->len)) < 0) {
                                 char why[256];
                                 snprintf(why, sizeof(why), "cannot write %s: %s", c->store.part_path, strerror(-r));
                                 member_fail(c->mb, why, now);
+                        } else {
+                                bitmap_set(&c->written, a.chunk);
+                                c->dirty = true;
                         }
                         break;
                 }
+                case MEMBER_ACT_HAVE:
+                        send_have(c, a.chunk, a.count);
+                        break;
                 case MEMBER_ACT_UPLOAD:
                         do_upload(c, a.chunk);
                         break;
@@ -138,6 +347,11 @@ void client_drain(struct client *c)
                                          c->store.path, strerror(-r));
                                 member_fail(c->mb, why, now);
                         } else {
+                                /* nothing left to resume */
+                                c->state_ok = false;
+                                loop_timer_disarm(c->loop, &c->save_timer);
+                                if (unlink(c->state_path) < 0 && errno != ENOENT)
+                                        log_notice("cannot remove %s: %s", c->state_path, strerror(errno));
                                 progress_complete(&c->progress, member_stats(c->mb), member_manifest(c->mb), now);
                                 sd_notify(0, "STATUS=complete, serving the swarm until it ends");
                         }
@@ -155,6 +369,13 @@ void client_drain(struct client *c)
                 }
                 buf_unref(a.body);
         }
+        enum member_state st = member_state(c->mb);
+        if (!c->state_ok && c->store.fd >= 0 && (st == MEMBER_FETCHING || st == MEMBER_VERIFYING)) {
+                /* the manifest is known: from now on the state can say which file it is */
+                c->state_ok = true;
+                c->dirty = bitmap_count(&c->written) > 0;
+        }
+        state_arm(c);
         member_rearm(c);
 }
 
@@ -172,6 +393,12 @@ static void verify_step(struct loop *l, void *ud)
                 return;
         }
         c->verify = store_verify_free(c->verify);
+        if (r < 0 || memcmp(hash, member_manifest(c->mb)->file_hash, P2S_HASH_SIZE)) {
+                /* every chunk checked and still wrong: a state listing them would
+                 * only lead the next run into the same wall */
+                c->state_ok = false;
+                forget_prior(c, false);
+        }
         member_on_verified(c->mb, r < 0 ? NULL : hash, loop_now(l));
         client_drain(c);
 }
@@ -213,7 +440,7 @@ void client_on_server_msg(struct client *c, const struct p2s_msg *msg, struct bu
                 member_on_manifest(c->mb, h->chunk, msg->body, h->body_len / P2S_HASH_SIZE, now);
                 break;
         case P2S_MANIFEST_END:
-                member_on_manifest_end(c->mb, msg->body, now);
+                on_manifest_end(c, msg->body, now);
                 break;
         case P2S_DATA:
                 member_on_data(c->mb, h->chunk, body, h->flags & P2S_F_FROM_CACHE, now);
@@ -277,8 +504,14 @@ struct client *client_new(const struct fetch_options *o, struct loop *l, char *e
         loop_timer_init(&c->join_timer, NULL, c);
         loop_defer_init(&c->settle, link_settle, c);
         loop_defer_init(&c->verify_step, verify_step, c);
+        loop_defer_init(&c->check_step, check_step, c);
+        loop_timer_init(&c->save_timer, save_timer, c);
         if (resolve(c, err, errlen) < 0)
                 return client_free(c);
+        if (!(c->state_path = resume_path(o->output))) {
+                snprintf(err, errlen, "out of memory");
+                return client_free(c);
+        }
         c->mb = member_new(&o->member);
         if (!c->mb || stream_rx_init(&c->rx, P2S_HDR_SIZE, RX_BUF, link_tcp_hdr, link_tcp_frame, c) < 0) {
                 snprintf(err, errlen, "out of memory");
@@ -320,6 +553,8 @@ struct client *client_free(struct client *c)
         loop_timer_disarm(c->loop, &c->join_timer);
         loop_defer_cancel(c->loop, &c->settle);
         loop_defer_cancel(c->loop, &c->verify_step);
+        loop_defer_cancel(c->loop, &c->check_step);
+        loop_timer_disarm(c->loop, &c->save_timer);
         if (c->udp_fd >= 0) {
                 loop_del(c->loop, c->udp_fd);
                 close(c->udp_fd);
@@ -335,15 +570,32 @@ struct client *client_free(struct client *c)
         c->verify = store_verify_free(c->verify);
         member_free(c->mb);
         store_close(&c->store);
+        resume_fini(&c->prior);
+        bitmap_fini(&c->written);
+        free(c->check_buf);
+        free(c->state_path);
         if (c->rtt)
                 fclose(c->rtt);
         free(c);
         return NULL;
 }
 
+/* Ctrl-C and SIGTERM end the fetch like any failure: the resume state is
+ * saved and OUTPUT.part kept. */
+static void on_signal(struct loop *l, int signo, void *ud)
+{
+        struct client *c = ud;
+        member_fail(c->mb, signo == SIGINT ? "interrupted (SIGINT)" : "stopped (SIGTERM)", loop_now(l));
+        client_drain(c);
+}
+
 int client_start(struct client *c)
 {
-        int r = loop_add(c->loop, c->udp_fd, EPOLLIN, link_udp_event, c);
+        static const int sigs[] = { SIGINT, SIGTERM };
+        int r = loop_signals(c->loop, sigs, 2, on_signal, c);
+        if (r < 0)
+                return r;
+        r = loop_add(c->loop, c->udp_fd, EPOLLIN, link_udp_event, c);
         if (r < 0)
                 return r;
         join_start(c);
@@ -354,10 +606,11 @@ int client_start(struct client *c)
 void client_log_stats(const struct client *c)
 {
         const struct member_stats *ms = member_stats(c->mb);
-        log_debug("chunks: %llu share, %llu cache, %llu peer; %llu requests, %llu retries, %llu queries, "
+        log_debug("chunks: %llu share, %llu cache, %llu peer, %llu resumed; %llu requests, %llu retries, %llu queries, "
                   "%llu bad, %llu duplicate, %llu dropped",
                   (unsigned long long)ms->chunks_share, (unsigned long long)ms->chunks_cache,
-                  (unsigned long long)ms->chunks_peer, (unsigned long long)ms->requests_sent,
+                  (unsigned long long)ms->chunks_peer, (unsigned long long)ms->chunks_resumed,
+                  (unsigned long long)ms->requests_sent,
                   (unsigned long long)ms->retries, (unsigned long long)ms->queries,
                   (unsigned long long)ms->bad_chunks, (unsigned long long)ms->dup_chunks,
                   (unsigned long long)ms->dropped_msgs);

@@ -15,6 +15,7 @@ struct fetch_options {
         const char *rtt_log;
         uint64_t timeout_us;
         bool quiet;
+        bool no_resume;                 /* start OUTPUT.part over whatever it holds */
         int log_level;
         struct member_config member;
 };

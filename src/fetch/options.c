@@ -27,6 +27,8 @@ const struct opt fetch_option_table[] = {
           .help = "give up joining after SEC, and when the server\n"
                   "is silent 3 x SEC during the swarm" },
         { "quiet", 0, NULL, OPT_FLAG, F(quiet), .help = "no progress output" },
+        { "no-resume", 0, NULL, OPT_FLAG, F(no_resume),
+          .help = "start over, even when OUTPUT.part could be\nresumed" },
         { "log-level", 0, "LEVEL", OPT_CHOICE, F(log_level), .choices = opt_log_levels,
           .help = "err, warning, notice, info, debug" },
         { "help", 'h', NULL, OPT_ACTION, .help = "show this help" },

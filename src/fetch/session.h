@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include "fetch/client.h"
 #include "fetch/progress.h"
+#include "fetch/resume.h"
 #include "fetch/store.h"
 #include "io/datachan.h"
 #include "proto/wire.h"
@@ -47,6 +48,21 @@ struct client {
         struct store store;
         struct store_verify *verify;    /* the whole-file hash, a slice per turn */
         struct loop_defer verify_step;
+        /* Resuming (resume.h): the state file, what an earlier run left,
+         * and what this run wrote. */
+        char *state_path;
+        struct resume_state prior;      /* loaded at PREPARE, when size and chunk size match */
+        bool resuming;                  /* prior matches START: checked against MANIFEST_END */
+        bool checking;                  /* prior's chunks are being read back */
+        uint32_t check_pos, check_bad;
+        uint8_t *check_buf;
+        uint8_t end_hash[P2S_HASH_SIZE];        /* MANIFEST_END, held back while checking */
+        struct loop_defer check_step;
+        struct bitmap written;          /* chunks in OUTPUT.part this run wrote or verified */
+        bool state_ok;                  /* the manifest is known: the state may be saved */
+        bool dirty;                     /* written since the last save */
+        size_t saved;                   /* chunks listed by the last save */
+        struct loop_timer save_timer;
         FILE *rtt;
         uint64_t t0;
         struct progress progress;

@@ -22,7 +22,7 @@ int store_check(const char *output)
         return r;
 }
 
-int store_open(struct store *s, const char *output)
+int store_open(struct store *s, const char *output, bool keep)
 {
         *s = (struct store){ .fd = -1 };
         s->path = strdup(output);
@@ -31,7 +31,7 @@ int store_open(struct store *s, const char *output)
                 store_close(s);
                 return -ENOMEM;
         }
-        s->fd = open(s->part_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        s->fd = open(s->part_path, O_RDWR | O_CREAT | (keep ? 0 : O_TRUNC) | O_CLOEXEC, 0644);
         if (s->fd < 0) {
                 int r = -errno;
                 store_close(s);
@@ -77,6 +77,16 @@ int store_write(struct store *s, uint64_t off, const void *data, size_t len)
                 off += (uint64_t)n;
                 len -= (size_t)n;
         }
+        return 0;
+}
+
+int store_sync(struct store *s)
+{
+        if (s->fd < 0)
+                return -EBADF;
+        while (fdatasync(s->fd) < 0)
+                if (errno != EINTR)
+                        return -errno;
         return 0;
 }
 

@@ -3,6 +3,7 @@
  * renamed to OUTPUT only after the whole-file hash matched. Holds no file
  * data in memory. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <p2s/proto.h>
@@ -16,12 +17,17 @@ struct store {
 /* Whether OUTPUT.part could be created (its directory is writable), without
  * creating anything. 0 or -errno. */
 int store_check(const char *output);
-/* Creates (or truncates) OUTPUT.part. 0 or -errno. */
-int store_open(struct store *s, const char *output);
+/* Creates OUTPUT.part, or truncates it; keep: opens it as it is (created
+ * when missing), to resume from what an earlier run wrote. 0 or -errno. */
+int store_open(struct store *s, const char *output, bool keep);
 void store_close(struct store *s);
-/* Sizes the file and reserves its blocks, so a full disk shows up now. */
+/* Sizes the file and reserves its blocks, so a full disk shows up now;
+ * the bytes of a kept file stay. */
 int store_prepare(struct store *s, uint64_t size);
 int store_write(struct store *s, uint64_t off, const void *data, size_t len);
+/* Every byte written so far is on disk (fdatasync): only then may the
+ * resume state list it. 0 or -errno. */
+int store_sync(struct store *s);
 /* Reads back len bytes written before (a chunk to upload). */
 int store_read(struct store *s, uint64_t off, void *data, size_t len);
 /* SHA-256 of the whole file as written, a slice at a time, so a large file

@@ -62,6 +62,7 @@ static const struct wire_rule wire_rules[P2S_TYPE_MAX + 1] = {
         [P2S_FRAG_ACK]     = { P2S_FRAG_ACK_SIZE, P2S_FRAG_ACK_SIZE, 1, D_BOTH, C_NONE, C_UDP, 0, "FRAG_ACK" },
         [P2S_FRAG_NACK]    = { P2S_FRAG_ACK_SIZE + 1, P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX, 1, D_BOTH, C_NONE,
                                C_UDP, 0, "FRAG_NACK" },
+        [P2S_HAVE]         = { 1, P2S_HAVE_MAX, 1, D_C2S, C_TCP, C_TCP, 0, "HAVE" },
 };
 
 static bool frag_kind_ok(uint8_t kind)
@@ -267,6 +268,11 @@ int wire_check_body(const struct p2s_hdr *h, const uint8_t *body) {
                 /* The last index must be a real one, not wrapped past
                  * P2S_NO_CHUNK; framing already bounds the count. */
                 if ((uint64_t)h->chunk + h->body_len / P2S_HASH_SIZE > UINT32_MAX)
+                        return WIRE_E_CHUNK;
+                break;
+        case P2S_HAVE:
+                /* every bit names a chunk a swarm can have */
+                if ((uint64_t)h->chunk + (uint64_t)h->body_len * 8 > (uint64_t)P2S_MAX_CHUNKS + 7)
                         return WIRE_E_CHUNK;
                 break;
         case P2S_ERR:

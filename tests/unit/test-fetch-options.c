@@ -40,6 +40,7 @@ static const struct sample {
 } samples[] = {
         { "output", "/tmp/x.img" }, { "order", "random" }, { "window", "7" }, { "rtt-log", "rtt.csv" },
         { "timeout", "2.5" }, { "quiet", NULL }, { "log-level", "warning" },
+        { "no-resume", NULL },
 };
 
 START_TEST(every_option_sets_its_field)

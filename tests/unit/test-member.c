@@ -3,6 +3,7 @@
  * the server, feeds one event at a time and checks the actions that come
  * back. No sockets, no files; time is a plain number. */
 #include <check.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1135,6 +1136,78 @@ START_TEST(empty_file)
 }
 END_TEST
 
+/* ---- resuming ------------------------------------------------------------- */
+
+/* Chunks resumed between the manifest parts and MANIFEST_END are held, never
+ * requested, offered with HAVE (one per P2S_HAVE_MAX * 8 chunks with any
+ * set) and counted; a share chunk is not taken twice; out of turn refused. */
+START_TEST(resumed_chunks_not_requested)
+{
+        struct file f;
+        struct log l = { 0 };
+        /* 3 HAVE spans' worth of chunks: only the first and last have resumed ones */
+        const uint32_t span = P2S_HAVE_MAX * 8;
+        file_make(&f, (uint64_t)(2 * span + 10) * 256, 256, 3);
+        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 1024);
+        ck_assert_int_eq(member_resume_chunk(m, 0), -EINVAL);  /* before START */
+        send_start(m, &f, 0);
+        send_share(m, &f, 1, 0);
+        unsigned nparts = (f.count + P2S_MANIFEST_PART - 1) / P2S_MANIFEST_PART;
+        for (unsigned p = 0; p < nparts; p++)
+                send_part(m, &f, p, 0);
+        for (uint32_t c = 0; c < 5; c++)
+                ck_assert_int_eq(member_resume_chunk(m, c), 0);
+        ck_assert_int_eq(member_resume_chunk(m, 2 * span + 3), 0);
+        ck_assert_int_eq(member_resume_chunk(m, f.count), -EINVAL);
+        /* 0, 2, 3, 4 and the last span's one: chunk 1 came as share */
+        ck_assert_uint_eq(member_stats(m)->chunks_resumed, 5);
+        ck_assert(!bitmap_test(member_resumed(m), 1));
+        ck_assert(member_has_chunk(m, 1) && member_has_chunk(m, 4));
+        size_t from = l.n;
+        drain(m, &l, 0);
+        from = l.n;
+        member_on_manifest_end(m, f.fh, 0);
+        ck_assert_int_eq(member_resume_chunk(m, 7), -EINVAL);  /* after the manifest */
+        drain(m, &l, 0);
+        ck_assert_uint_eq(count_type(&l, from, MEMBER_ACT_HAVE, -1), 2);
+        const struct member_action *h = find_type(&l, from, MEMBER_ACT_HAVE);
+        ck_assert_uint_eq(h->chunk, 0);
+        ck_assert_uint_eq(h->count, span);
+        for (uint32_t c = 0; c < 5; c++)
+                ck_assert_uint_eq(count_req(&l, from, c), 0);
+        ck_assert_uint_eq(count_req(&l, from, 2 * span + 3), 0);
+        ck_assert_uint_eq(count_req(&l, from, 5), 1);
+        ck_assert_uint_eq(member_have(m), 6);
+        member_free(m);
+        log_free(&l);
+        file_free(&f);
+}
+END_TEST
+
+/* Everything resumed: no request, straight to the whole-file check. */
+START_TEST(resumed_everything_verifies)
+{
+        struct file f;
+        struct log l = { 0 };
+        file_make(&f, 10 * 1024 + 5, 1024, 4);
+        struct member *m = mk(MEMBER_ORDER_RANDOM, 8);
+        send_start(m, &f, 0);
+        for (unsigned p = 0; p < 1; p++)
+                send_part(m, &f, p, 0);
+        for (uint32_t c = 0; c < f.count; c++)
+                ck_assert_int_eq(member_resume_chunk(m, c), 0);
+        member_on_manifest_end(m, f.fh, 0);
+        drain(m, &l, 0);
+        ck_assert_uint_eq(count_type(&l, 0, MEMBER_ACT_SEND, P2S_REQ), 0);
+        ck_assert_uint_eq(count_type(&l, 0, MEMBER_ACT_HAVE, -1), 1);
+        ck_assert_ptr_nonnull(find_type(&l, 0, MEMBER_ACT_VERIFY));
+        ck_assert_int_eq(member_state(m), MEMBER_VERIFYING);
+        member_free(m);
+        log_free(&l);
+        file_free(&f);
+}
+END_TEST
+
 static Suite *member_suite(void)
 {
         Suite *s = suite_create("member");
@@ -1164,6 +1237,8 @@ static Suite *member_suite(void)
         tcase_add_test(tc, query_answers);
         tcase_add_test(tc, random_order_each_once);
         tcase_add_test(tc, empty_file);
+        tcase_add_test(tc, resumed_chunks_not_requested);
+        tcase_add_test(tc, resumed_everything_verifies);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("end");

@@ -46,7 +46,7 @@ START_TEST(part_then_output)
         const char *out = h_path("copy.bin");
         struct store s;
         ck_assert_int_eq(store_check(out), 0);
-        ck_assert_int_eq(store_open(&s, out), 0);
+        ck_assert_int_eq(store_open(&s, out, false), 0);
         ck_assert_str_eq(s.path, out);
         ck_assert_str_eq(s.part_path, h_path("copy.bin.part"));
         ck_assert(h_exists(s.part_path));
@@ -94,7 +94,7 @@ END_TEST
 START_TEST(hash_known_values)
 {
         struct store s;
-        ck_assert_int_eq(store_open(&s, h_path("abc")), 0);
+        ck_assert_int_eq(store_open(&s, h_path("abc"), false), 0);
         ck_assert_int_eq(store_prepare(&s, 3), 0);
         ck_assert_int_eq(store_write(&s, 0, "abc", 3), 0);
         uint8_t h[P2S_HASH_SIZE];
@@ -103,7 +103,7 @@ START_TEST(hash_known_values)
         hash_hex(h, hex);
         ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         store_close(&s);
-        ck_assert_int_eq(store_open(&s, h_path("empty")), 0);
+        ck_assert_int_eq(store_open(&s, h_path("empty"), false), 0);
         ck_assert_int_eq(store_prepare(&s, 0), 0);
         ck_assert_int_eq(whole_hash(&s, h), 0);
         hash_hex(h, hex);
@@ -119,7 +119,7 @@ START_TEST(open_truncates_a_stale_part)
 {
         h_write_text(h_path("old.bin.part"), "stale bytes from before");
         struct store s;
-        ck_assert_int_eq(store_open(&s, h_path("old.bin")), 0);
+        ck_assert_int_eq(store_open(&s, h_path("old.bin"), false), 0);
         struct stat st;
         ck_assert_int_eq(fstat(s.fd, &st), 0);
         ck_assert_int_eq(st.st_size, 0);
@@ -129,12 +129,33 @@ START_TEST(open_truncates_a_stale_part)
 }
 END_TEST
 
+/* keep: an earlier run's OUTPUT.part is opened as it is, and sizing it
+ * leaves its bytes; store_sync reports success on a real file. */
+START_TEST(open_keeps_a_part_to_resume)
+{
+        h_write_text(h_path("old.bin.part"), "bytes from before");
+        struct store s;
+        ck_assert_int_eq(store_open(&s, h_path("old.bin"), true), 0);
+        ck_assert_int_eq(store_prepare(&s, 4096), 0);
+        char b[17];
+        ck_assert_int_eq(store_read(&s, 0, b, sizeof(b)), 0);
+        ck_assert_mem_eq(b, "bytes from before", sizeof(b));
+        ck_assert_int_eq(store_sync(&s), 0);
+        store_close(&s);
+        ck_assert_int_eq(store_sync(&s), -EBADF);
+        /* and created when missing */
+        ck_assert_int_eq(store_open(&s, h_path("new.bin"), true), 0);
+        ck_assert(h_exists(h_path("new.bin.part")));
+        store_close(&s);
+}
+END_TEST
+
 START_TEST(relative_output)
 {
         /* the harness runs each test in its own directory */
         ck_assert_int_eq(store_check("rel.bin"), 0);
         struct store s;
-        ck_assert_int_eq(store_open(&s, "rel.bin"), 0);
+        ck_assert_int_eq(store_open(&s, "rel.bin", false), 0);
         ck_assert_str_eq(s.part_path, "rel.bin.part");
         ck_assert(h_exists(h_path("rel.bin.part")));
         store_close(&s);
@@ -146,7 +167,7 @@ START_TEST(missing_directory)
         const char *out = h_path("nodir/copy.bin");
         ck_assert_int_eq(store_check(out), -ENOENT);
         struct store s;
-        ck_assert_int_eq(store_open(&s, out), -ENOENT);
+        ck_assert_int_eq(store_open(&s, out, false), -ENOENT);
         ck_assert_int_eq(s.fd, -1);
         ck_assert_ptr_null(s.path);
         ck_assert_ptr_null(s.part_path);
@@ -164,7 +185,7 @@ START_TEST(unwritable_directory)
         const char *out = h_path("ro/copy.bin");
         ck_assert_int_eq(store_check(out), -EACCES);
         struct store s;
-        ck_assert_int_eq(store_open(&s, out), -EACCES);
+        ck_assert_int_eq(store_open(&s, out, false), -EACCES);
         ck_assert(!h_exists(h_path("ro/copy.bin.part")));
         /* store_check creates nothing even where it may */
         ck_assert_int_eq(chmod(h_path("ro"), 0755), 0);
@@ -182,7 +203,7 @@ START_TEST(too_large_for_the_limit)
         /* lowering both is always allowed; check forks each test, so it ends with it */
         ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
         struct store s;
-        ck_assert_int_eq(store_open(&s, h_path("big.bin")), 0);
+        ck_assert_int_eq(store_open(&s, h_path("big.bin"), false), 0);
         ck_assert_int_eq(store_prepare(&s, 2 << 20), -EFBIG);
         /* and a write past the limit, had prepare been skipped */
         uint8_t b[4096] = { 1 };
@@ -201,6 +222,7 @@ static Suite *store_suite(void)
         tcase_add_test(tc, part_then_output);
         tcase_add_test(tc, hash_known_values);
         tcase_add_test(tc, open_truncates_a_stale_part);
+        tcase_add_test(tc, open_keeps_a_part_to_resume);
         tcase_add_test(tc, relative_output);
         suite_add_tcase(s, tc);
         tc = h_tcase("errors", 30);

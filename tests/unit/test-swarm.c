@@ -440,6 +440,9 @@ static void pump_member(struct net *t, struct peer *p)
                         break;
                 case MEMBER_ACT_RTT:
                         break;
+                case MEMBER_ACT_HAVE:
+                        CHECK(false);   /* nobody here resumes an earlier run */
+                        break;
                 case MEMBER_ACT_EXIT:
                         CHECK(!p->exited);
                         p->exited = true;

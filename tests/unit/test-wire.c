@@ -16,7 +16,7 @@ static uint32_t good_chunk(uint8_t type) {
         switch (type) {
         case P2S_SHARE: case P2S_DATA: case P2S_UPLOAD: case P2S_MANIFEST:
         case P2S_REQ: case P2S_QUERY: case P2S_NOHAVE:
-        case P2S_FRAG: case P2S_FRAG_ACK: case P2S_FRAG_NACK:
+        case P2S_FRAG: case P2S_FRAG_ACK: case P2S_FRAG_NACK: case P2S_HAVE:
                 return 7;
         default:
                 return P2S_NO_CHUNK;
@@ -37,6 +37,7 @@ static uint32_t min_body(uint8_t type) {
         case P2S_FRAG: return P2S_FRAG_SIZE + 1;
         case P2S_FRAG_ACK: return P2S_FRAG_ACK_SIZE;
         case P2S_FRAG_NACK: return P2S_FRAG_ACK_SIZE + 1;
+        case P2S_HAVE: return 1;
         default: return 0;
         }
 }
@@ -53,6 +54,7 @@ static uint32_t max_body(uint8_t type) {
         case P2S_FRAG: return P2S_MAX_DGRAM - P2S_HDR_SIZE;
         case P2S_FRAG_ACK: return P2S_FRAG_ACK_SIZE;
         case P2S_FRAG_NACK: return P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX;
+        case P2S_HAVE: return P2S_HAVE_MAX;
         default: return 0;
         }
 }
@@ -406,6 +408,34 @@ START_TEST(test_manifest_overflow) {
 }
 END_TEST
 
+/* HAVE's bits name chunks a swarm can have: none past P2S_MAX_CHUNKS (the
+ * last byte's padding aside), whatever the first index. */
+START_TEST(test_have_range) {
+        uint8_t body[4] = { 0x80 };
+        struct p2s_hdr h = make_hdr(P2S_HAVE, sizeof(body));
+        size_t len;
+        uint8_t *buf;
+
+        h.chunk = P2S_MAX_CHUNKS - 32;
+        buf = build(&h, body, sizeof(body), &len);
+        ck_assert_int_eq(decode_exact(buf, len), WIRE_OK);
+        free(buf);
+        h.chunk = P2S_MAX_CHUNKS;
+        buf = build(&h, body, sizeof(body), &len);
+        ck_assert_int_eq(decode_exact(buf, len), WIRE_E_CHUNK);
+        free(buf);
+        h.chunk = UINT32_MAX - 1;
+        buf = build(&h, body, sizeof(body), &len);
+        ck_assert_int_eq(decode_exact(buf, len), WIRE_E_CHUNK);
+        free(buf);
+        /* longer than a frame may be: refused on the header alone */
+        h = make_hdr(P2S_HAVE, P2S_HAVE_MAX + 1);
+        uint8_t raw[P2S_HDR_SIZE];
+        wire_encode_hdr(raw, &h);
+        ck_assert_int_eq(wire_decode_hdr(raw, sizeof(raw), NULL), WIRE_E_LENGTH);
+}
+END_TEST
+
 static int start_result(uint64_t file_size, uint32_t chunk_size, uint32_t chunk_count) {
         struct p2s_start s = { .file_size = file_size, .chunk_size = chunk_size, .chunk_count = chunk_count };
         uint8_t body[P2S_START_SIZE];
@@ -671,7 +701,7 @@ static bool route_expected(uint8_t type, enum wire_dir dir, enum wire_channel ch
                 return c2s && udp;
         case P2S_COOKIE: case P2S_WELCOME:
                 return !c2s && udp;
-        case P2S_ATTACH:
+        case P2S_ATTACH: case P2S_HAVE:
                 return c2s && !udp;
         case P2S_START: case P2S_MANIFEST: case P2S_MANIFEST_END:
                 return !c2s && !udp;
@@ -918,6 +948,7 @@ static Suite *wire_suite(void) {
         tcase_add_test(tc, test_bad_header);
         tcase_add_loop_test(tc, test_chunk_rule, 1, P2S_TYPE_MAX + 1);
         tcase_add_test(tc, test_manifest_overflow);
+        tcase_add_test(tc, test_have_range);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("body");
