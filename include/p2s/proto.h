@@ -63,7 +63,8 @@ enum p2s_type {
         P2S_FRAG          = 18, /* either udp chunk: index; body: struct p2s_frag + payload */
         P2S_FRAG_ACK      = 19, /* either udp chunk complete and verified; body: struct p2s_frag_ack */
         P2S_FRAG_NACK     = 20, /* either udp chunk incomplete; body: p2s_frag_ack + bitmap of missing frags from base */
-        P2S_TYPE_MAX      = 20,
+        P2S_PING          = 21, /* either ctl  keep-alive when quiet; answered with ACK */
+        P2S_TYPE_MAX      = 21,
 };
 
 enum p2s_flags {
