@@ -1067,6 +1067,128 @@ START_TEST(late_joiner_distribution)
 }
 END_TEST
 
+/* ---- members that stop, and liars ------------------------------------------ */
+
+/* A holder SIGSTOPped mid-relay (replicas 2): its queries time out and go
+ * to the other holder, it answers no PING and is dropped as silent within
+ * member_silence_us (plus a scan), and everyone else completes. */
+START_TEST(stopped_holder_rerouted)
+{
+        struct net *t = net_new(5, 64 * CS, 2);
+        uint64_t want = 20;
+
+        t->scfg.replicas = 2;
+        t->allow_dups = true;
+        net_setup(t);
+        for (unsigned i = 0; i < 5; i++) {
+                net_join(t, i);
+                pump_swarm(t);
+        }
+        ck_assert(net_run(t, MAXSTEPS, until_relay_data, &want));
+        uint64_t stopped_at = t->now;
+        t->p[1].stopped = true;
+        ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
+        assert_success(t);
+        ck_assert(t->p[1].dropped);
+        ck_assert_int_eq(t->p[1].drop_code, P2S_ERR_SWARM);
+        ck_assert_uint_le(t->end_time - stopped_at, t->scfg.member_silence_us + 2 * SEC);
+        ck_assert_uint_eq(swarm_stats(t->s)->expelled, 1);
+        net_free(t);
+}
+END_TEST
+
+/* Bug 1: a member SIGSTOPped after its share arrived, with a cache that
+ * holds the whole file so that it is never queried: nothing noticed it,
+ * and the others, complete, waited for it for good. Now it is pinged,
+ * dropped as silent, and the swarm finishes. */
+START_TEST(unqueried_member_stopped)
+{
+        struct net *t = net_new(4, 40 * CS, 40);
+        uint64_t want = 1;
+
+        net_setup(t);
+        for (unsigned i = 0; i < 4; i++) {
+                net_join(t, i);
+                pump_swarm(t);
+        }
+        ck_assert(net_run(t, MAXSTEPS, until_relay_data, &want));
+        uint64_t stopped_at = t->now;
+        t->p[2].stopped = true;
+        ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
+        assert_success(t);
+        ck_assert(t->p[2].dropped);
+        ck_assert_int_eq(t->p[2].drop_code, P2S_ERR_SWARM);
+        ck_assert_uint_gt(t->nsent[P2S_PING], 0);
+        ck_assert_uint_le(t->end_time - stopped_at, t->scfg.member_silence_us + 2 * SEC);
+        net_free(t);
+}
+END_TEST
+
+/* Bug 1, second half: stopped before START (its share never arrives). It is
+ * dropped as silent; the chunks it was given are read again from the
+ * source; the others complete. */
+START_TEST(stopped_before_start)
+{
+        struct net *t = net_new(4, 40 * CS, 2);
+
+        net_setup(t);
+        t->allow_dups = true;
+        t->p[3].stopped = true;
+        net_go(t, 4);
+        assert_success(t);
+        ck_assert(t->p[3].dropped);
+        ck_assert_uint_gt(t->nreads, 0);
+        ck_assert_uint_le(t->end_time - t->start_time, t->scfg.member_silence_us + 5 * SEC);
+        net_free(t);
+}
+END_TEST
+
+/* Bug 9: a member answering NOHAVE to every QUERY with replicas 1. Each
+ * such answer for a chunk it was given clears its holder bit and the chunk
+ * comes from the source; the third expels it with ERR PROTO; the honest
+ * members complete, none of them on "server silent". */
+START_TEST(nohave_liar_expelled)
+{
+        struct net *t = net_new(6, 60 * CS, 2);
+
+        net_setup(t);
+        t->p[1].nohave_liar = true;
+        net_go(t, 6);
+        assert_success(t);
+        const struct swarm_stats *st = swarm_stats(t->s);
+        ck_assert(t->p[1].dropped);
+        ck_assert_int_eq(t->p[1].drop_code, P2S_ERR_PROTO);
+        ck_assert_uint_eq(st->lying_nohaves, t->scfg.max_strikes);
+        ck_assert_uint_eq(st->expelled, 1);
+        ck_assert_uint_gt(t->nreads, 0);
+        ck_assert_uint_ge(st->completed, 5);
+        ck_assert_uint_eq(st->joined, 6);
+        ck_assert_uint_lt(t->end_time - t->start_time, 10 * SEC);
+        net_free(t);
+}
+END_TEST
+
+/* A poisoner with the only copy (replicas 1): its bad uploads are never
+ * relayed; each sends the query on (to the source, nobody else has it);
+ * the third expels it. */
+START_TEST(poisoned_uploads_sole_holder)
+{
+        struct net *t = net_new(4, 40 * CS, 1);
+
+        net_setup(t);
+        t->p[0].corrupt_uploads = true;
+        net_go(t, 4);
+        assert_success(t);
+        const struct swarm_stats *st = swarm_stats(t->s);
+        ck_assert(t->p[0].dropped);
+        ck_assert_int_eq(t->p[0].drop_code, P2S_ERR_PROTO);
+        ck_assert_uint_eq(st->bad_uploads, t->scfg.max_strikes);
+        ck_assert_uint_eq(t->bad_relays, 0);
+        ck_assert_uint_gt(t->nreads, 0);
+        net_free(t);
+}
+END_TEST
+
 /* ---- misbehaving members -------------------------------------------------- */
 
 /* A holder that never answers QUERY, with a second holder for each chunk:
@@ -1955,6 +2077,11 @@ static Suite *swarm_suite(void)
         tc = tcase_create("misbehaviour");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, silent_holder_other_holders);
+        tcase_add_test(tc, stopped_holder_rerouted);
+        tcase_add_test(tc, unqueried_member_stopped);
+        tcase_add_test(tc, stopped_before_start);
+        tcase_add_test(tc, nohave_liar_expelled);
+        tcase_add_test(tc, poisoned_uploads_sole_holder);
         tcase_add_test(tc, silent_holder_dropped);
         tcase_add_test(tc, silent_sole_holder);
         tcase_add_test(tc, bad_upload);
