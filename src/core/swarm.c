@@ -41,6 +41,7 @@ struct pending {
         bool rerouted;          /* a NOHAVE moved the query on since the timer last fired */
         bool hurried;           /* a NOHAVE brought the timer forward once */
         bool reading;           /* held by nobody: READ from the source is out, no timer */
+        bool asked_sure;        /* the holder asked last surely had the chunk when asked */
         uint64_t timeout;
         uint64_t first_asked;
         struct heap_node timer;
@@ -77,7 +78,6 @@ struct swarm {
         uint64_t done_deadline;
         unsigned done_tries_left;
         uint64_t live_deadline;         /* next scan for quiet and silent members */
-        uint64_t relay_since;
 
         /* Room for every action that must not be lost is reserved ahead:
          * START and END once each, one DROP per member. */
@@ -506,7 +506,6 @@ static void finish_distribution(struct swarm *s, uint64_t now)
                 memcpy(s->manifest_parts[i]->data, mf->hashes[first], (size_t)n * P2S_HASH_SIZE);
         }
         s->manifest_ready = true;
-        s->relay_since = now;
         set_state(s, SWARM_RELAY);
         for (unsigned i = 0; i < s->nmembers; i++)
                 send_manifest(s, s->members[i]);
@@ -630,6 +629,12 @@ static bool ask(struct swarm *s, struct pending *p, uint64_t now)
                         p->asked->busy--;
                 p->asked = h;
                 p->answered = false;
+                /* It holds the chunk for certain when the QUERY reaches it:
+                 * it said COMPLETE before, or the chunk is its share, sent
+                 * ahead of the manifest on the connection its REQ proves
+                 * it read past. A NOHAVE to such a query is a lie. */
+                p->asked_sure = h->complete || (s->cfg.ordered_share && h->fetching &&
+                                                bitmap_test(&h->share, p->chunk));
                 h->busy++;
                 send_msg_via(s, h, P2S_QUERY, 0, p->chunk, NULL, reliable);
                 s->stats.queries++;
@@ -751,8 +756,7 @@ bool swarm_wants_upload(const struct swarm *s, const struct swarm_member *m, uin
         return u32map_get(&s->pending, chunk) != NULL;
 }
 
-void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, bool answer, bool idle,
-                     uint64_t now)
+void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, bool answer, uint64_t now)
 {
         if (s->state != SWARM_RELAY || chunk >= s->manifest.chunk_count) {
                 s->stats.dropped_msgs++;
@@ -760,13 +764,9 @@ void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, bo
         }
         heard(m, now);
         s->stats.nohaves++;
-        /* A chunk we gave it that cannot still be on its way: it says it
-         * is complete, or it was its share and nothing of ours is queued
-         * toward it once it fetches (or long after the manifest). Then it
-         * is no holder; and a member that does this again and again lies. */
-        if (answer && bitmap_test(&m->have, chunk) &&
-            (m->complete || (idle && bitmap_test(&m->share, chunk) &&
-                             (m->fetching || now - s->relay_since >= s->cfg.member_silence_us)))) {
+        struct pending *lp = answer ? u32map_get(&s->pending, chunk) : NULL;
+        if (lp && lp->asked == m && lp->asked_sure && s->cfg.query == SWARM_QUERY_DIRECTED) {
+                /* no holder of it, whatever it says; the third time a liar */
                 s->stats.lying_nohaves++;
                 bitmap_clear(&m->have, chunk);
                 bitmap_clear(&m->share, chunk);
@@ -774,9 +774,7 @@ void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, bo
                         swarm_expel(s, m, P2S_ERR_PROTO, "answered NOHAVE for chunks it was given", now);
                         return;
                 }
-                struct pending *lp = u32map_get(&s->pending, chunk);
-                if (lp && lp->asked == m && s->cfg.query == SWARM_QUERY_DIRECTED)
-                        ask(s, lp, now);
+                ask(s, lp, now);
                 return;
         }
         if (!answer) {

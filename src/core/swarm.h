@@ -34,6 +34,9 @@ struct swarm_config {
         uint64_t ping_after_us;         /* a member heard nothing from this long gets a PING */
         uint64_t member_silence_us;     /* a member heard nothing from this long is dropped */
         unsigned max_strikes;           /* bad uploads, or NOHAVEs for chunks it was given, before expulsion */
+        bool ordered_share;             /* SHAREs travel before MANIFEST_END on one ordered
+                                         * connection (--control udp): a member that sent a
+                                         * REQ holds its whole share */
 };
 void swarm_config_defaults(struct swarm_config *c);
 
@@ -135,10 +138,8 @@ void swarm_on_upload(struct swarm *s, struct swarm_member *m, uint32_t chunk, st
  * to reassemble data nobody asked for. */
 bool swarm_wants_upload(const struct swarm *s, const struct swarm_member *m, uint32_t chunk);
 /* answer: the NOHAVE answers a QUERY (P2S_F_ACK); otherwise m says it
- * discarded a chunk we counted as its own. idle: nothing of ours is queued
- * toward m, so a chunk we gave it cannot still be on its way. */
-void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, bool answer, bool idle,
-                     uint64_t now);
+ * discarded a chunk we counted as its own. */
+void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, bool answer, uint64_t now);
 void swarm_on_complete(struct swarm *s, struct swarm_member *m, uint64_t now);
 void swarm_on_bye(struct swarm *s, struct swarm_member *m, uint64_t now);
 /* A PING from m (ack: it answers ours). Every message from a member proves

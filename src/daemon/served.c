@@ -37,7 +37,9 @@ struct served *served_new(struct server *srv, const char *name)
         sv->src_fd = -1;
         if (++srv->next_swarm_id == 0)
                 srv->next_swarm_id = 1;
-        sv->sw = swarm_new(&srv->opt->swarm, srv->next_swarm_id, name, srv->cache);
+        struct swarm_config cfg = srv->opt->swarm;
+        cfg.ordered_share = srv->control == P2S_CONTROL_UDP;
+        sv->sw = swarm_new(&cfg, srv->next_swarm_id, name, srv->cache);
         if (!sv->sw) {
                 free(sv);
                 return NULL;
@@ -430,7 +432,7 @@ void served_member_msg(struct smember *m, const struct p2s_msg *msg, struct buf 
                 swarm_on_request(sv->sw, m->sm, h->chunk, member_idle(m), now);
                 break;
         case P2S_NOHAVE:
-                swarm_on_nohave(sv->sw, m->sm, h->chunk, h->flags & P2S_F_ACK, member_idle(m), now);
+                swarm_on_nohave(sv->sw, m->sm, h->chunk, h->flags & P2S_F_ACK, now);
                 break;
         case P2S_PING:
                 swarm_on_ping(sv->sw, m->sm, h->flags & P2S_F_ACK, now);

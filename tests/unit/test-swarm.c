@@ -176,6 +176,7 @@ static struct net *net_new(unsigned n, uint64_t size, size_t cache_chunks)
         ck_assert_ptr_nonnull(t);
         swarm_config_defaults(&t->scfg);
         t->scfg.chunk_size = CS;
+        t->scfg.ordered_share = true;   /* one ordered queue per member, as --control udp */
         t->scfg.min_clients = n;
         member_config_defaults(&t->mcfg);
         t->cache_bytes = cache_chunks * CS;
@@ -546,8 +547,6 @@ static bool peer_idle(struct net *t, struct peer *p)
         return true;
 }
 
-static bool peer_idle(struct net *t, struct peer *p);
-
 static void to_swarm(struct net *t, struct peer *p, struct msg *g)
 {
         uint64_t now = t->now;
@@ -564,7 +563,7 @@ static void to_swarm(struct net *t, struct peer *p, struct msg *g)
                 swarm_on_request(t->s, p->sm, g->chunk, peer_idle(t, p), now);
                 break;
         case P2S_NOHAVE:
-                swarm_on_nohave(t->s, p->sm, g->chunk, g->flags & P2S_F_ACK, peer_idle(t, p), now);
+                swarm_on_nohave(t->s, p->sm, g->chunk, g->flags & P2S_F_ACK, now);
                 break;
         case P2S_PING:
                 swarm_on_ping(t->s, p->sm, g->flags & P2S_F_ACK, now);
@@ -1614,13 +1613,13 @@ START_TEST(directed_least_busy)
         /* a NOHAVE from the asked holder moves the query on at once */
         rig_clear(&r);
         int asked0 = first == A ? B : A;
-        swarm_on_nohave(r.s, r.m[asked0], 0, true, false, r.now);
+        swarm_on_nohave(r.s, r.m[asked0], 0, true, r.now);
         rig_collect(&r);
         ck_assert_uint_eq(rig_count(&r, P2S_QUERY, -1, 0), 1);
         ck_assert_int_eq(rig_idx(rig_last(&r, P2S_QUERY)), asked0 == A ? B : A);
         /* one from a member that was not asked changes nothing */
         rig_clear(&r);
-        swarm_on_nohave(r.s, r.m[C], 0, true, false, r.now);
+        swarm_on_nohave(r.s, r.m[C], 0, true, r.now);
         rig_collect(&r);
         ck_assert_uint_eq(r.na, 0);
         ck_assert_uint_eq(swarm_stats(r.s)->nohaves, 2);
@@ -2037,7 +2036,7 @@ START_TEST(dropped_msgs_in_gather)
         swarm_on_upload(s, m, 0, b, T0);
         swarm_on_complete(s, m, T0);
         ck_assert_uint_eq(st->dropped_msgs, 3);
-        swarm_on_nohave(s, m, 0, true, false, T0);
+        swarm_on_nohave(s, m, 0, true, T0);
         ck_assert(!swarm_next_action(s, &a));
         ck_assert_int_eq(swarm_state(s), SWARM_GATHER);
         ck_assert_uint_eq(st->dropped_msgs, 4);
