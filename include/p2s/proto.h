@@ -64,7 +64,8 @@ enum p2s_type {
         P2S_FRAG_ACK      = 19, /* either udp chunk complete and verified; body: struct p2s_frag_ack */
         P2S_FRAG_NACK     = 20, /* either udp chunk incomplete; body: p2s_frag_ack + bitmap of missing frags from base */
         P2S_HAVE          = 21, /* C->S tcp  chunk: first index; body: bitmap of chunks held from a resumed file */
-        P2S_TYPE_MAX      = 21,
+        P2S_PING          = 22, /* either ctl  keep-alive when quiet; answered with ACK */
+        P2S_TYPE_MAX      = 22,
 };
 
 enum p2s_flags {

@@ -34,6 +34,8 @@ struct member {
         struct rtt rtt;
 
         uint64_t last_heard;
+        bool clock_started;             /* the silence clock starts at the first tick, or a message */
+        uint64_t last_ping;
         bool complete_acked;
         unsigned complete_tries;
         uint64_t complete_deadline, complete_rto;
@@ -54,6 +56,7 @@ void member_config_defaults(struct member_config *c)
                 .rto_min_us = 100000,
                 .rto_max_us = 3000000,
                 .silence_timeout_us = 30000000,
+                .ping_after_us = 1000000,
                 .escalate_after = 2,
         };
 }
@@ -215,8 +218,6 @@ static uint32_t next_wanted(struct member *m)
 
 static void fill_window(struct member *m, uint64_t now)
 {
-        if (m->nfl == 0)
-                m->last_heard = now;    /* silence counts from the first open request */
         while (m->nfl < m->cfg.window) {
                 uint32_t c = next_wanted(m);
                 if (c == P2S_NO_CHUNK)
@@ -525,6 +526,16 @@ void member_on_error(struct member *m, uint16_t code, const char *reason, bool f
                 m->stats.dropped_msgs++;
 }
 
+void member_on_ping(struct member *m, bool ack, uint64_t now)
+{
+        m->last_heard = now;
+        if (m->state == MEMBER_EXITED || ack)
+                return;
+        struct member_action a = { .type = MEMBER_ACT_SEND, .msg = P2S_PING, .chunk = P2S_NO_CHUNK,
+                                   .flags = P2S_F_ACK };
+        push(m, &a);
+}
+
 void member_on_disconnect(struct member *m, const char *why, uint64_t now)
 {
         exit_with(m, 1, "lost the connection to the server: %s", why);
@@ -537,9 +548,16 @@ void member_fail(struct member *m, const char *reason, uint64_t now)
 
 /* ---- time ---------------------------------------------------------------- */
 
-static bool waiting_for_server(const struct member *m)
+/* The server is never silent for long, whatever the state: it answers
+ * our PINGs, and sends its own to a quiet member. A stopped server, or a
+ * connection stalled without closing, shows as silence; so the silence
+ * timer runs from the first tick on, gathering and after COMPLETE too. */
+static uint64_t ping_after(const struct member *m)
 {
-        return m->nfl > 0 || (m->state == MEMBER_COMPLETE && !m->complete_acked);
+        uint64_t p = m->cfg.silence_timeout_us / 4;
+        if (m->cfg.ping_after_us && m->cfg.ping_after_us < p)
+                p = m->cfg.ping_after_us;
+        return p ? p : 1;
 }
 
 uint64_t member_next_deadline(const struct member *m)
@@ -552,8 +570,13 @@ uint64_t member_next_deadline(const struct member *m)
                         d = m->fl[i].deadline;
         if (m->state == MEMBER_COMPLETE && !m->complete_acked && m->complete_deadline < d)
                 d = m->complete_deadline;
-        if (waiting_for_server(m) && m->last_heard + m->cfg.silence_timeout_us < d)
+        if (!m->clock_started && m->last_heard == 0)
+                return 0;       /* start the clock */
+        if (m->last_heard + m->cfg.silence_timeout_us < d)
                 d = m->last_heard + m->cfg.silence_timeout_us;
+        uint64_t since = m->last_ping > m->last_heard ? m->last_ping : m->last_heard;
+        if (since + ping_after(m) < d)
+                d = since + ping_after(m);
         return d;
 }
 
@@ -561,10 +584,18 @@ void member_on_tick(struct member *m, uint64_t now)
 {
         if (m->state == MEMBER_EXITED)
                 return;
-        if (waiting_for_server(m) && now >= m->last_heard + m->cfg.silence_timeout_us) {
-                exit_with(m, 1, "server silent for %llu s",
-                          (unsigned long long)(m->cfg.silence_timeout_us / 1000000));
+        if (!m->clock_started && m->last_heard == 0)
+                m->last_heard = now;
+        m->clock_started = true;
+        if (now >= m->last_heard + m->cfg.silence_timeout_us) {
+                exit_with(m, 1, "server silent for %.1f s: giving up (p2sd stopped or unreachable?)",
+                          (double)m->cfg.silence_timeout_us / 1e6);
                 return;
+        }
+        uint64_t since = m->last_ping > m->last_heard ? m->last_ping : m->last_heard;
+        if (now >= since + ping_after(m)) {
+                m->last_ping = now;
+                send_msg_via(m, P2S_PING, P2S_NO_CHUNK, now - m->last_heard >= 2 * ping_after(m));
         }
         for (unsigned i = 0; i < m->nfl; i++) {
                 struct inflight *f = &m->fl[i];

@@ -18,7 +18,8 @@ struct member_config {
         unsigned window;                /* requests in flight, 1..MEMBER_MAX_WINDOW */
         uint64_t seed;                  /* for the random order */
         uint64_t rto_initial_us, rto_min_us, rto_max_us;
-        uint64_t silence_timeout_us;    /* no answer from the server this long: give up */
+        uint64_t silence_timeout_us;    /* nothing from the server this long, in any state: give up */
+        uint64_t ping_after_us;         /* quiet this long (at most a quarter of the above): PING */
         unsigned escalate_after;        /* unanswered datagrams before a retry goes over TCP */
 };
 #define MEMBER_MAX_WINDOW 1024
@@ -109,6 +110,8 @@ void member_on_query(struct member *m, uint32_t chunk, uint64_t now);
 void member_on_complete_ack(struct member *m, uint64_t now);
 void member_on_done(struct member *m, uint64_t now);
 void member_on_error(struct member *m, uint16_t code, const char *reason, bool fatal, uint64_t now);
+/* A PING from the server (ack: it answers ours); an unanswered one is answered. */
+void member_on_ping(struct member *m, bool ack, uint64_t now);
 /* The server connection is gone (TCP closed). */
 void member_on_disconnect(struct member *m, const char *why, uint64_t now);
 /* Answer to MEMBER_ACT_VERIFY: the SHA-256 of the whole written file, or

@@ -23,7 +23,11 @@ struct swarm_member {
         unsigned busy;          /* queries outstanding at this member */
         bool sharer, complete;
         bool dropped;           /* its DROP is queued: its reserved action slot is used */
+        bool fetching;          /* it sent a REQ: past MANIFEST_END, so it has every SHARE sent over TCP */
+        unsigned strikes;       /* bad uploads and NOHAVEs for chunks it was given */
+        uint64_t last_heard, last_ping;
         struct bitmap have;     /* chunks it holds: its share plus all delivered */
+        struct bitmap share;    /* chunks given to it as its share */
 };
 
 /* A chunk some members wait for and the cache lacks. */
@@ -36,6 +40,8 @@ struct pending {
         bool answered;          /* the holder asked last said NOHAVE */
         bool rerouted;          /* a NOHAVE moved the query on since the timer last fired */
         bool hurried;           /* a NOHAVE brought the timer forward once */
+        bool reading;           /* held by nobody: READ from the source is out, no timer */
+        bool asked_sure;        /* the holder asked last surely had the chunk when asked */
         uint64_t timeout;
         uint64_t first_asked;
         struct heap_node timer;
@@ -71,6 +77,7 @@ struct swarm {
 
         uint64_t done_deadline;
         unsigned done_tries_left;
+        uint64_t live_deadline;         /* next scan for quiet and silent members */
 
         /* Room for every action that must not be lost is reserved ahead:
          * START and END once each, one DROP per member. */
@@ -94,6 +101,9 @@ void swarm_config_defaults(struct swarm_config *c)
                 .escalate_after = 2,
                 .done_retry_us = 500000,
                 .done_tries = 10,
+                .ping_after_us = 1000000,
+                .member_silence_us = 10000000,
+                .max_strikes = 3,
         };
 }
 
@@ -153,6 +163,17 @@ static void emit(struct swarm *s, enum swarm_act_type type, struct swarm_member 
         push_critical(s, &a);
         if (type == SWARM_ACT_END)
                 s->ended = true;
+}
+
+/* DROP with a reason the caller logs and tells the member. */
+static void drop(struct swarm *s, struct swarm_member *m, int code, const char *why)
+{
+        if (m->dropped)
+                return;
+        m->dropped = true;
+        struct swarm_action a = { .type = SWARM_ACT_DROP, .code = code, .chunk = P2S_NO_CHUNK,
+                                  .member_id = m->id, .member_ud = m->ud, .why = why };
+        push_critical(s, &a);
 }
 
 static void swarm_oom(struct swarm *s)
@@ -223,6 +244,7 @@ struct swarm *swarm_free(struct swarm *s)
         heap_fini(&s->timers);
         for (unsigned i = 0; i < s->nmembers; i++) {
                 bitmap_fini(&s->members[i]->have);
+                bitmap_fini(&s->members[i]->share);
                 free(s->members[i]);
         }
         free(s->members);
@@ -253,6 +275,13 @@ const struct manifest *swarm_manifest(const struct swarm *s) { return s->manifes
 const struct swarm_stats *swarm_stats(const struct swarm *s) { return &s->stats; }
 unsigned swarm_member_count(const struct swarm *s) { return s->nmembers; }
 uint32_t swarm_member_id(const struct swarm_member *m) { return m->id; }
+bool swarm_member_complete(const struct swarm_member *m) { return m->complete; }
+
+/* Every message from a member proves it alive. */
+static void heard(struct swarm_member *m, uint64_t now)
+{
+        m->last_heard = now;
+}
 
 bool swarm_joinable(const struct swarm *s)
 {
@@ -320,6 +349,9 @@ struct swarm_member *swarm_join(struct swarm *s, uint32_t member_id, void *ud, u
         }
         m->id = member_id;
         m->ud = ud;
+        m->last_heard = m->last_ping = now;
+        if (s->stats.joined++ == 0)
+                s->live_deadline = now + s->cfg.ping_after_us;
         if (s->manifest.chunk_count || s->start_body) {
                 if (bitmap_init(&m->have, s->manifest.chunk_count) < 0) {
                         fifo_unreserve(&s->actions, 1);
@@ -383,6 +415,10 @@ int swarm_distribute(struct swarm *s, uint64_t file_size, uint64_t now)
                         swarm_fail(s, P2S_ERR_BUSY, "out of memory", now);
                         return -ENOMEM;
                 }
+                if (bitmap_init(&m->share, s->manifest.chunk_count) < 0) {
+                        swarm_fail(s, P2S_ERR_BUSY, "out of memory", now);
+                        return -ENOMEM;
+                }
                 m->sharer = true;
                 s->sharers[s->nsharers++] = m;
                 send_msg(s, m, P2S_START, 0, P2S_NO_CHUNK, s->start_body);
@@ -434,6 +470,7 @@ void swarm_source_chunk(struct swarm *s, uint32_t idx, struct buf *data, uint64_
                 struct swarm_member *o = s->sharers[(idx + r) % s->nsharers];
                 send_msg(s, o, P2S_SHARE, 0, idx, data);
                 bitmap_set(&o->have, idx);
+                bitmap_set(&o->share, idx);
                 s->stats.bytes_shared += data->len;
         }
         s->source_pos++;
@@ -516,16 +553,55 @@ static struct swarm_member *pick_holder(struct swarm *s, uint32_t chunk, struct 
         return best;
 }
 
-static void lost_chunk(struct swarm *s, uint32_t chunk, uint64_t now)
+/* No live member holds p's chunk and the cache lacks it: the server reads
+ * it again from the source (swarm_on_source_reread answers), and only a
+ * source gone or changed fails the swarm. No timer meanwhile: the answer
+ * always comes. */
+static void deliver(struct swarm *s, struct swarm_member *m, uint32_t chunk, struct buf *b, uint16_t flags);
+
+static void lost_chunk(struct swarm *s, struct pending *p, uint64_t now)
 {
-        char why[96];
-        snprintf(why, sizeof(why), "chunk %u is held by no member and not cached", chunk);
-        swarm_fail(s, P2S_ERR_LOST, why, now);
+        (void)now;
+        if (p->reading)
+                return;
+        p->reading = true;
+        heap_remove(&s->timers, &p->timer);
+        struct swarm_action a = { .type = SWARM_ACT_READ, .chunk = p->chunk };
+        push_action(s, &a);
+}
+
+void swarm_on_source_reread(struct swarm *s, uint32_t chunk, struct buf *data, const char *why, uint64_t now)
+{
+        if ((s->state != SWARM_RELAY && s->state != SWARM_FINISHING) || chunk >= s->manifest.chunk_count)
+                return;
+        struct pending *p = u32map_get(&s->pending, chunk);
+        if (!p || !p->reading)
+                return;         /* an upload came first */
+        char reason[P2S_MAX_REASON];
+        if (!data) {
+                snprintf(reason, sizeof(reason), "chunk %u is held by no member and not cached, and the source "
+                         "'%s' is gone: %s", chunk, s->name, why ? why : "cannot read it");
+                swarm_fail(s, P2S_ERR_SOURCE, reason, now);
+                return;
+        }
+        if (!manifest_verify_chunk(&s->manifest, chunk, data->data, data->len)) {
+                snprintf(reason, sizeof(reason), "chunk %u is held by no member and not cached, and the source "
+                         "'%s' changed since it was served", chunk, s->name);
+                swarm_fail(s, P2S_ERR_SOURCE, reason, now);
+                return;
+        }
+        s->stats.source_rereads++;
+        lru_put(s->cache, cache_key(s, chunk), data);
+        for (unsigned i = 0; i < p->nwait; i++)
+                deliver(s, p->waiters[i], chunk, data, P2S_F_FROM_CACHE);
+        pending_free(s, p);
 }
 
 /* Sends the query for p (again). Returns false when the swarm failed. */
 static bool ask(struct swarm *s, struct pending *p, uint64_t now)
 {
+        if (p->reading)
+                return true;
         /* after a few lost datagrams the retry takes the connection that cannot lose it */
         bool reliable = p->tries >= s->cfg.escalate_after;
         if (s->cfg.query == SWARM_QUERY_BROADCAST) {
@@ -540,19 +616,25 @@ static bool ask(struct swarm *s, struct pending *p, uint64_t now)
                         }
                 }
                 if (!any) {
-                        lost_chunk(s, p->chunk, now);
-                        return false;
+                        lost_chunk(s, p, now);
+                        return true;
                 }
         } else {
                 struct swarm_member *h = pick_holder(s, p->chunk, p->asked);
                 if (!h) {
-                        lost_chunk(s, p->chunk, now);
-                        return false;
+                        lost_chunk(s, p, now);
+                        return true;
                 }
                 if (p->asked)
                         p->asked->busy--;
                 p->asked = h;
                 p->answered = false;
+                /* It holds the chunk for certain when the QUERY reaches it:
+                 * it said COMPLETE before, or the chunk is its share, sent
+                 * ahead of the manifest on the connection its REQ proves
+                 * it read past. A NOHAVE to such a query is a lie. */
+                p->asked_sure = h->complete || (s->cfg.ordered_share && h->fetching &&
+                                                bitmap_test(&h->share, p->chunk));
                 h->busy++;
                 send_msg_via(s, h, P2S_QUERY, 0, p->chunk, NULL, reliable);
                 s->stats.queries++;
@@ -578,6 +660,8 @@ void swarm_on_request(struct swarm *s, struct swarm_member *m, uint32_t chunk, b
                 s->stats.dropped_msgs++;
                 return;
         }
+        heard(m, now);
+        m->fetching = true;
         s->stats.requests++;
         struct buf *b = lru_get(s->cache, cache_key(s, chunk));
         if (bitmap_test(&m->have, chunk)) {
@@ -632,17 +716,25 @@ void swarm_on_upload(struct swarm *s, struct swarm_member *m, uint32_t chunk, st
                 s->stats.dropped_msgs++;
                 return;
         }
+        heard(m, now);
         struct pending *p = u32map_get(&s->pending, chunk);
         if (!p) {
                 s->stats.dup_uploads++;
                 return;
         }
         if (!manifest_verify_chunk(&s->manifest, chunk, data->data, data->len)) {
-                /* A member that uploads bytes other than the chunk is broken or
-                 * hostile: it leaves, and the chunk is asked of another. */
+                /* Bytes other than the chunk are never cached nor relayed.
+                 * It does not hold the chunk, whatever it says: the query
+                 * goes to another holder or the source; a few of these and
+                 * the member is broken or hostile, and leaves. */
                 s->stats.bad_uploads++;
-                emit(s, SWARM_ACT_DROP, m, P2S_ERR_PROTO);
-                member_remove(s, m, now);
+                if (++m->strikes >= s->cfg.max_strikes) {
+                        swarm_expel(s, m, P2S_ERR_PROTO, "uploaded chunks that do not match the manifest", now);
+                        return;
+                }
+                bitmap_clear(&m->have, chunk);
+                if (p->asked == m)
+                        ask(s, p, now);
                 return;
         }
         s->stats.uploads++;
@@ -670,7 +762,21 @@ void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, bo
                 s->stats.dropped_msgs++;
                 return;
         }
+        heard(m, now);
         s->stats.nohaves++;
+        struct pending *lp = answer ? u32map_get(&s->pending, chunk) : NULL;
+        if (lp && lp->asked == m && lp->asked_sure && s->cfg.query == SWARM_QUERY_DIRECTED) {
+                /* no holder of it, whatever it says; the third time a liar */
+                s->stats.lying_nohaves++;
+                bitmap_clear(&m->have, chunk);
+                bitmap_clear(&m->share, chunk);
+                if (++m->strikes >= s->cfg.max_strikes) {
+                        swarm_expel(s, m, P2S_ERR_PROTO, "answered NOHAVE for chunks it was given", now);
+                        return;
+                }
+                ask(s, lp, now);
+                return;
+        }
         if (!answer) {
                 /* it discarded a chunk we counted as its own */
                 bitmap_clear(&m->have, chunk);
@@ -686,7 +792,7 @@ void swarm_on_nohave(struct swarm *s, struct swarm_member *m, uint32_t chunk, bo
          * chunk they should hold cannot bounce the query for ever. */
         p->answered = true;
         if (++p->nohaves >= 4 * s->cfg.query_tries) {
-                lost_chunk(s, chunk, now);
+                lost_chunk(s, p, now);
                 return;
         }
         /* once per timer period: holders whose copies are all still on
@@ -730,10 +836,12 @@ void swarm_on_complete(struct swarm *s, struct swarm_member *m, uint64_t now)
                 s->stats.dropped_msgs++;
                 return;
         }
+        heard(m, now);
         send_msg(s, m, P2S_COMPLETE, P2S_F_ACK, P2S_NO_CHUNK, NULL);
         if (m->complete)
                 return;
         m->complete = true;
+        s->stats.completed++;
         bitmap_set_all(&m->have);
         check_finish(s, now);
 }
@@ -763,15 +871,25 @@ void swarm_on_bye(struct swarm *s, struct swarm_member *m, uint64_t now)
         member_remove(s, m, now);
 }
 
-/* ---- leaving ------------------------------------------------------------- */
-
-static bool held_elsewhere(struct swarm *s, uint32_t chunk)
+void swarm_on_ping(struct swarm *s, struct swarm_member *m, bool ack, uint64_t now)
 {
-        for (unsigned i = 0; i < s->nmembers; i++)
-                if (bitmap_test(&s->members[i]->have, chunk))
-                        return true;
-        return lru_get(s->cache, cache_key(s, chunk)) != NULL;
+        if (s->state == SWARM_OVER)
+                return;
+        heard(m, now);
+        if (!ack)
+                send_msg(s, m, P2S_PING, P2S_F_ACK, P2S_NO_CHUNK, NULL);
 }
+
+void swarm_expel(struct swarm *s, struct swarm_member *m, int code, const char *why, uint64_t now)
+{
+        if (s->state == SWARM_OVER)
+                return;
+        s->stats.expelled++;
+        drop(s, m, code, why);
+        member_remove(s, m, now);
+}
+
+/* ---- leaving ------------------------------------------------------------- */
 
 static void member_remove(struct swarm *s, struct swarm_member *m, uint64_t now)
 {
@@ -818,19 +936,14 @@ static void member_remove(struct swarm *s, struct swarm_member *m, uint64_t now)
                         ask(s, p, now);
         }
 
-        /* a chunk only it held is gone for good */
-        if (s->state == SWARM_DISTRIBUTE || s->state == SWARM_RELAY) {
-                uint32_t limit = s->state == SWARM_DISTRIBUTE ? s->source_pos : s->manifest.chunk_count;
-                for (uint32_t c = 0; c < limit && s->state != SWARM_OVER; c++) {
-                        if (bitmap_test(&m->have, c) && !held_elsewhere(s, c))
-                                lost_chunk(s, c, now);
-                }
-        }
+        /* a chunk only it held is read again from the source when someone
+         * asks for it: nothing is lost yet */
         check_finish(s, now);
 out:
         if (!m->dropped)
                 fifo_unreserve(&s->actions, 1);
         bitmap_fini(&m->have);
+        bitmap_fini(&m->share);
         free(m);
 }
 
@@ -840,6 +953,32 @@ void swarm_leave(struct swarm *s, struct swarm_member *m, uint64_t now)
 }
 
 /* ---- time ---------------------------------------------------------------- */
+
+static bool live_checked(const struct swarm *s)
+{
+        return s->cfg.member_silence_us && s->nmembers && (s->state == SWARM_GATHER || s->state == SWARM_DISTRIBUTE || s->state == SWARM_RELAY);
+}
+
+/* Members we heard nothing from lately get a PING, over TCP once a datagram
+ * may have been lost; one silent for member_silence_us (stopped, or its
+ * connection stalled without closing) is dropped: it would hold up
+ * distribution with its backlog, and the DONE of everyone else. */
+static void live_tick(struct swarm *s, uint64_t now)
+{
+        for (unsigned i = s->nmembers; i-- > 0 && s->state != SWARM_OVER;) {
+                if (i >= s->nmembers)
+                        continue;       /* a removal shrank the array */
+                struct swarm_member *m = s->members[i];
+                uint64_t quiet = now - m->last_heard;
+                if (quiet >= s->cfg.member_silence_us) {
+                        swarm_expel(s, m, P2S_ERR_SWARM, "silent", now);
+                } else if (quiet >= s->cfg.ping_after_us && now - m->last_ping >= s->cfg.ping_after_us) {
+                        m->last_ping = now;
+                        send_msg_via(s, m, P2S_PING, 0, P2S_NO_CHUNK, NULL, quiet >= 2 * s->cfg.ping_after_us);
+                }
+        }
+        s->live_deadline = now + s->cfg.ping_after_us / 2;
+}
 
 uint64_t swarm_next_deadline(const struct swarm *s)
 {
@@ -851,6 +990,8 @@ uint64_t swarm_next_deadline(const struct swarm *s)
                 d = top->key;
         if (s->state == SWARM_FINISHING && s->done_deadline < d)
                 d = s->done_deadline;
+        if (live_checked(s) && s->live_deadline < d)
+                d = s->live_deadline;
         return d;
 }
 
@@ -867,11 +1008,10 @@ static void query_timed_out(struct swarm *s, struct pending *p, uint64_t now)
                          * not answer is stuck, not unlucky */
                         struct swarm_member *h = p->asked;
                         p->tries = s->cfg.escalate_after;
-                        emit(s, SWARM_ACT_DROP, h, P2S_ERR_SWARM);
-                        member_remove(s, h, now);  /* re-asks p elsewhere, or fails */
-                        return;
+                        swarm_expel(s, h, P2S_ERR_SWARM, "does not answer queries", now);
+                        return;         /* re-asked p elsewhere, or of the source */
                 } else {
-                        lost_chunk(s, p->chunk, now);
+                        lost_chunk(s, p, now);
                         return;
                 }
         }
@@ -890,6 +1030,8 @@ void swarm_on_tick(struct swarm *s, uint64_t now)
                 heap_pop(&s->timers);
                 query_timed_out(s, container_of(top, struct pending, timer), now);
         }
+        if (live_checked(s) && now >= s->live_deadline)
+                live_tick(s, now);
         if (s->state == SWARM_FINISHING && now >= s->done_deadline) {
                 if (s->done_tries_left == 0) {
                         /* members that never said BYE: done is done */

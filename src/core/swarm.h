@@ -31,6 +31,12 @@ struct swarm_config {
         unsigned escalate_after;        /* unanswered datagrams before a retry goes over TCP */
         uint64_t done_retry_us;         /* DONE re-sent this often until the member says BYE */
         unsigned done_tries;
+        uint64_t ping_after_us;         /* a member heard nothing from this long gets a PING */
+        uint64_t member_silence_us;     /* a member heard nothing from this long is dropped */
+        unsigned max_strikes;           /* bad uploads, or NOHAVEs for chunks it was given, before expulsion */
+        bool ordered_share;             /* SHAREs travel before MANIFEST_END on one ordered
+                                         * connection (--control udp): a member that sent a
+                                         * REQ holds its whole share */
 };
 void swarm_config_defaults(struct swarm_config *c);
 
@@ -47,6 +53,8 @@ enum swarm_act_type {
         SWARM_ACT_START,        /* open the source, then call swarm_distribute() */
         SWARM_ACT_DROP,         /* member is gone from the swarm: close its connections */
         SWARM_ACT_END,          /* the swarm is over: code 0 success, else p2s_err_code */
+        SWARM_ACT_READ,         /* chunk is held by nobody: read it from the source again and
+                                 * pass it to swarm_on_source_reread */
 };
 
 struct swarm_action {
@@ -59,6 +67,7 @@ struct swarm_action {
         struct buf *body;       /* SEND: owned by the action (unref when done), may be NULL */
         bool reliable;          /* SEND: a retry that must arrive: use the member's TCP connection */
         int code;               /* END/DROP: reason code */
+        const char *why;        /* DROP with a code: why, a static string */
 };
 
 struct swarm_stats {
@@ -66,6 +75,10 @@ struct swarm_stats {
         uint64_t queries, uploads, dup_uploads, bad_uploads, nohaves;
         uint64_t bytes_shared, bytes_relayed, bytes_uploaded;
         uint64_t dropped_msgs;  /* well-formed but not valid in this state */
+        uint64_t source_rereads;        /* chunks read again from the source */
+        uint64_t lying_nohaves;         /* NOHAVE for a chunk the member was given */
+        unsigned joined, completed;     /* members that ever joined, that said COMPLETE */
+        unsigned expelled;              /* members dropped for silence or lies */
 };
 
 struct swarm;
@@ -94,6 +107,10 @@ struct swarm_member *swarm_join(struct swarm *s, uint32_t member_id, void *ud, u
  * The handle is invalid afterwards. No DROP action is emitted for it. */
 void swarm_leave(struct swarm *s, struct swarm_member *m, uint64_t now);
 uint32_t swarm_member_id(const struct swarm_member *m);
+bool swarm_member_complete(const struct swarm_member *m);
+/* The caller gives up on m (its queue does not drain, say): DROP with
+ * code and why (a static string) is queued and the member removed. */
+void swarm_expel(struct swarm *s, struct swarm_member *m, int code, const char *why, uint64_t now);
 
 /* After SWARM_ACT_START: the source is open and file_size bytes long.
  * Returns 0, or a negative errno: the swarm then has failed (ERR SOURCE, or
@@ -105,6 +122,10 @@ uint32_t swarm_source_next(const struct swarm *s);
 /* Chunk idx (== swarm_source_next) as read from the source; len must be the
  * chunk's length. */
 void swarm_source_chunk(struct swarm *s, uint32_t idx, struct buf *data, uint64_t now);
+/* Answer to SWARM_ACT_READ: chunk as read again from the source, or NULL
+ * with why saying what went wrong (the file is gone, unreadable). A chunk
+ * whose SHA-256 no longer matches the manifest fails the swarm too. */
+void swarm_on_source_reread(struct swarm *s, uint32_t chunk, struct buf *data, const char *why, uint64_t now);
 /* The source could not be read: every member gets ERR SOURCE. */
 void swarm_fail(struct swarm *s, int code, const char *reason, uint64_t now);
 
@@ -127,6 +148,9 @@ void swarm_on_complete(struct swarm *s, struct swarm_member *m, uint64_t now);
 void swarm_on_have(struct swarm *s, struct swarm_member *m, uint32_t first, const uint8_t *map, uint32_t len,
                    uint64_t now);
 void swarm_on_bye(struct swarm *s, struct swarm_member *m, uint64_t now);
+/* A PING from m (ack: it answers ours). Every message from a member proves
+ * it alive; PING is what a quiet one sends, or answers. */
+void swarm_on_ping(struct swarm *s, struct swarm_member *m, bool ack, uint64_t now);
 
 /* Timers: the earliest deadline (UINT64_MAX: none); call on_tick at or after it. */
 uint64_t swarm_next_deadline(const struct swarm *s);

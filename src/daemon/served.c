@@ -18,6 +18,7 @@
 
 static void served_timer(struct loop *l, struct loop_timer *t, void *ud);
 static void served_pump(struct loop *l, void *ud);
+static void served_reread(struct loop *l, void *ud);
 
 struct served *served_find(struct server *srv, const char *name)
 {
@@ -36,7 +37,9 @@ struct served *served_new(struct server *srv, const char *name)
         sv->src_fd = -1;
         if (++srv->next_swarm_id == 0)
                 srv->next_swarm_id = 1;
-        sv->sw = swarm_new(&srv->opt->swarm, srv->next_swarm_id, name, srv->cache);
+        struct swarm_config cfg = srv->opt->swarm;
+        cfg.ordered_share = srv->control == P2S_CONTROL_UDP;
+        sv->sw = swarm_new(&cfg, srv->next_swarm_id, name, srv->cache);
         if (!sv->sw) {
                 free(sv);
                 return NULL;
@@ -44,6 +47,8 @@ struct served *served_new(struct server *srv, const char *name)
         sv->born = loop_now(srv->loop);
         loop_timer_init(&sv->timer, served_timer, sv);
         loop_defer_init(&sv->pump, served_pump, sv);
+        loop_defer_init(&sv->reread, served_reread, sv);
+        fifo_init(&sv->rereads, sizeof(uint32_t));
         sv->next = srv->served;
         srv->served = sv;
         log_info("swarm %u: new swarm for '%s'", swarm_id(sv->sw), name);
@@ -62,6 +67,8 @@ void served_free(struct served *sv)
 {
         loop_timer_disarm(sv->srv->loop, &sv->timer);
         loop_defer_cancel(sv->srv->loop, &sv->pump);
+        loop_defer_cancel(sv->srv->loop, &sv->reread);
+        fifo_fini(&sv->rereads);
         source_close(sv);
         swarm_free(sv->sw);
         free(sv);
@@ -105,12 +112,15 @@ void served_backlog_update(struct smember *m)
         struct served *sv = m->sv;
         if (!sv)
                 return;
-        bool now = (m->conn && m->conn->q.bytes >= DIST_HIWAT) ||
-                   (m->data && datachan_pending_bytes(m->data) >= DIST_HIWAT);
+        /* a member the swarm let go holds nothing up, whatever it still has queued */
+        bool now = m->sm && !sv->over &&
+                   ((m->conn && m->conn->q.bytes >= DIST_HIWAT) ||
+                    (m->data && datachan_pending_bytes(m->data) >= DIST_HIWAT));
         if (now == m->backlogged)
                 return;
         m->backlogged = now;
         if (now) {
+                m->backlogged_since = loop_now(sv->srv->loop);
                 sv->nbacklogged++;
         } else {
                 sv->nbacklogged--;
@@ -212,6 +222,63 @@ static void served_pump(struct loop *l, void *ud)
                 source_done(sv);
 }
 
+/* Deferred work: chunks nobody holds any more, read again from the file by
+ * the name it was served under (the same rules beneath the root); the
+ * swarm checks each against the manifest. The file is opened per batch and
+ * closed after it: the server never needs it between. */
+static void served_reread(struct loop *l, void *ud)
+{
+        struct served *sv = ud;
+        uint32_t chunk;
+        int fd = -1;
+        const char *why = NULL;
+        char ebuf[128];
+        while (!sv->over && fifo_pop(&sv->rereads, &chunk)) {
+                const struct manifest *mf = swarm_manifest(sv->sw);
+                uint64_t now = loop_now(l);
+                if (!mf || chunk >= mf->chunk_count)
+                        continue;
+                if (fd < 0 && !why) {
+                        fd = catalog_open(sv->srv->cat, swarm_name(sv->sw));
+                        if (fd < 0) {
+                                snprintf(ebuf, sizeof(ebuf), "cannot open it: %s", strerror(-fd));
+                                why = ebuf;
+                        }
+                }
+                struct buf *b = NULL;
+                if (fd >= 0) {
+                        size_t len = manifest_chunk_len(mf, chunk);
+                        b = buf_new(len);
+                        if (!b) {
+                                why = "server out of memory";
+                        } else {
+                                off_t off = (off_t)chunk * mf->chunk_size;
+                                for (size_t got = 0; got < len;) {
+                                        ssize_t n = pread(fd, b->data + got, len - got, off + (off_t)got);
+                                        if (n < 0 && errno == EINTR)
+                                                continue;
+                                        if (n <= 0) {
+                                                snprintf(ebuf, sizeof(ebuf), "cannot read it: %s",
+                                                         n < 0 ? strerror(errno) : "file shrank");
+                                                why = ebuf;
+                                                b = buf_unref(b);
+                                                break;
+                                        }
+                                        got += (size_t)n;
+                                }
+                        }
+                }
+                if (b)
+                        log_info("swarm %u: chunk %u held by no member, read again from '%s'",
+                                 swarm_id(sv->sw), chunk, swarm_name(sv->sw));
+                swarm_on_source_reread(sv->sw, chunk, b, why, now);
+                buf_unref(b);
+                served_drain(sv);
+        }
+        if (fd >= 0)
+                close(fd);
+}
+
 static void start_swarm(struct served *sv)
 {
         struct server *srv = sv->srv;
@@ -253,7 +320,11 @@ static void swarm_over(struct served *sv, int code)
         sv->over = true;
         source_close(sv);
         const struct swarm_stats *ss = swarm_stats(sv->sw);
-        if (code == 0)
+        if (code == 0 && ss->completed < ss->joined)
+                log_warning("swarm %u: '%s' failed: %u of %u members completed, %u expelled, %.3f s",
+                            swarm_id(sv->sw), swarm_name(sv->sw), ss->completed, ss->joined, ss->expelled,
+                            (double)(loop_now(sv->srv->loop) - sv->born) / USEC_PER_SEC);
+        else if (code == 0)
                 log_notice("swarm %u: '%s' complete: %llu requests, %llu cache hits, %llu uploads, %llu duplicate uploads dropped; "
                            "%u members, %.3f s, %llu bytes from members, %llu bytes to members",
                            swarm_id(sv->sw), swarm_name(sv->sw), (unsigned long long)ss->requests,
@@ -271,6 +342,40 @@ static void swarm_over(struct served *sv, int code)
         }
 }
 
+static const char *member_addr(const struct smember *m, char buf[NET_ADDRSTRLEN])
+{
+        if (m->conn)
+                return m->conn->peer;
+        return m->addrlen ? net_addr_str((const struct sockaddr *)&m->addr, buf) : "?";
+}
+
+/* Logged with who and why, and told why over its connection before it
+ * closes: a member dropped must not have to guess. */
+static void member_dropped(struct served *sv, struct smember *m, int code, const char *why)
+{
+        char a[NET_ADDRSTRLEN], reason[P2S_MAX_REASON - 32];
+        if (!why)
+                why = "dropped";
+        if (!strcmp(why, "silent"))
+                snprintf(reason, sizeof(reason), "silent for %.0f s",
+                         (double)sv->srv->opt->swarm.member_silence_us / USEC_PER_SEC);
+        else
+                snprintf(reason, sizeof(reason), "%s", why);
+        log_warning("swarm %u: member %u (%s) dropped: %s", swarm_id(sv->sw), m->id, member_addr(m, a), reason);
+        if (!m->conn)
+                return;
+        char msg[P2S_MAX_REASON];
+        snprintf(msg, sizeof(msg), "dropped from the swarm: %s", reason);
+        struct buf *body = wire_err_buf((uint16_t)code, msg);
+        if (!body)
+                return;
+        struct p2s_hdr h = { .type = P2S_ERR, .flags = P2S_F_FATAL, .body_len = (uint32_t)body->len,
+                             .swarm_id = swarm_id(sv->sw), .member_id = m->id, .token = m->token,
+                             .chunk = P2S_NO_CHUNK };
+        conn_send(m->conn, &h, body);
+        buf_unref(body);
+}
+
 void served_drain(struct served *sv)
 {
         struct swarm_action a;
@@ -285,11 +390,18 @@ void served_drain(struct served *sv)
                         break;
                 case SWARM_ACT_DROP:
                         m->sm = NULL;
+                        served_backlog_update(m);       /* it holds nothing up from now on */
                         if (a.code)
-                                log_warning("swarm %u: member %u dropped (%s)", swarm_id(sv->sw), m->id,
-                                            a.code == P2S_ERR_PROTO ? "sent a bad chunk" : "silent");
+                                member_dropped(sv, m, a.code, a.why);
                         if (m->conn)
                                 conn_close_soon(m->conn);
+                        break;
+                case SWARM_ACT_READ:
+                        if (fifo_push(&sv->rereads, &a.chunk) < 0)
+                                swarm_on_source_reread(sv->sw, a.chunk, NULL, "server out of memory",
+                                                       loop_now(sv->srv->loop));
+                        else
+                                loop_defer(sv->srv->loop, &sv->reread);
                         break;
                 case SWARM_ACT_END:
                         swarm_over(sv, a.code);
@@ -331,6 +443,9 @@ void served_member_msg(struct smember *m, const struct p2s_msg *msg, struct buf 
         case P2S_NOHAVE:
                 swarm_on_nohave(sv->sw, m->sm, h->chunk, h->flags & P2S_F_ACK, now);
                 break;
+        case P2S_PING:
+                swarm_on_ping(sv->sw, m->sm, h->flags & P2S_F_ACK, now);
+                break;
         case P2S_COMPLETE:
                 swarm_on_complete(sv->sw, m->sm, now);
                 break;
@@ -363,6 +478,9 @@ void served_member_gone(struct smember *m)
         }
         if (sv && m->sm && !sv->over) {
                 struct swarm_member *sm = m->sm;
+                char a[NET_ADDRSTRLEN];
+                log_info("swarm %u: member %u (%s) left%s", swarm_id(sv->sw), m->id, member_addr(m, a),
+                         swarm_member_complete(sm) ? " complete" : " before its copy was complete");
                 m->sm = NULL;
                 swarm_leave(sv->sw, sm, loop_now(sv->srv->loop));
                 served_drain(sv);
@@ -421,6 +539,20 @@ const struct datachan_ops served_data_ops = {
 
 void served_housekeep(struct server *srv)
 {
+        /* members whose queue has not dropped below the mark for a long
+         * time: they hold distribution up for everyone */
+        uint64_t now = loop_now(srv->loop);
+        for (struct served *sv = srv->served; sv; sv = sv->next) {
+                if (sv->over || !sv->nbacklogged)
+                        continue;
+                for (struct smember *m = sv->members; m; m = m->next) {
+                        if (m->sm && m->backlogged && now - m->backlogged_since >= BACKLOG_TIMEOUT_US) {
+                                swarm_expel(sv->sw, m->sm, P2S_ERR_SWARM, "its queue did not drain for 20 s", now);
+                                served_drain(sv);
+                                break;  /* the list may have changed: the rest next time */
+                        }
+                }
+        }
         /* gathering swarms nobody attached to, nor waits to attach to */
         for (struct served *sv = srv->served; sv; sv = sv->next) {
                 if (sv->over || sv->members || swarm_state(sv->sw) != SWARM_GATHER)

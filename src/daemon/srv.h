@@ -16,6 +16,7 @@
 #include "io/datachan.h"
 #include "proto/cookie.h"
 #include "proto/wire.h"
+#include "util/fifo.h"
 #include "util/lru.h"
 #include "util/net.h"
 #include "util/outq.h"
@@ -23,6 +24,7 @@
 #include "util/u32map.h"
 
 #define DIST_HIWAT        (4u << 20)    /* distribution waits while a member has this much queued */
+#define BACKLOG_TIMEOUT_US (20 * USEC_PER_SEC) /* a member backlogged this long without a pause is dropped */
 #define ATTACH_TIMEOUT_US (10 * USEC_PER_SEC)
 #define LINGER_US         (5 * USEC_PER_SEC)
 #define SHUTDOWN_US       (3 * USEC_PER_SEC)
@@ -48,6 +50,7 @@ struct smember {
         struct conn *conn;
         struct datachan_peer *data;     /* --control=tcp: chunk data both ways over UDP */
         bool backlogged;                /* counted in sv->nbacklogged */
+        uint64_t backlogged_since;
         uint64_t born;
         struct smember *next, *prev;    /* in sv->members once attached */
 };
@@ -63,6 +66,8 @@ struct served {
         struct smember *members;        /* attached members */
         struct loop_timer timer;        /* at swarm_next_deadline */
         struct loop_defer pump;         /* reads the source on, one batch a turn */
+        struct fifo rereads;            /* uint32_t chunks held by nobody, to read again */
+        struct loop_defer reread;       /* reads them, by the name served, after the turn */
         struct served *next;
 };
 

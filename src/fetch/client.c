@@ -455,6 +455,9 @@ void client_on_server_msg(struct client *c, const struct p2s_msg *msg, struct bu
         case P2S_DONE:
                 member_on_done(c->mb, now);
                 break;
+        case P2S_PING:
+                member_on_ping(c->mb, h->flags & P2S_F_ACK, now);
+                break;
         case P2S_ERR: {
                 char reason[P2S_MAX_REASON + 1];
                 uint16_t code = wire_get_err(msg->body, h->body_len, reason, sizeof(reason));

@@ -12,7 +12,7 @@
  *
  * dir and the two channel columns are man/p2s.7's "Control modes" table:
  * which way a message may travel, and over what, in each control mode.
- * Control messages (REQ, QUERY, NOHAVE, COMPLETE, DONE, BYE) are accepted
+ * Control messages (REQ, QUERY, NOHAVE, COMPLETE, DONE, BYE, PING) are accepted
  * on either transport in either mode: a retry escalates to TCP after two
  * lost datagrams, and NOHAVE without ACK always goes over TCP. Chunk bytes
  * travel as SHARE/DATA/UPLOAD frames only in udp mode, as FRAG datagrams
@@ -63,6 +63,7 @@ static const struct wire_rule wire_rules[P2S_TYPE_MAX + 1] = {
         [P2S_FRAG_NACK]    = { P2S_FRAG_ACK_SIZE + 1, P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX, 1, D_BOTH, C_NONE,
                                C_UDP, 0, "FRAG_NACK" },
         [P2S_HAVE]         = { 1, P2S_HAVE_MAX, 1, D_C2S, C_TCP, C_TCP, 0, "HAVE" },
+        [P2S_PING]         = { 0, 0, 0, D_BOTH, C_BOTH, C_BOTH, 0, "PING" },
 };
 
 static bool frag_kind_ok(uint8_t kind)

@@ -58,8 +58,9 @@ START_TEST(silent_port)
 END_TEST
 
 /* A member holding the only copy of a third of the chunks (--replicas 1,
- * a 4-chunk cache) is killed mid-swarm: the others must fail with "held by
- * no member" in bounded time, not hang; their partial files stay. */
+ * a 4-chunk cache) is killed mid-swarm: p2sd reads those chunks again from
+ * the source, checked against the manifest, and the others complete with
+ * identical copies. Failed before: "chunk N is held by no member". */
 START_TEST(member_lost_with_only_copy)
 {
         h_make_file("src.bin", 1000 * 1000 + 9, 31);
@@ -72,9 +73,30 @@ START_TEST(member_lost_with_only_copy)
         h_log_wait(d, "source closed", 15);
         h_signal(victim, SIGKILL);
         ck_assert_int_eq(h_wait(victim, 5), 128 + SIGKILL);
+        h_expect_copies(ps, 2, "src.bin", "out", 30);
+        ck_assert_msg(h_log_has(d, "read again from 'src.bin'"), "%s", h_tail(d));
+        h_stop_p2sd(d, 5);
+}
+END_TEST
+
+/* The same with the source deleted before the member is killed: both
+ * others fail with a message naming the source, keeping their .part. */
+START_TEST(member_lost_source_gone)
+{
+        h_make_file("src.bin", 1000 * 1000 + 9, 32);
+        unsigned port;
+        struct h_proc *d = h_p2sd(&port, "--min-clients", "3", "--gather-timeout", "10", "--cache", "4K",
+                                  "--chunk-size", "1K", "src.bin", NULL);
+        struct h_proc *victim = h_stalled_member(d, port, "src.bin", "victim.bin", NULL);
+        struct h_proc *ps[2];
+        h_start_clients(ps, 2, port, "src.bin", "out", NULL);
+        h_log_wait(d, "source closed", 15);
+        ck_assert_int_eq(unlink(h_path("src.bin")), 0);
+        h_signal(victim, SIGKILL);
+        ck_assert_int_eq(h_wait(victim, 5), 128 + SIGKILL);
         h_expect_exit(ps, 2, 15, 1);
         for (unsigned i = 0; i < 2; i++) {
-                ck_assert_msg(h_log_has(ps[i], "held by no member"), "%s: no word of the lost chunk:\n%s",
+                ck_assert_msg(h_log_has(ps[i], "source 'src.bin' is gone"), "%s: no word of the source:\n%s",
                               ps[i]->name, h_tail(ps[i]));
                 char out[32], part[40];
                 snprintf(out, sizeof(out), "out-%u.bin", i);
@@ -82,9 +104,7 @@ START_TEST(member_lost_with_only_copy)
                 ck_assert_msg(!h_exists(out), "%s exists after a failed swarm", out);
                 ck_assert_msg(h_exists(part), "%s was removed", part);
         }
-        /* p2sd logs the failure after sending the ERRs: wait for it */
         h_log_wait(d, "'src.bin' failed", 5);
-        /* p2sd itself carries on */
         h_stop_p2sd(d, 5);
 }
 END_TEST
@@ -402,6 +422,7 @@ static Suite *failure_suite(void)
         suite_add_tcase(s, tc);
         tc = h_tcase("mid-swarm", 60);
         tcase_add_test(tc, member_lost_with_only_copy);
+        tcase_add_test(tc, member_lost_source_gone);
         tcase_add_test(tc, sigterm_mid_swarm);
         tcase_add_test(tc, sigterm_slow_member_told);
         tcase_add_test(tc, p2sd_killed_mid_swarm);

@@ -586,6 +586,51 @@ START_TEST(rto_backoff_then_silent)
 }
 END_TEST
 
+/* Bug 3: a server SIGSTOPped while the swarm gathers. The member pings it
+ * when quiet (at most every second, over TCP after two unanswered) and
+ * gives up silence_timeout after the last word, with a message saying so. */
+START_TEST(silence_while_gathering)
+{
+        struct member_config cfg;
+        member_config_defaults(&cfg);
+        cfg.silence_timeout_us = 6000000;
+        struct member *m = member_new(&cfg);
+        struct log l = { 0 };
+        uint64_t now = 5000000;
+        ck_assert_ptr_nonnull(m);
+        /* the first tick starts the clock */
+        ck_assert_uint_eq(member_next_deadline(m), 0);
+        member_on_tick(m, now);
+        drain(m, &l, now);
+        uint64_t t0 = now;
+        /* answered pings keep it waiting for ever */
+        for (int i = 0; i < 20; i++) {
+                now = member_next_deadline(m);
+                ck_assert_uint_le(now, t0 + (uint64_t)(i + 1) * 1000000 + 1);
+                member_on_tick(m, now);
+                drain(m, &l, now);
+                member_on_ping(m, true, now);
+        }
+        ck_assert_int_eq(member_state(m), MEMBER_WAIT_START);
+        size_t mark = l.n;
+        uint64_t last = now;
+        while (member_state(m) != MEMBER_EXITED) {
+                now = member_next_deadline(m);
+                ck_assert_uint_ne(now, UINT64_MAX);
+                member_on_tick(m, now);
+                drain(m, &l, now);
+        }
+        ck_assert_uint_eq(now, last + cfg.silence_timeout_us);
+        ck_assert_uint_ge(count_type(&l, mark, MEMBER_ACT_SEND, P2S_PING), 4);
+        const struct member_action *e = find_type(&l, mark, MEMBER_ACT_EXIT);
+        ck_assert_ptr_nonnull(e);
+        ck_assert_int_eq(e->code, 1);
+        ck_assert_ptr_nonnull(strstr(e->reason, "server silent for 6.0 s"));
+        member_free(m);
+        log_free(&l);
+}
+END_TEST
+
 /* Anything from the server resets the silence clock: a QUERY now and then
  * keeps a member whose requests go unanswered alive. */
 START_TEST(silence_reset_by_any_message)
@@ -865,17 +910,19 @@ START_TEST(complete_retry_ack_done)
         ck_assert_ptr_nonnull(find_type(&l, mark, MEMBER_ACT_FINALIZE));
         ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_SEND, P2S_COMPLETE), 1);
         /* unacknowledged: COMPLETE again on a timer */
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 50 && count_type(&l, mark, MEMBER_ACT_SEND, P2S_COMPLETE) < 4; i++) {
                 uint64_t d = member_next_deadline(m);
                 ck_assert_uint_ne(d, UINT64_MAX);
                 now = d;
                 member_on_tick(m, now);
                 drain(m, &l, now);
+                member_on_ping(m, true, now);   /* the server answers the keep-alives */
         }
         ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_SEND, P2S_COMPLETE), 4);
         member_on_complete_ack(m, now);
-        /* acknowledged: no timer left, it waits for DONE as long as it takes */
-        ck_assert_uint_eq(member_next_deadline(m), UINT64_MAX);
+        /* acknowledged: it waits for DONE as long as it takes, pinging a
+         * quiet server now and then, never retrying COMPLETE */
+        ck_assert_uint_eq(member_next_deadline(m), now + 1000000);
         /* still serving */
         member_on_query(m, 3, now);
         drain(m, &l, now);
@@ -1232,6 +1279,7 @@ static Suite *member_suite(void)
         tcase_add_test(tc, window_bound);
         tcase_add_test(tc, rto_backoff_then_silent);
         tcase_add_test(tc, silence_reset_by_any_message);
+        tcase_add_test(tc, silence_while_gathering);
         tcase_add_test(tc, bad_data_rerequested);
         tcase_add_test(tc, rtt_reported);
         tcase_add_test(tc, query_answers);

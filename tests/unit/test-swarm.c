@@ -107,6 +107,8 @@ struct peer {
         unsigned nerr, nfatal;
         /* misbehaviour knobs */
         bool swallow_uploads, corrupt_uploads;
+        bool stopped;           /* SIGSTOPped: receives nothing, answers nothing, no ticks */
+        bool nohave_liar;       /* answers every QUERY with NOHAVE */
         uint32_t corrupt_share;         /* chunk whose SHARE arrives damaged */
         unsigned uploads_swallowed, sent_after_dead;
 };
@@ -152,6 +154,10 @@ struct net {
         unsigned late_peer;
         int source_fail_at;     /* call swarm_fail instead of feeding this chunk */
         int source_short_at;    /* feed this chunk one byte short */
+        bool source_gone;       /* a READ finds the file gone */
+        bool source_changed;    /* a READ finds other bytes */
+        unsigned nreads;        /* READ actions */
+        bool allow_dups;        /* long waits: a retried REQ that crossed the DATA gets it twice */
 };
 
 static uint64_t xorshift(uint64_t *s)
@@ -170,6 +176,7 @@ static struct net *net_new(unsigned n, uint64_t size, size_t cache_chunks)
         ck_assert_ptr_nonnull(t);
         swarm_config_defaults(&t->scfg);
         t->scfg.chunk_size = CS;
+        t->scfg.ordered_share = true;   /* one ordered queue per member, as --control udp */
         t->scfg.min_clients = n;
         member_config_defaults(&t->mcfg);
         t->cache_bytes = cache_chunks * CS;
@@ -383,6 +390,16 @@ static void pump_swarm(struct net *t)
                         /* the server closes the connection after what it queued */
                         enqueue(t, p, false, MSG_CLOSE, 0, P2S_NO_CHUNK, NULL);
                         break;
+                case SWARM_ACT_READ: {
+                        CHECK(a.chunk < t->f.count);
+                        t->nreads++;
+                        struct buf *b = t->source_gone ? NULL : chunk_buf(&t->f, a.chunk);
+                        if (b && t->source_changed)
+                                b->data[0] ^= 1;
+                        swarm_on_source_reread(t->s, a.chunk, b, "No such file or directory", t->now);
+                        buf_unref(b);
+                        break;
+                }
                 case SWARM_ACT_END:
                         CHECK(!t->ended);
                         t->ended = true;
@@ -402,7 +419,7 @@ static void pump_member(struct net *t, struct peer *p)
                 switch (a.type) {
                 case MEMBER_ACT_SEND:
                         CHECK(a.msg == P2S_REQ || a.msg == P2S_NOHAVE || a.msg == P2S_COMPLETE ||
-                              a.msg == P2S_BYE);
+                              a.msg == P2S_BYE || a.msg == P2S_PING);
                         enqueue_via(t, p, true, a.msg, a.flags, a.chunk, NULL, a.reliable);
                         break;
                 case MEMBER_ACT_PREPARE:
@@ -488,7 +505,14 @@ static void to_member(struct net *t, struct peer *p, struct msg *g)
                 member_on_data(m, g->chunk, g->body, g->flags & P2S_F_FROM_CACHE, now);
                 break;
         case P2S_QUERY:
+                if (p->nohave_liar) {
+                        enqueue(t, p, true, P2S_NOHAVE, P2S_F_ACK, g->chunk, NULL);
+                        return;
+                }
                 member_on_query(m, g->chunk, now);
+                break;
+        case P2S_PING:
+                member_on_ping(m, g->flags & P2S_F_ACK, now);
                 break;
         case P2S_COMPLETE:
                 CHECK(g->flags & P2S_F_ACK);
@@ -544,6 +568,9 @@ static void to_swarm(struct net *t, struct peer *p, struct msg *g)
         case P2S_NOHAVE:
                 swarm_on_nohave(t->s, p->sm, g->chunk, g->flags & P2S_F_ACK, now);
                 break;
+        case P2S_PING:
+                swarm_on_ping(t->s, p->sm, g->flags & P2S_F_ACK, now);
+                break;
         case P2S_COMPLETE:
                 swarm_on_complete(t->s, p->sm, now);
                 break;
@@ -572,7 +599,7 @@ static void net_kill(struct net *t, unsigned i)
 
 static uint64_t peer_deadline(struct peer *p)
 {
-        if (p->dead)
+        if (p->dead || p->stopped)
                 return UINT64_MAX;
         return member_next_deadline(p->m);
 }
@@ -593,7 +620,7 @@ static bool net_run(struct net *t, uint64_t max_steps, until_fn until, void *arg
                         struct peer *p = &t->p[g.peer];
                         if (g.to_swarm)
                                 to_swarm(t, p, &g);
-                        else if (!p->dead)
+                        else if (!p->dead && !p->stopped)
                                 to_member(t, p, &g);
                         buf_unref(g.body);
                         continue;
@@ -658,7 +685,7 @@ static void assert_success(struct net *t)
                 for (uint32_t c = 0; c < t->f.count; c++) {
                         size_t cell = (size_t)i * t->f.count + c;
                         /* a damaged share is fetched once more, nothing else */
-                        CHECK(t->data_to[cell] + t->share_to[cell] <= 1u + (c == p->corrupt_share));
+                        CHECK(t->allow_dups || t->data_to[cell] + t->share_to[cell] <= 1u + (c == p->corrupt_share));
                 }
         }
 }
@@ -881,10 +908,10 @@ START_TEST(leave_mid_relay)
 }
 END_TEST
 
-/* A member leaves holding the only copy of chunks the tiny cache lost: the
- * swarm fails at once with ERR LOST to everyone, END non-zero, and nobody
- * exits 0. */
-START_TEST(leave_only_copy)
+/* A member leaves holding the only copy of chunks the tiny cache lost: they
+ * are read again from the source, verified against the manifest, and the
+ * others complete. */
+START_TEST(leave_only_copy_reread)
 {
         struct net *t = net_new(4, 64 * CS, 2);
         uint64_t want = 20;
@@ -896,21 +923,56 @@ START_TEST(leave_only_copy)
         }
         ck_assert(net_run(t, MAXSTEPS, until_relay_data, &want));
         ck_assert(!t->ended);
+        net_kill(t, 3);
+        ck_assert(!t->ended);
+        ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
+        assert_success(t);
+        ck_assert_uint_gt(t->nreads, 0);
+        ck_assert_uint_eq(swarm_stats(t->s)->source_rereads, t->nreads);
+        net_free(t);
+}
+END_TEST
+
+/* The same with the source gone (_i 0) or changed (_i 1) since it was
+ * served: the swarm fails with ERR SOURCE saying so, naming the chunk and
+ * the file, and nobody exits 0. */
+START_TEST(leave_only_copy)
+{
+        struct net *t = net_new(4, 64 * CS, 2);
+        uint64_t want = 20;
+
+        net_setup(t);
+        if (_i == 0)
+                t->source_gone = true;
+        else
+                t->source_changed = true;
+        for (unsigned i = 0; i < 4; i++) {
+                net_join(t, i);
+                pump_swarm(t);
+        }
+        ck_assert(net_run(t, MAXSTEPS, until_relay_data, &want));
+        ck_assert(!t->ended);
         uint64_t left_at = t->now;
         net_kill(t, 3);
+        ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
         ck_assert(t->ended);
-        ck_assert_int_eq(t->end_code, P2S_ERR_LOST);
+        ck_assert_int_eq(t->end_code, P2S_ERR_SOURCE);
+        ck_assert_uint_gt(t->nreads, 0);
+        for (unsigned i = 0; i < 3; i++) {
+                ck_assert_ptr_nonnull(strstr(t->p[i].reason, "source 'file'"));
+                ck_assert_ptr_nonnull(strstr(t->p[i].reason, _i == 0 ? "is gone" : "changed"));
+        }
         ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
         for (unsigned i = 0; i < 3; i++) {
                 struct peer *p = &t->p[i];
                 ck_assert_msg(p->exited && p->exit_code == 1, "member %u: exited %d code %d", i, p->exited,
                               p->exit_code);
-                ck_assert_uint_eq(p->last_err, P2S_ERR_LOST);
+                ck_assert_uint_eq(p->last_err, P2S_ERR_SOURCE);
                 ck_assert_uint_eq(p->nfatal, 1);
                 ck_assert_ptr_nonnull(strstr(p->reason, "held by no member"));
                 ck_assert_uint_le(p->exit_time, left_at + SEC);
         }
-        ck_assert_uint_eq(t->end_time, left_at);
+        ck_assert_uint_le(t->end_time, left_at + SEC);
         ck_assert_uint_eq(t->p[3].sent_after_dead, 0);
         net_free(t);
 }
@@ -952,7 +1014,7 @@ START_TEST(gather_timeout)
         net_join(t, 1);
         net_join(t, 2);
         pump_swarm(t);
-        ck_assert_uint_eq(swarm_next_deadline(t->s), T0 + t->scfg.gather_timeout_us);
+        ck_assert_uint_le(swarm_next_deadline(t->s), T0 + t->scfg.gather_timeout_us);
         ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
         ck_assert_uint_eq(t->start_time, T0 + t->scfg.gather_timeout_us);
         assert_success(t);
@@ -1007,6 +1069,128 @@ START_TEST(late_joiner_distribution)
 }
 END_TEST
 
+/* ---- members that stop, and liars ------------------------------------------ */
+
+/* A holder SIGSTOPped mid-relay (replicas 2): its queries time out and go
+ * to the other holder, it answers no PING and is dropped as silent within
+ * member_silence_us (plus a scan), and everyone else completes. */
+START_TEST(stopped_holder_rerouted)
+{
+        struct net *t = net_new(5, 64 * CS, 2);
+        uint64_t want = 20;
+
+        t->scfg.replicas = 2;
+        t->allow_dups = true;
+        net_setup(t);
+        for (unsigned i = 0; i < 5; i++) {
+                net_join(t, i);
+                pump_swarm(t);
+        }
+        ck_assert(net_run(t, MAXSTEPS, until_relay_data, &want));
+        uint64_t stopped_at = t->now;
+        t->p[1].stopped = true;
+        ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
+        assert_success(t);
+        ck_assert(t->p[1].dropped);
+        ck_assert_int_eq(t->p[1].drop_code, P2S_ERR_SWARM);
+        ck_assert_uint_le(t->end_time - stopped_at, t->scfg.member_silence_us + 2 * SEC);
+        ck_assert_uint_eq(swarm_stats(t->s)->expelled, 1);
+        net_free(t);
+}
+END_TEST
+
+/* Bug 1: a member SIGSTOPped after its share arrived, with a cache that
+ * holds the whole file so that it is never queried: nothing noticed it,
+ * and the others, complete, waited for it for good. Now it is pinged,
+ * dropped as silent, and the swarm finishes. */
+START_TEST(unqueried_member_stopped)
+{
+        struct net *t = net_new(4, 40 * CS, 40);
+        uint64_t want = 1;
+
+        net_setup(t);
+        for (unsigned i = 0; i < 4; i++) {
+                net_join(t, i);
+                pump_swarm(t);
+        }
+        ck_assert(net_run(t, MAXSTEPS, until_relay_data, &want));
+        uint64_t stopped_at = t->now;
+        t->p[2].stopped = true;
+        ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
+        assert_success(t);
+        ck_assert(t->p[2].dropped);
+        ck_assert_int_eq(t->p[2].drop_code, P2S_ERR_SWARM);
+        ck_assert_uint_gt(t->nsent[P2S_PING], 0);
+        ck_assert_uint_le(t->end_time - stopped_at, t->scfg.member_silence_us + 2 * SEC);
+        net_free(t);
+}
+END_TEST
+
+/* Bug 1, second half: stopped before START (its share never arrives). It is
+ * dropped as silent; the chunks it was given are read again from the
+ * source; the others complete. */
+START_TEST(stopped_before_start)
+{
+        struct net *t = net_new(4, 40 * CS, 2);
+
+        net_setup(t);
+        t->allow_dups = true;
+        t->p[3].stopped = true;
+        net_go(t, 4);
+        assert_success(t);
+        ck_assert(t->p[3].dropped);
+        ck_assert_uint_gt(t->nreads, 0);
+        ck_assert_uint_le(t->end_time - t->start_time, t->scfg.member_silence_us + 5 * SEC);
+        net_free(t);
+}
+END_TEST
+
+/* Bug 9: a member answering NOHAVE to every QUERY with replicas 1. Each
+ * such answer for a chunk it was given clears its holder bit and the chunk
+ * comes from the source; the third expels it with ERR PROTO; the honest
+ * members complete, none of them on "server silent". */
+START_TEST(nohave_liar_expelled)
+{
+        struct net *t = net_new(6, 60 * CS, 2);
+
+        net_setup(t);
+        t->p[1].nohave_liar = true;
+        net_go(t, 6);
+        assert_success(t);
+        const struct swarm_stats *st = swarm_stats(t->s);
+        ck_assert(t->p[1].dropped);
+        ck_assert_int_eq(t->p[1].drop_code, P2S_ERR_PROTO);
+        ck_assert_uint_eq(st->lying_nohaves, t->scfg.max_strikes);
+        ck_assert_uint_eq(st->expelled, 1);
+        ck_assert_uint_gt(t->nreads, 0);
+        ck_assert_uint_ge(st->completed, 5);
+        ck_assert_uint_eq(st->joined, 6);
+        ck_assert_uint_lt(t->end_time - t->start_time, 10 * SEC);
+        net_free(t);
+}
+END_TEST
+
+/* A poisoner with the only copy (replicas 1): its bad uploads are never
+ * relayed; each sends the query on (to the source, nobody else has it);
+ * the third expels it. */
+START_TEST(poisoned_uploads_sole_holder)
+{
+        struct net *t = net_new(4, 40 * CS, 1);
+
+        net_setup(t);
+        t->p[0].corrupt_uploads = true;
+        net_go(t, 4);
+        assert_success(t);
+        const struct swarm_stats *st = swarm_stats(t->s);
+        ck_assert(t->p[0].dropped);
+        ck_assert_int_eq(t->p[0].drop_code, P2S_ERR_PROTO);
+        ck_assert_uint_eq(st->bad_uploads, t->scfg.max_strikes);
+        ck_assert_uint_eq(t->bad_relays, 0);
+        ck_assert_uint_gt(t->nreads, 0);
+        net_free(t);
+}
+END_TEST
+
 /* ---- misbehaving members -------------------------------------------------- */
 
 /* A holder that never answers QUERY, with a second holder for each chunk:
@@ -1052,19 +1236,20 @@ START_TEST(silent_holder_dropped)
 END_TEST
 
 /* The sole holder of chunks stays silent: after query_tries asks it is
- * dropped, its chunks are lost, and the swarm fails in bounded time. */
+ * dropped, its chunks are read again from the source, and the others
+ * complete in bounded time. */
 START_TEST(silent_sole_holder)
 {
         struct net *t = net_new(3, 30 * CS, 2);
 
         net_setup(t);
         t->p[2].swallow_uploads = true;
+        t->allow_dups = true;
         net_go(t, 3);
-        ck_assert(t->ended);
-        ck_assert_int_ne(t->end_code, 0);
-        for (unsigned i = 0; i < 3; i++)
-                ck_assert_msg(t->p[i].exited && t->p[i].exit_code != 0, "member %u exited %d code %d", i,
-                              t->p[i].exited, t->p[i].exit_code);
+        assert_success(t);
+        ck_assert(t->p[2].dropped);
+        ck_assert_int_eq(t->p[2].drop_code, P2S_ERR_SWARM);
+        ck_assert_uint_gt(t->nreads, 0);
         ck_assert_uint_lt(t->end_time - t->start_time, 60 * SEC);
         net_free(t);
 }
@@ -1082,7 +1267,7 @@ START_TEST(bad_upload)
         net_go(t, 4);
         assert_success(t);
         const struct swarm_stats *st = swarm_stats(t->s);
-        ck_assert_uint_eq(st->bad_uploads, 1);
+        ck_assert_uint_eq(st->bad_uploads, t->scfg.max_strikes);
         ck_assert(t->p[2].dropped);
         ck_assert_int_eq(t->p[2].drop_code, P2S_ERR_PROTO);
         ck_assert_int_eq(t->p[2].exit_code, 1);
@@ -1348,6 +1533,7 @@ static void rig_new(struct rig *r, unsigned n, uint32_t chunks, size_t cache_chu
         cfg.min_clients = n;
         cfg.replicas = replicas;
         cfg.query = mode;
+        cfg.member_silence_us = 0;      /* these are about queries: no keep-alives */
         r->now = T0;
         file_make(&r->f, (uint64_t)chunks * CS, CS, 99);
         r->cache = lru_new(cache_chunks * CS);
@@ -1379,6 +1565,14 @@ static void rig_upload(struct rig *r, unsigned who, uint32_t c, bool corrupt)
         swarm_on_upload(r->s, r->m[who], c, b, r->now);
         buf_unref(b);
         rig_collect(r);
+}
+
+static const struct swarm_action *rig_find(const struct rig *r, enum swarm_act_type type)
+{
+        for (size_t i = 0; i < r->na; i++)
+                if (r->a[i].type == type)
+                        return &r->a[i];
+        return NULL;
 }
 
 static const struct swarm_action *rig_last(const struct rig *r, uint8_t msg)
@@ -1502,7 +1696,7 @@ START_TEST(query_retry_schedule)
         swarm_on_request(r.s, r.m[B], 0, false, r.now);
         rig_collect(&r);
         qt[nq++] = r.now;
-        for (int i = 0; i < 50 && swarm_state(r.s) != SWARM_OVER; i++) {
+        for (int i = 0; i < 50 && !rig_find(&r, SWARM_ACT_READ); i++) {
                 uint64_t d = swarm_next_deadline(r.s);
                 ck_assert_uint_ne(d, UINT64_MAX);
                 ck_assert_uint_gt(d, r.now);
@@ -1517,6 +1711,14 @@ START_TEST(query_retry_schedule)
                                 qt[nq++] = r.now;
                         }
         }
+        /* nobody else holds it: read again from the source, no timer meanwhile */
+        const struct swarm_action *rd = rig_find(&r, SWARM_ACT_READ);
+        ck_assert_ptr_nonnull(rd);
+        ck_assert_uint_eq(rd->chunk, 0);
+        ck_assert_uint_eq(swarm_next_deadline(r.s), UINT64_MAX);
+        /* ... which is gone: ERR SOURCE for everyone */
+        swarm_on_source_reread(r.s, 0, NULL, "No such file or directory", r.now);
+        rig_collect(&r);
         ck_assert_int_eq(swarm_state(r.s), SWARM_OVER);
         ck_assert_uint_eq(nq, cfg.query_tries);
         uint64_t gap = cfg.query_timeout_us, at = t0;
@@ -1538,14 +1740,16 @@ START_TEST(query_retry_schedule)
         ck_assert_int_eq(rig_idx(&r.a[drop]), A);
         ck_assert_int_eq(r.a[drop].code, P2S_ERR_SWARM);
         ck_assert_uint_lt(end, r.na);
-        ck_assert_int_eq(r.a[end].code, P2S_ERR_LOST);
+        ck_assert_int_eq(r.a[end].code, P2S_ERR_SOURCE);
         ck_assert_uint_eq(rig_count(&r, P2S_ERR, B, P2S_NO_CHUNK), 1);
         ck_assert_uint_eq(rig_count(&r, P2S_ERR, C, P2S_NO_CHUNK), 1);
         ck_assert_uint_eq(rig_count(&r, P2S_ERR, A, P2S_NO_CHUNK), 0);
         const struct swarm_action *e = rig_last(&r, P2S_ERR);
         ck_assert(e->flags & P2S_F_FATAL);
         char reason[P2S_MAX_REASON + 1];
-        ck_assert_uint_eq(wire_get_err(e->body->data, e->body->len, reason, sizeof(reason)), P2S_ERR_LOST);
+        ck_assert_uint_eq(wire_get_err(e->body->data, e->body->len, reason, sizeof(reason)), P2S_ERR_SOURCE);
+        ck_assert_ptr_nonnull(strstr(reason, "chunk 0 "));
+        ck_assert_ptr_nonnull(strstr(reason, "source 'rig' is gone: No such file"));
         rig_free(&r);
 }
 END_TEST
@@ -1580,8 +1784,8 @@ START_TEST(query_retry_alternates)
 }
 END_TEST
 
-/* A bad upload: counted, the uploader dropped, the chunk asked of the other
- * holder, nothing relayed. */
+/* A bad upload: counted, never cached nor relayed, the chunk asked of the
+ * other holder; the third one expels the uploader with ERR PROTO. */
 START_TEST(bad_upload_rig)
 {
         struct rig r;
@@ -1597,11 +1801,23 @@ START_TEST(bad_upload_rig)
         ck_assert_uint_eq(st->bad_uploads, 1);
         ck_assert_uint_eq(st->uploads, 0);
         ck_assert_uint_eq(rig_count(&r, P2S_DATA, -1, P2S_NO_CHUNK), 0);
-        ck_assert_int_eq(r.a[0].type, SWARM_ACT_DROP);
-        ck_assert_int_eq(rig_idx(&r.a[0]), asked);
-        ck_assert_int_eq(r.a[0].code, P2S_ERR_PROTO);
+        ck_assert_ptr_null(rig_find(&r, SWARM_ACT_DROP));
         ck_assert_uint_eq(rig_count(&r, P2S_QUERY, asked == A ? B : A, 0), 1);
+        ck_assert_uint_eq(swarm_member_count(r.s), 3);
+        ck_assert_ptr_null(lru_get(r.cache, (3ull << 32) | 0));
+        /* two more: expelled, with the reason */
+        rig_upload(&r, (unsigned)asked, 0, true);
+        ck_assert_ptr_null(rig_find(&r, SWARM_ACT_DROP));
+        rig_upload(&r, (unsigned)asked, 0, true);
+        const struct swarm_action *d = rig_find(&r, SWARM_ACT_DROP);
+        ck_assert_ptr_nonnull(d);
+        ck_assert_int_eq(rig_idx(d), asked);
+        ck_assert_int_eq(d->code, P2S_ERR_PROTO);
+        ck_assert_ptr_nonnull(strstr(d->why, "do not match"));
+        ck_assert_uint_eq(st->bad_uploads, 3);
+        ck_assert_uint_eq(st->expelled, 1);
         ck_assert_uint_eq(swarm_member_count(r.s), 2);
+        ck_assert_uint_eq(rig_count(&r, P2S_DATA, -1, P2S_NO_CHUNK), 0);
         ck_assert_ptr_null(lru_get(r.cache, (3ull << 32) | 0));
         r.m[asked] = NULL;
         rig_free(&r);
@@ -1852,7 +2068,8 @@ static Suite *swarm_suite(void)
         tc = tcase_create("membership");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, leave_mid_relay);
-        tcase_add_test(tc, leave_only_copy);
+        tcase_add_test(tc, leave_only_copy_reread);
+        tcase_add_loop_test(tc, leave_only_copy, 0, 2);
         tcase_add_test(tc, all_leave_in_gather);
         tcase_add_test(tc, gather_timeout);
         tcase_add_test(tc, late_joiner_relay);
@@ -1862,6 +2079,11 @@ static Suite *swarm_suite(void)
         tc = tcase_create("misbehaviour");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, silent_holder_other_holders);
+        tcase_add_test(tc, stopped_holder_rerouted);
+        tcase_add_test(tc, unqueried_member_stopped);
+        tcase_add_test(tc, stopped_before_start);
+        tcase_add_test(tc, nohave_liar_expelled);
+        tcase_add_test(tc, poisoned_uploads_sole_holder);
         tcase_add_test(tc, silent_holder_dropped);
         tcase_add_test(tc, silent_sole_holder);
         tcase_add_test(tc, bad_upload);

@@ -713,7 +713,7 @@ static bool route_expected(uint8_t type, enum wire_dir dir, enum wire_channel ch
                 return c2s;             /* control: either transport, retries escalate */
         case P2S_QUERY: case P2S_DONE:
                 return !c2s;
-        case P2S_COMPLETE:
+        case P2S_COMPLETE: case P2S_PING:
                 return true;            /* the member's, and the server's echo with ACK */
         case P2S_ERR:
                 return !c2s;            /* FATAL over TCP, answers to datagrams over UDP */
