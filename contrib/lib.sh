@@ -8,15 +8,18 @@
 # shellcheck disable=SC2034
 # Needed to build p2sd and p2s-fetch (and the check unit tests).
 P2S_BUILD_DEPS=(meson ninja-build pkg-config libsystemd-dev check libssl-dev gcc)
-# Needed by the integration tests (network namespaces, packet loss) and the
-# systemd suite (systemd-analyze; systemd-nspawn on a debootstrapped root).
-# Installing systemd-container upgrades the host's systemd packages to the
-# same version; harmless where systemd is not PID 1.
+# Needed by the integration tests (network namespaces, packet loss), the
+# systemd suite (systemd-analyze; systemd-nspawn on a debootstrapped root)
+# and contrib/test.sh's valgrind run of the unit suites. Installing
+# systemd-container upgrades the host's systemd packages to the same
+# version; harmless where systemd is not PID 1.
 # shellcheck disable=SC2034
-P2S_TEST_DEPS=(iproute2 iptables systemd systemd-container debootstrap)
+P2S_TEST_DEPS=(iproute2 iptables systemd systemd-container debootstrap valgrind)
 # Used by the tests when present; a failure to install them is not fatal.
+# clang: contrib/test.sh builds the sanitizer build with it (gcc otherwise),
+# which also builds the libFuzzer targets (libclang-rt-dev holds libFuzzer).
 # shellcheck disable=SC2034
-P2S_OPTIONAL_TEST_DEPS=(valgrind)
+P2S_OPTIONAL_TEST_DEPS=(clang libclang-rt-dev)
 
 # The repository root: the parent of the folder holding this file.
 P2S_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -104,20 +107,25 @@ p2s_quiet() {
 	fi
 }
 
-# p2s_build --keep|--reconfigure
+# p2s_build --keep|--reconfigure [MESON-OPTION...]
 # Configures the build directory when it is not configured yet (with
-# --reconfigure: reconfigures it otherwise), then builds. Leaves the shell in
-# the repository root.
+# --reconfigure: reconfigures it otherwise), then builds. The options (e.g.
+# -Dwerror=true) are passed to meson setup. Leaves the shell in the
+# repository root.
 p2s_build() {
 	local reconfigure=$1
+	shift
 	cd "$P2S_ROOT" || p2s_die "cannot cd to $P2S_ROOT"
 	if [[ ! -f $P2S_BUILD_DIR/meson-private/coredata.dat ]]; then
-		p2s_say "configuring $P2S_BUILD_DIR"
+		p2s_say "configuring $P2S_BUILD_DIR $*"
 		p2s_quiet "meson setup $P2S_BUILD_DIR failed (output above)" \
-			meson setup "$P2S_BUILD_DIR"
+			meson setup "$P2S_BUILD_DIR" "$@"
 	elif [[ $reconfigure == --reconfigure ]]; then
 		p2s_quiet "meson setup --reconfigure $P2S_BUILD_DIR failed (output above)" \
-			meson setup --reconfigure "$P2S_BUILD_DIR"
+			meson setup --reconfigure "$P2S_BUILD_DIR" "$@"
+	elif [[ $# -gt 0 ]]; then
+		p2s_quiet "meson configure $P2S_BUILD_DIR failed (output above)" \
+			meson configure "$P2S_BUILD_DIR" "$@"
 	fi
 	p2s_say "building in $P2S_BUILD_DIR"
 	p2s_quiet "build failed (compiler output above)" ninja -C "$P2S_BUILD_DIR"

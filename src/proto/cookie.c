@@ -14,7 +14,8 @@
  * sockaddr: its padding and sin6_flowinfo are not the sender's identity.
  * Returns the length used, or 0 for a family or length we cannot read. */
 static size_t cookie_input(uint8_t buf[COOKIE_INPUT_MAX], const uint8_t secret[COOKIE_SECRET_SIZE],
-                           uint64_t epoch, const struct sockaddr *addr, socklen_t addrlen) {
+                           uint64_t epoch, const struct sockaddr *addr, socklen_t addrlen)
+{
         size_t n = 0;
 
         if (!addr || addrlen < (socklen_t)sizeof(sa_family_t))
@@ -51,7 +52,8 @@ static size_t cookie_input(uint8_t buf[COOKIE_INPUT_MAX], const uint8_t secret[C
 }
 
 uint64_t cookie_make(const uint8_t secret[COOKIE_SECRET_SIZE], uint64_t epoch,
-                     const struct sockaddr *addr, socklen_t addrlen) {
+                     const struct sockaddr *addr, socklen_t addrlen)
+{
         uint8_t buf[COOKIE_INPUT_MAX];
         uint8_t digest[P2S_HASH_SIZE];
         uint64_t c = 0;
@@ -68,7 +70,8 @@ uint64_t cookie_make(const uint8_t secret[COOKIE_SECRET_SIZE], uint64_t epoch,
 }
 
 bool cookie_check(const uint8_t secret[COOKIE_SECRET_SIZE], uint64_t now_us, uint64_t cookie,
-                  const struct sockaddr *addr, socklen_t addrlen) {
+                  const struct sockaddr *addr, socklen_t addrlen)
+{
         uint8_t buf[COOKIE_INPUT_MAX];
         uint64_t epoch = now_us / COOKIE_EPOCH_USEC;
 

@@ -8,7 +8,8 @@
 #include "proto/hash.h"
 #include "proto/manifest.h"
 
-uint64_t manifest_count_for(uint64_t file_size, uint32_t chunk_size) {
+uint64_t manifest_count_for(uint64_t file_size, uint32_t chunk_size)
+{
         if (file_size == 0)
                 return 0;
         /* No chunk size cannot hold a byte: a count larger than any limit
@@ -19,7 +20,8 @@ uint64_t manifest_count_for(uint64_t file_size, uint32_t chunk_size) {
         return file_size / chunk_size + (file_size % chunk_size != 0);
 }
 
-int manifest_init(struct manifest *m, uint64_t file_size, uint32_t chunk_size) {
+int manifest_init(struct manifest *m, uint64_t file_size, uint32_t chunk_size)
+{
         uint64_t count;
 
         memset(m, 0, sizeof(*m));
@@ -39,14 +41,16 @@ int manifest_init(struct manifest *m, uint64_t file_size, uint32_t chunk_size) {
         return 0;
 }
 
-void manifest_fini(struct manifest *m) {
+void manifest_fini(struct manifest *m)
+{
         if (!m)
                 return;
         free(m->hashes);
         memset(m, 0, sizeof(*m));
 }
 
-uint32_t manifest_chunk_len(const struct manifest *m, uint32_t idx) {
+uint32_t manifest_chunk_len(const struct manifest *m, uint32_t idx)
+{
         uint64_t off;
 
         if (idx >= m->chunk_count)
@@ -58,7 +62,8 @@ uint32_t manifest_chunk_len(const struct manifest *m, uint32_t idx) {
         return (uint32_t)(m->file_size - off);
 }
 
-bool manifest_verify_chunk(const struct manifest *m, uint32_t idx, const void *data, size_t len) {
+bool manifest_verify_chunk(const struct manifest *m, uint32_t idx, const void *data, size_t len)
+{
         uint8_t got[P2S_HASH_SIZE];
         uint32_t want_len = manifest_chunk_len(m, idx);
 
@@ -68,7 +73,8 @@ bool manifest_verify_chunk(const struct manifest *m, uint32_t idx, const void *d
         return memcmp(got, m->hashes[idx], P2S_HASH_SIZE) == 0;
 }
 
-int manifest_set_hashes(struct manifest *m, uint32_t first, const uint8_t *hashes, uint32_t n) {
+int manifest_set_hashes(struct manifest *m, uint32_t first, const uint8_t *hashes, uint32_t n)
+{
         /* 64-bit sum: first + n must not wrap past the table's end. */
         if ((uint64_t)first + n > m->chunk_count)
                 return -EINVAL;

@@ -71,40 +71,48 @@ static bool frag_kind_ok(uint8_t kind)
         return kind == P2S_SHARE || kind == P2S_DATA || kind == P2S_UPLOAD;
 }
 
-static bool wire_type_known(uint8_t type) {
+static bool wire_type_known(uint8_t type)
+{
         return type >= 1 && type <= P2S_TYPE_MAX;
 }
 
-static uint16_t get_u16(const uint8_t *p) {
+static uint16_t get_u16(const uint8_t *p)
+{
         return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
 }
 
-static uint32_t get_u32(const uint8_t *p) {
+static uint32_t get_u32(const uint8_t *p)
+{
         return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static uint64_t get_u64(const uint8_t *p) {
+static uint64_t get_u64(const uint8_t *p)
+{
         return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
 }
 
-static void put_u16(uint8_t *p, uint16_t v) {
+static void put_u16(uint8_t *p, uint16_t v)
+{
         p[0] = (uint8_t)(v >> 8);
         p[1] = (uint8_t)v;
 }
 
-static void put_u32(uint8_t *p, uint32_t v) {
+static void put_u32(uint8_t *p, uint32_t v)
+{
         p[0] = (uint8_t)(v >> 24);
         p[1] = (uint8_t)(v >> 16);
         p[2] = (uint8_t)(v >> 8);
         p[3] = (uint8_t)v;
 }
 
-static void put_u64(uint8_t *p, uint64_t v) {
+static void put_u64(uint8_t *p, uint64_t v)
+{
         put_u32(p, (uint32_t)(v >> 32));
         put_u32(p + 4, (uint32_t)v);
 }
 
-const char *wire_strerror(int e) {
+const char *wire_strerror(int e)
+{
         switch (e) {
         case WIRE_OK:        return "ok";
         case WIRE_E_SHORT:   return "short";
@@ -179,13 +187,15 @@ int wire_check_frame_hdr(const struct p2s_hdr *h, enum wire_dir dir, int control
         return WIRE_OK;
 }
 
-const char *wire_type_name(uint8_t type) {
+const char *wire_type_name(uint8_t type)
+{
         return wire_type_known(type) ? wire_rules[type].name : "?";
 }
 
 /* Length and chunk checks on a header already in host order; shared by
  * wire_decode_hdr and wire_check_body so neither trusts its caller. */
-static int wire_check_framing(const struct p2s_hdr *h) {
+static int wire_check_framing(const struct p2s_hdr *h)
+{
         const struct wire_rule *r;
 
         if (!wire_type_known(h->type))
@@ -201,7 +211,8 @@ static int wire_check_framing(const struct p2s_hdr *h) {
         return WIRE_OK;
 }
 
-int wire_decode_hdr(const uint8_t *buf, size_t len, struct p2s_hdr *out) {
+int wire_decode_hdr(const uint8_t *buf, size_t len, struct p2s_hdr *out)
+{
         struct p2s_hdr h;
 
         if (!buf || len < P2S_HDR_SIZE)
@@ -227,7 +238,8 @@ int wire_decode_hdr(const uint8_t *buf, size_t len, struct p2s_hdr *out) {
         return wire_check_framing(&h);
 }
 
-int wire_check_body(const struct p2s_hdr *h, const uint8_t *body) {
+int wire_check_body(const struct p2s_hdr *h, const uint8_t *body)
+{
         int r = wire_check_framing(h);
         if (r != WIRE_OK)
                 return r;
@@ -305,7 +317,8 @@ int wire_check_body(const struct p2s_hdr *h, const uint8_t *body) {
         return WIRE_OK;
 }
 
-int wire_decode(const uint8_t *buf, size_t len, struct p2s_msg *out) {
+int wire_decode(const uint8_t *buf, size_t len, struct p2s_msg *out)
+{
         struct p2s_hdr h;
         int r;
 
@@ -327,7 +340,8 @@ int wire_decode(const uint8_t *buf, size_t len, struct p2s_msg *out) {
         return WIRE_OK;
 }
 
-void wire_encode_hdr(uint8_t out[P2S_HDR_SIZE], const struct p2s_hdr *h) {
+void wire_encode_hdr(uint8_t out[P2S_HDR_SIZE], const struct p2s_hdr *h)
+{
         put_u32(out + 0, P2S_MAGIC);
         out[4] = P2S_VERSION;
         out[5] = h->type;
@@ -339,7 +353,8 @@ void wire_encode_hdr(uint8_t out[P2S_HDR_SIZE], const struct p2s_hdr *h) {
         put_u32(out + 28, h->chunk);
 }
 
-size_t wire_encode(uint8_t *out, size_t cap, const struct p2s_hdr *h, const void *body, uint32_t body_len) {
+size_t wire_encode(uint8_t *out, size_t cap, const struct p2s_hdr *h, const void *body, uint32_t body_len)
+{
         struct p2s_hdr copy;
 
         if (!out || cap < P2S_HDR_SIZE || cap - P2S_HDR_SIZE < body_len)
@@ -356,33 +371,38 @@ size_t wire_encode(uint8_t *out, size_t cap, const struct p2s_hdr *h, const void
         return (size_t)P2S_HDR_SIZE + body_len;
 }
 
-void wire_put_welcome(uint8_t out[P2S_WELCOME_SIZE], const struct p2s_welcome *w) {
+void wire_put_welcome(uint8_t out[P2S_WELCOME_SIZE], const struct p2s_welcome *w)
+{
         out[0] = w->control_mode;
         out[1] = w->reserved;
         put_u16(out + 2, w->port);
         put_u32(out + 4, w->dgram_size);
 }
 
-void wire_get_welcome(const uint8_t in[P2S_WELCOME_SIZE], struct p2s_welcome *w) {
+void wire_get_welcome(const uint8_t in[P2S_WELCOME_SIZE], struct p2s_welcome *w)
+{
         w->control_mode = in[0];
         w->reserved = in[1];
         w->port = get_u16(in + 2);
         w->dgram_size = get_u32(in + 4);
 }
 
-void wire_put_start(uint8_t out[P2S_START_SIZE], const struct p2s_start *s) {
+void wire_put_start(uint8_t out[P2S_START_SIZE], const struct p2s_start *s)
+{
         put_u64(out + 0, s->file_size);
         put_u32(out + 8, s->chunk_size);
         put_u32(out + 12, s->chunk_count);
 }
 
-void wire_get_start(const uint8_t in[P2S_START_SIZE], struct p2s_start *s) {
+void wire_get_start(const uint8_t in[P2S_START_SIZE], struct p2s_start *s)
+{
         s->file_size = get_u64(in + 0);
         s->chunk_size = get_u32(in + 8);
         s->chunk_count = get_u32(in + 12);
 }
 
-size_t wire_put_err(uint8_t *out, size_t cap, uint16_t code, const char *reason) {
+size_t wire_put_err(uint8_t *out, size_t cap, uint16_t code, const char *reason)
+{
         size_t n;
 
         if (!out || cap < P2S_ERR_BODY_MIN)
@@ -396,7 +416,8 @@ size_t wire_put_err(uint8_t *out, size_t cap, uint16_t code, const char *reason)
         return P2S_ERR_BODY_MIN + n;
 }
 
-struct buf *wire_err_buf(uint16_t code, const char *reason) {
+struct buf *wire_err_buf(uint16_t code, const char *reason)
+{
         uint8_t tmp[P2S_ERR_BODY_MIN + P2S_MAX_REASON];
         size_t n = wire_put_err(tmp, sizeof(tmp), code, reason);
         struct buf *b = buf_new(n);
@@ -405,7 +426,8 @@ struct buf *wire_err_buf(uint16_t code, const char *reason) {
         return b;
 }
 
-uint16_t wire_get_err(const uint8_t *body, uint32_t body_len, char *reason, size_t cap) {
+uint16_t wire_get_err(const uint8_t *body, uint32_t body_len, char *reason, size_t cap)
+{
         size_t n = 0;
         uint16_t code = 0;
 

@@ -10,14 +10,16 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static bool frag_kind_ok(uint8_t kind) {
+static bool frag_kind_ok(uint8_t kind)
+{
         return kind == P2S_SHARE || kind == P2S_DATA || kind == P2S_UPLOAD;
 }
 
 /* An accepted FRAG is what a receiver copies into a chunk buffer of
  * chunk_len bytes at index * frag_size: it must land inside it, and every
  * fragment but the last must be whole. */
-static void check_frag(const struct p2s_msg *m) {
+static void check_frag(const struct p2s_msg *m)
+{
         struct p2s_frag f;
         uint8_t again[P2S_FRAG_SIZE];
         uint32_t len = m->hdr.body_len - P2S_FRAG_SIZE;
@@ -43,7 +45,8 @@ static void check_frag(const struct p2s_msg *m) {
         }
 }
 
-static void check_frag_ack(const struct p2s_msg *m) {
+static void check_frag_ack(const struct p2s_msg *m)
+{
         struct p2s_frag_ack a;
         uint8_t again[P2S_FRAG_ACK_SIZE];
 
@@ -61,7 +64,8 @@ static void check_frag_ack(const struct p2s_msg *m) {
         }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
         struct p2s_msg m;
         struct p2s_hdr h;
         int whole, hdr, body = -1;

@@ -519,6 +519,10 @@ struct h_proc *h_start(const struct h_spawn *s)
         }
         pid_t parent = getpid();
         fflush(NULL);
+        /* before the fork: under load the child may run for a while before
+         * the parent is scheduled again, and a child's own clock must never
+         * seem to start before t_start */
+        p->t_start = h_now();
         pid_t pid = fork();
         ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
         if (pid == 0)
@@ -528,7 +532,6 @@ struct h_proc *h_start(const struct h_spawn *s)
                 close(errfd);
         p->pid = pid;
         p->pidfd = pidfd_open_(pid);
-        p->t_start = h_now();
         proc_used[idx] = true;
         nprocs++;
         return p;
