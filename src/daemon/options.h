@@ -26,6 +26,7 @@ enum {
         P2SD_SET_QUERY = 1u << 9,
         P2SD_SET_LOG_LEVEL = 1u << 10,
         P2SD_SET_MAX_DGRAM = 1u << 11,
+        P2SD_SET_SECRET = 1u << 12,
 };
 
 /* p2sd's bits of struct opt.flags */
@@ -42,6 +43,7 @@ struct p2sd_options {
         uint16_t port;
         int control;            /* enum p2s_control_mode */
         uint32_t max_datagram;  /* --control=tcp: largest UDP payload of chunk data */
+        const char *secret_file;        /* --secret-file, or NULL */
         uint64_t cache_bytes;
         int log_level;
         struct swarm_config swarm;

@@ -101,6 +101,7 @@ static const struct sample {
         const char *key, *val;
 } samples[] = {
         { "root", "/srv/x" }, { "listen", "127.0.0.1" }, { "port", "1234" }, { "control", "tcp" },
+        { "secret-file", "/etc/p2s/secret" },
         { "max-datagram", "9000" }, { "min-clients", "5" }, { "gather-timeout", "1.5" }, { "replicas", "3" },
         { "cache", "3M" }, { "chunk-size", "128K" }, { "query", "broadcast" }, { "log-level", "debug" },
 };
