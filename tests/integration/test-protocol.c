@@ -46,11 +46,15 @@ static ssize_t recv_within(int fd, uint8_t *buf, size_t cap, int timeout_ms)
         return recv(fd, buf, cap, 0);
 }
 
+/* A HELLO with a fixed nonce and no proof. */
+static const uint8_t test_nonce[P2S_NONCE_SIZE] = "p2s-test-nonce!";
+
 static size_t hello(uint8_t *out, size_t cap, const char *name, uint64_t token)
 {
-        struct p2s_hdr h = { .type = P2S_HELLO, .token = token, .chunk = P2S_NO_CHUNK,
-                             .body_len = (uint32_t)strlen(name) };
-        return wire_encode(out, cap, &h, name, h.body_len);
+        uint8_t body[P2S_HELLO_FIXED + P2S_MAX_NAME];
+        size_t bl = wire_put_hello(body, sizeof(body), test_nonce, NULL, name, strlen(name));
+        struct p2s_hdr h = { .type = P2S_HELLO, .token = token, .chunk = P2S_NO_CHUNK, .body_len = (uint32_t)bl };
+        return wire_encode(out, cap, &h, body, h.body_len);
 }
 
 /* HELLO, COOKIE, HELLO(cookie), WELCOME: the member's header ids and token. */
