@@ -26,7 +26,7 @@ enum {
         P2SD_SET_QUERY = 1u << 9,
         P2SD_SET_LOG_LEVEL = 1u << 10,
         P2SD_SET_MAX_DGRAM = 1u << 11,
-        P2SD_SET_SECRET = 1u << 15,      /* 12..14 are i8-bounds' on main */
+        P2SD_SET_SECRET = 1u << 15,
 };
 
 /* p2sd's bits of struct opt.flags */
