@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #define P2S_MAGIC        0x50325331u /* "P2S1" */
-#define P2S_VERSION      1
+#define P2S_VERSION      2
 #define P2S_HDR_SIZE     32
 #define P2S_DEFAULT_PORT 7700
 
@@ -41,8 +41,8 @@ struct p2s_hdr {
  * --control=tcp); "data" is the other one; "tcp" is always the member's TCP
  * connection (bulk, ordered, one-off); "udp" is always UDP. */
 enum p2s_type {
-        P2S_HELLO         = 1,  /* C->S udp  body: file name; token 0 or cookie */
-        P2S_COOKIE        = 2,  /* S->C udp  token: cookie to echo in HELLO */
+        P2S_HELLO         = 1,  /* C->S udp  body: struct p2s_hello + file name; token 0 or cookie */
+        P2S_COOKIE        = 2,  /* S->C udp  token: cookie to echo in HELLO; body: the HELLO's nonce */
         P2S_WELCOME       = 3,  /* S->C udp  ids+token assigned; body: struct p2s_welcome */
         P2S_ATTACH        = 4,  /* C->S tcp  first frame on the member's TCP connection */
         P2S_START         = 5,  /* S->C tcp  body: struct p2s_start */
@@ -72,6 +72,7 @@ enum p2s_flags {
         P2S_F_ACK        = 1u << 0, /* this message acknowledges one of the same type */
         P2S_F_FROM_CACHE = 1u << 1, /* DATA: served from the server's cache */
         P2S_F_FATAL      = 1u << 2, /* ERR: the swarm (or session) is over */
+        P2S_F_JOIN       = 1u << 3, /* ERR: answers a HELLO; the body starts with its nonce */
 };
 
 enum p2s_control_mode {
@@ -79,13 +80,32 @@ enum p2s_control_mode {
         P2S_CONTROL_TCP = 2,
 };
 
+/* The join handshake. Every HELLO carries a fresh random nonce of the
+ * client's, and every COOKIE, WELCOME and ERR answering a HELLO carries it
+ * back: a client drops any that does not, so only who sees its HELLOs can
+ * answer them. With a swarm secret, the HELLO that echoes the cookie also
+ * carries proof = HMAC-SHA256(secret, "p2s-join-1" || cookie (8 bytes,
+ * big-endian) || nonce || name); without one the proof is 32 zero bytes. */
+#define P2S_NONCE_SIZE   16
+#define P2S_PROOF_SIZE   32
+#define P2S_PROOF_LABEL  "p2s-join-1"
+struct p2s_hello {
+        uint8_t nonce[P2S_NONCE_SIZE];
+        uint8_t proof[P2S_PROOF_SIZE];
+        /* then the file name: 1..P2S_MAX_NAME bytes, no NUL */
+};
+#define P2S_HELLO_FIXED  (P2S_NONCE_SIZE + P2S_PROOF_SIZE)
+/* COOKIE body: the nonce of the HELLO it answers. */
+#define P2S_COOKIE_SIZE  P2S_NONCE_SIZE
+
 struct p2s_welcome {
         uint8_t control_mode;   /* enum p2s_control_mode */
         uint8_t reserved;
         uint16_t port;          /* TCP port to ATTACH to */
         uint32_t dgram_size;    /* --control=tcp: largest UDP payload to send (0 in udp mode) */
+        uint8_t nonce[P2S_NONCE_SIZE];  /* the HELLO's */
 };
-#define P2S_WELCOME_SIZE 8
+#define P2S_WELCOME_SIZE 24
 
 /* One fragment of a chunk: payload bytes [index * frag_size, ...) of the
  * chunk; every fragment but the last carries exactly frag_size bytes. */
@@ -134,8 +154,12 @@ enum p2s_err_code {
         P2S_ERR_SOURCE     = 7,  /* source file could not be read */
         P2S_ERR_BUSY       = 8,  /* too many members / resources */
         P2S_ERR_SWARM      = 9,  /* swarm ended for another reason */
+        P2S_ERR_SECRET     = 10, /* HELLO without the proof of the swarm secret, or a wrong one */
 };
 
+/* With P2S_F_JOIN (an ERR answering a HELLO) the body is the HELLO's
+ * nonce, then this; the whole body stays within P2S_ERR_BODY_MIN +
+ * P2S_MAX_REASON, so the reason is shorter by the nonce. */
 struct p2s_err_body {
         uint16_t code;          /* enum p2s_err_code; reason text follows */
 };

@@ -13,6 +13,7 @@
 #include "daemon/conffile.h"
 #include "daemon/options.h"
 #include "daemon/server.h"
+#include "proto/cookie.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/loop.h"
@@ -29,6 +30,7 @@ struct daemon {
         struct loop_timer status, watchdog;
         uint64_t watchdog_us;
         bool stopping;
+        struct swarm_secret secret;     /* --secret-file; len 0: none */
 };
 
 static void status_line(struct daemon *d, char *buf, size_t len)
@@ -175,6 +177,7 @@ static int run(struct daemon *d)
                 log_err("out of memory");
                 return 1;
         }
+        server_set_swarm_secret(d->srv, &d->secret);
         if (server_listen(d->srv, err, sizeof(err)) < 0) {
                 log_err("%s", err);
                 return 1;
@@ -227,7 +230,14 @@ int main(int argc, char **argv)
         }
         log_set_level(d.conf->opt.log_level);
         raise_nofile();
+        /* a restart-only option: a reload keeps the key p2sd started with */
+        if (d.conf->opt.secret_file && swarm_secret_load(d.conf->opt.secret_file, &d.secret, err, sizeof(err)) < 0) {
+                log_err("%s", err);
+                p2sd_conf_free(d.boot);
+                return 2;
+        }
         r = run(&d);
+        explicit_bzero(&d.secret, sizeof(d.secret));
         server_free(d.srv);
         catalog_free(d.cat);
         loop_free(d.loop);

@@ -37,6 +37,9 @@ const struct opt p2sd_option_table[] = {
           .set_bit = P2SD_SET_MAX_DGRAM, .flags = P2SD_OPT_RESTART,
           .help = "--control=tcp: largest UDP payload of chunk\n"
                   "data; the default fits a 1500-byte MTU" },
+        { "secret-file", 0, "FILE", OPT_STRING, F(secret_file), .set_bit = P2SD_SET_SECRET,
+          .flags = P2SD_OPT_RESTART, .unset_text = "(none)",
+          .help = "members must prove the swarm secret in FILE\nto join (mode 600 or stricter)" },
         { "min-clients", 'n', "N", OPT_UINT, F(swarm.min_clients), 0, 100000, .set_bit = P2SD_SET_MIN_CLIENTS,
           .help = "start a swarm once N members joined;\n0: on the gather timeout only" },
         { "gather-timeout", 'g', "SEC", OPT_SECONDS, F(swarm.gather_timeout_us), 0, 86400ull * 1000000,

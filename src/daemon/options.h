@@ -29,6 +29,7 @@ enum {
         P2SD_SET_MAX_MEMBERS = 1u << 12,
         P2SD_SET_MAX_CONNS = 1u << 13,
         P2SD_SET_FRAME_TIMEOUT = 1u << 14,
+        P2SD_SET_SECRET = 1u << 15,
 };
 
 /* p2sd's bits of struct opt.flags */
@@ -45,6 +46,7 @@ struct p2sd_options {
         uint16_t port;
         int control;            /* enum p2s_control_mode */
         uint32_t max_datagram;  /* --control=tcp: largest UDP payload of chunk data */
+        const char *secret_file;        /* --secret-file, or NULL */
         uint64_t cache_bytes;
         uint32_t max_members;   /* per swarm; 0: no bound */
         uint32_t max_connections;       /* TCP connections; 0: from RLIMIT_NOFILE */

@@ -31,4 +31,8 @@ void server_shutdown(struct server *s);
  * keep theirs. Listen address, port and control mode stay as they were.
  * Returns the previous catalog for the caller to free. */
 struct catalog *server_reconfigure(struct server *s, const struct p2sd_options *o, struct catalog *cat);
+/* The swarm secret joining members must prove (a copy is kept; len 0:
+ * none). Set once, before server_listen. */
+struct swarm_secret;
+void server_set_swarm_secret(struct server *s, const struct swarm_secret *secret);
 void server_get_status(const struct server *s, struct server_status *st);

@@ -40,6 +40,27 @@
 struct conn;
 struct served;
 
+/* join.c: joins that have a WELCOME but no ATTACH yet, bounded per source
+ * address (IP, not port) and in all, each found by its cookie in O(1). Its
+ * arrays are part of the server: nothing is allocated for an address
+ * before it has echoed a cookie, and a member only after that. */
+#define JOIN_MAX_UNATTACHED 4096
+#define JOIN_MAX_PER_ADDR   32
+#define JOIN_COOKIE_BUCKETS 4096
+#define JOIN_ADDR_SLOTS     (2 * JOIN_MAX_UNATTACHED)   /* open addressing, at most half full */
+struct join_addr {
+        uint16_t n;                     /* unattached joins from it; 0: free slot */
+        uint8_t family;
+        uint8_t ip[16];
+};
+struct join_index {
+        struct smember *oldest, *newest;        /* unattached, in order of arrival */
+        struct smember *by_cookie[JOIN_COOKIE_BUCKETS];
+        struct join_addr addrs[JOIN_ADDR_SLOTS];
+        uint64_t seed;                  /* hashes an attacker cannot aim at one bucket */
+        uint64_t evicted, refused;
+};
+
 struct smember {
         uint32_t id;
         uint64_t token, cookie;
@@ -53,6 +74,9 @@ struct smember {
         uint64_t backlogged_since;
         uint64_t born;
         struct smember *next, *prev;    /* in sv->members once attached */
+        uint8_t nonce[P2S_NONCE_SIZE];  /* of the HELLO that made it: WELCOME echoes it */
+        bool pending;                   /* in srv->joins: WELCOME sent, no ATTACH yet */
+        struct smember *jnext, *jprev, *cnext;  /* arrival order; cookie bucket */
 };
 
 struct served {
@@ -101,6 +125,8 @@ struct server {
         char listen_desc[NET_ADDRSTRLEN + 16];
         struct lru *cache;
         uint8_t secret[COOKIE_SECRET_SIZE];
+        struct swarm_secret swarm_secret;       /* --secret-file; len 0: none */
+        struct join_index joins;
         struct u32map members;          /* id -> smember, attached or not */
         struct served *served;
         struct conn *conns;

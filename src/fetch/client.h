@@ -7,6 +7,8 @@
 #include "core/member.h"
 #include "util/loop.h"
 
+struct swarm_secret;
+
 struct fetch_options {
         const char *host;
         uint16_t port;
@@ -14,6 +16,8 @@ struct fetch_options {
         const char *output;
         const char *rtt_log;
         uint64_t timeout_us;
+        const char *secret_file;
+        const struct swarm_secret *secret;      /* loaded from secret_file by main; NULL: none */
         bool quiet;
         bool no_resume;                 /* start OUTPUT.part over whatever it holds */
         int log_level;

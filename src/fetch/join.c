@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Joining a swarm: HELLO -> COOKIE -> HELLO(cookie) -> WELCOME over UDP,
  * each retried with backoff on the join timer until --timeout; then the TCP
- * connection and ATTACH. From then on client.c takes over. */
+ * connection and ATTACH. Answers that do not carry our nonce are dropped;
+ * a BUSY answer is retried. From then on client.c takes over. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 #include "fetch/session.h"
+#include "proto/cookie.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -18,9 +20,15 @@
 
 static void send_hello(struct client *c)
 {
-        struct p2s_hdr h = { .type = P2S_HELLO, .token = c->cookie, .chunk = P2S_NO_CHUNK,
-                             .body_len = (uint32_t)strlen(c->opt->name) };
-        client_udp_send(c, &h, c->opt->name);
+        uint8_t body[P2S_HELLO_FIXED + P2S_MAX_NAME], proof[P2S_PROOF_SIZE];
+        size_t name_len = strlen(c->opt->name);
+        bool prove = c->cookie && c->opt->secret && c->opt->secret->len;
+        if (prove)
+                join_proof(c->opt->secret, c->cookie, c->nonce, c->opt->name, name_len, proof);
+        size_t n = wire_put_hello(body, sizeof(body), c->nonce, prove ? proof : NULL, c->opt->name, name_len);
+        struct p2s_hdr h = { .type = P2S_HELLO, .token = c->cookie, .chunk = P2S_NO_CHUNK, .body_len = (uint32_t)n };
+        if (n)
+                client_udp_send(c, &h, body);
 }
 
 static void join_timeout(struct loop *l, struct loop_timer *t, void *ud)
@@ -29,8 +37,10 @@ static void join_timeout(struct loop *l, struct loop_timer *t, void *ud)
         uint64_t now = loop_now(l);
         uint64_t deadline = c->join_started + c->opt->timeout_us;
         if (now >= deadline) {
-                char why[160];
-                if (c->join == JOIN_HELLO)
+                char why[P2S_MAX_REASON + 160];
+                if (c->join == JOIN_HELLO && c->busy[0])
+                        snprintf(why, sizeof(why), "server busy for %.1f s: %s", c->opt->timeout_us / 1e6, c->busy);
+                else if (c->join == JOIN_HELLO)
                         snprintf(why, sizeof(why), "no answer from %s within %.1f s", c->srv_desc,
                                  c->opt->timeout_us / 1e6);
                 else
@@ -52,6 +62,11 @@ void join_start(struct client *c)
         c->join = JOIN_HELLO;
         c->hello_rto = HELLO_RTO_US;
         loop_timer_init(&c->join_timer, join_timeout, c);
+        /* a fresh one per run: answers must prove they saw this HELLO */
+        if (random_bytes(c->nonce, sizeof(c->nonce)) < 0) {
+                client_finish(c, 1, "cannot read random bytes for the join");
+                return;
+        }
         loop_timer_arm(c->loop, &c->join_timer, c->join_started + c->hello_rto);
         send_hello(c);
 }
@@ -100,19 +115,51 @@ static void on_welcome(struct client *c, const struct p2s_msg *msg)
         log_debug("member %u of swarm %u, connecting the data channel", c->member_id, c->swarm_id);
 }
 
+static void on_join_err(struct client *c, const struct p2s_msg *msg)
+{
+        const struct p2s_hdr *h = &msg->hdr;
+        const uint8_t *err = msg->body + P2S_NONCE_SIZE;
+        uint32_t len = h->body_len - P2S_NONCE_SIZE;
+        uint16_t code = wire_get_err(err, len, NULL, 0);
+        char reason[P2S_MAX_REASON + 1], why[P2S_MAX_REASON + 64];
+        /* the peer's text, rendered so it cannot forge a log record */
+        log_escape(reason, sizeof(reason), err + P2S_ERR_BODY_MIN, len - P2S_ERR_BODY_MIN);
+        if (code == P2S_ERR_SECRET) {
+                client_finish(c, 1, c->opt->secret ? "the swarm secret was refused"
+                                                   : "p2sd requires a swarm secret: use --secret-file");
+                return;
+        }
+        if (code == P2S_ERR_BUSY) {
+                /* a full join table drains in seconds: the HELLO timer retries */
+                if (strcmp(c->busy, reason))
+                        log_debug("server busy, retrying: %s", reason);
+                snprintf(c->busy, sizeof(c->busy), "%s", reason);
+                return;
+        }
+        char name[LOG_ESCAPE_SIZE(64)];
+        snprintf(why, sizeof(why), "server refused '%s': %s",
+                 log_escape(name, sizeof(name), c->opt->name, strlen(c->opt->name)), reason);
+        client_finish(c, 1, why);
+}
+
 void join_on_datagram(struct client *c, const struct p2s_msg *msg)
 {
         const struct p2s_hdr *h = &msg->hdr;
+        if (!join_reply_is_ours(msg, c->nonce)) {
+                /* anyone who can send to our port could end or redirect the
+                 * join otherwise: only who saw our HELLO knows the nonce */
+                c->foreign_replies++;
+                log_rl(LOG_DEBUG, "dropped a %s that does not answer our HELLO (%llu so far)",
+                       wire_type_name(h->type), (unsigned long long)c->foreign_replies);
+                return;
+        }
         if (h->type == P2S_COOKIE && h->token) {
                 c->cookie = h->token;
                 send_hello(c);
         } else if (h->type == P2S_WELCOME) {
                 on_welcome(c, msg);
         } else if (h->type == P2S_ERR) {
-                char reason[P2S_MAX_REASON + 1], why[P2S_MAX_REASON + 64];
-                wire_get_err(msg->body, h->body_len, reason, sizeof(reason));
-                snprintf(why, sizeof(why), "server refused '%s': %s", c->opt->name, reason);
-                client_finish(c, 1, why);
+                on_join_err(c, msg);
         }
 }
 

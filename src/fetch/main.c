@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include "fetch/client.h"
 #include "fetch/options.h"
+#include "proto/cookie.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/loop.h"
@@ -18,6 +19,15 @@ int main(int argc, char **argv)
                 fprintf(stderr, "%s\n", err);
         if (r)
                 return r == 1 ? 0 : 2;
+        static struct swarm_secret secret;
+        if (opt.secret_file) {
+                /* refused at once, as a bad option is: nothing joined yet */
+                if (swarm_secret_load(opt.secret_file, &secret, err, sizeof(err)) < 0) {
+                        fprintf(stderr, "p2s-fetch: %s\n", err);
+                        return 2;
+                }
+                opt.secret = &secret;
+        }
         opt.member.seed = now_usec() ^ ((uint64_t)getpid() << 32);
         log_init("p2s-fetch");
         log_set_level(opt.log_level);

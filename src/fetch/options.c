@@ -26,6 +26,8 @@ const struct opt fetch_option_table[] = {
         { "timeout", 't', "SEC", OPT_SECONDS, F(timeout_us), USEC_PER_SEC / 10, 86400 * USEC_PER_SEC,
           .help = "give up joining after SEC, and when the server\n"
                   "is silent 3 x SEC during the swarm" },
+        { "secret-file", 0, "FILE", OPT_STRING, F(secret_file), .unset_text = "(none)",
+          .help = "prove the swarm secret in FILE when joining\n(mode 600 or stricter)" },
         { "quiet", 0, NULL, OPT_FLAG, F(quiet), .help = "no progress output" },
         { "no-resume", 0, NULL, OPT_FLAG, F(no_resume),
           .help = "start over, even when OUTPUT.part could be\nresumed" },

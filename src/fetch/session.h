@@ -31,6 +31,9 @@ struct client {
         int udp_fd, tcp_fd;
         enum join_state join;
         uint64_t cookie, token;
+        uint8_t nonce[P2S_NONCE_SIZE];  /* of our HELLOs: an answer without it is not the server's */
+        uint64_t foreign_replies;       /* join answers dropped for a wrong nonce */
+        char busy[P2S_MAX_REASON + 1];  /* the server's last BUSY while joining */
         uint32_t swarm_id, member_id;
         uint64_t join_started, hello_rto;
         struct loop_timer join_timer;   /* HELLO retries and the join's deadline */

@@ -1,8 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-/* Stateless cookies: a keyed hash of the sender's address and a coarse
- * time epoch, so the server remembers nothing about unproven senders. */
+/* The join's proofs. Stateless cookies: a keyed hash of the sender's
+ * address and a coarse time epoch, so the server remembers nothing about
+ * unproven senders. The swarm secret's HMAC, the client's nonce check, and
+ * the server's verdict on a HELLO, all free of sockets (tests/fuzz). */
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
 
 #include "proto/cookie.h"
 #include "proto/hash.h"
@@ -82,4 +92,139 @@ bool cookie_check(const uint8_t secret[COOKIE_SECRET_SIZE], uint64_t now_us, uin
         /* A cookie issued just before an epoch boundary stays good for one
          * more epoch, so it lives between 30 and 60 seconds. */
         return epoch > 0 && cookie_make(secret, epoch - 1, addr, addrlen) == cookie;
+}
+
+/* ---- the swarm secret ---------------------------------------------------- */
+
+int swarm_secret_load(const char *path, struct swarm_secret *s, char *err, size_t errlen)
+{
+        uint8_t buf[SWARM_SECRET_MAX + 3];
+        struct stat st;
+        ssize_t n;
+        int fd, e;
+
+        s->len = 0;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0) {
+                e = errno;
+                snprintf(err, errlen, "secret file %s: %s", path, strerror(e));
+                return -e;
+        }
+        if (fstat(fd, &st) < 0) {
+                e = errno;
+                snprintf(err, errlen, "secret file %s: %s", path, strerror(e));
+                close(fd);
+                return -e;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                snprintf(err, errlen, "secret file %s: not a regular file", path);
+                close(fd);
+                return -EINVAL;
+        }
+        /* a secret others can read is no secret, one they can write not ours */
+        if (st.st_mode & 077) {
+                snprintf(err, errlen, "secret file %s: readable or writable by group or others (mode %04o): "
+                         "chmod 600 it", path, (unsigned)(st.st_mode & 07777));
+                close(fd);
+                return -EPERM;
+        }
+        size_t len = 0;
+        while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        e = errno;
+                        snprintf(err, errlen, "secret file %s: %s", path, strerror(e));
+                        close(fd);
+                        explicit_bzero(buf, sizeof(buf));
+                        return -e;
+                }
+                len += (size_t)n;
+        }
+        close(fd);
+        /* "echo secret > FILE" must give the same key as printf */
+        if (len > 0 && buf[len - 1] == '\n') {
+                len--;
+                if (len > 0 && buf[len - 1] == '\r')
+                        len--;
+        }
+        if (len == 0 || len > SWARM_SECRET_MAX) {
+                snprintf(err, errlen, "secret file %s: %s", path,
+                         len == 0 ? "empty" : "longer than 1024 bytes");
+                explicit_bzero(buf, sizeof(buf));
+                return len == 0 ? -EINVAL : -EFBIG;
+        }
+        memcpy(s->key, buf, len);
+        s->len = len;
+        explicit_bzero(buf, sizeof(buf));
+        return 0;
+}
+
+void join_proof(const struct swarm_secret *s, uint64_t cookie, const uint8_t nonce[P2S_NONCE_SIZE],
+                const char *name, size_t name_len, uint8_t out[P2S_PROOF_SIZE])
+{
+        uint8_t msg[sizeof(P2S_PROOF_LABEL) - 1 + 8 + P2S_NONCE_SIZE + P2S_MAX_NAME];
+        size_t n = 0;
+        unsigned outlen = 0;
+
+        if (name_len > P2S_MAX_NAME)
+                name_len = P2S_MAX_NAME;
+        memcpy(msg, P2S_PROOF_LABEL, sizeof(P2S_PROOF_LABEL) - 1);
+        n += sizeof(P2S_PROOF_LABEL) - 1;
+        for (int i = 7; i >= 0; i--)
+                msg[n++] = (uint8_t)(cookie >> (8 * i));
+        memcpy(msg + n, nonce, P2S_NONCE_SIZE);
+        n += P2S_NONCE_SIZE;
+        memcpy(msg + n, name, name_len);
+        n += name_len;
+        /* HMAC on valid arguments fails only when libcrypto is broken: a
+         * zero proof then, which no server accepts */
+        if (!HMAC(EVP_sha256(), s->key, (int)s->len, msg, n, out, &outlen) || outlen != P2S_PROOF_SIZE)
+                memset(out, 0, P2S_PROOF_SIZE);
+}
+
+/* ---- the server's side of a HELLO ---------------------------------------- */
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+        uint8_t acc = 0;
+        for (size_t i = 0; i < n; i++)
+                acc |= p[i];
+        return acc == 0;
+}
+
+enum join_verdict join_check_hello(const uint8_t secret[COOKIE_SECRET_SIZE], const struct swarm_secret *ss,
+                                   uint64_t now_us, const struct p2s_msg *msg, const struct sockaddr *from,
+                                   socklen_t fromlen, struct wire_hello *hello)
+{
+        const struct p2s_hdr *h = &msg->hdr;
+
+        wire_get_hello(msg, hello);
+        if (h->token == 0 || !cookie_check(secret, now_us, h->token, from, fromlen))
+                return JOIN_SEND_COOKIE;
+        if (!ss || ss->len == 0)
+                return JOIN_ACCEPT;     /* a proof we cannot check is ignored */
+        if (all_zero(hello->proof, P2S_PROOF_SIZE))
+                return JOIN_NEED_SECRET;
+        uint8_t want[P2S_PROOF_SIZE];
+        join_proof(ss, h->token, hello->nonce, hello->name, hello->name_len, want);
+        bool ok = CRYPTO_memcmp(want, hello->proof, P2S_PROOF_SIZE) == 0 && !all_zero(want, P2S_PROOF_SIZE);
+        return ok ? JOIN_ACCEPT : JOIN_BAD_SECRET;
+}
+
+size_t join_cookie_reply(uint8_t *out, size_t cap, const uint8_t secret[COOKIE_SECRET_SIZE], uint64_t now_us,
+                         const struct wire_hello *hello, const struct sockaddr *from, socklen_t fromlen)
+{
+        struct p2s_hdr r = { .type = P2S_COOKIE, .chunk = P2S_NO_CHUNK, .body_len = P2S_COOKIE_SIZE,
+                             .token = cookie_make(secret, now_us / COOKIE_EPOCH_USEC, from, fromlen) };
+        /* 48 bytes, and a HELLO is at least 81: no amplification */
+        return wire_encode(out, cap, &r, hello->nonce, P2S_COOKIE_SIZE);
+}
+
+/* ---- the client's side ---------------------------------------------------- */
+
+bool join_reply_is_ours(const struct p2s_msg *msg, const uint8_t nonce[P2S_NONCE_SIZE])
+{
+        const uint8_t *echo = wire_reply_nonce(msg);
+        return echo && CRYPTO_memcmp(echo, nonce, P2S_NONCE_SIZE) == 0;
 }

@@ -38,8 +38,9 @@ struct wire_rule {
 
 static const struct wire_rule wire_rules[P2S_TYPE_MAX + 1] = {
         /*                      min, max, chunk, dir, udp mode, tcp mode, chunk sized */
-        [P2S_HELLO]        = { 1, P2S_MAX_NAME, 0, D_C2S, C_UDP, C_UDP, 0, "HELLO" },
-        [P2S_COOKIE]       = { 0, 0, 0, D_S2C, C_UDP, C_UDP, 0, "COOKIE" },
+        [P2S_HELLO]        = { P2S_HELLO_FIXED + 1, P2S_HELLO_FIXED + P2S_MAX_NAME, 0, D_C2S, C_UDP, C_UDP, 0,
+                               "HELLO" },
+        [P2S_COOKIE]       = { P2S_COOKIE_SIZE, P2S_COOKIE_SIZE, 0, D_S2C, C_UDP, C_UDP, 0, "COOKIE" },
         [P2S_WELCOME]      = { P2S_WELCOME_SIZE, P2S_WELCOME_SIZE, 0, D_S2C, C_UDP, C_UDP, 0, "WELCOME" },
         [P2S_ATTACH]       = { 0, 0, 0, D_C2S, C_TCP, C_TCP, 0, "ATTACH" },
         [P2S_START]        = { P2S_START_SIZE, P2S_START_SIZE, 0, D_S2C, C_TCP, C_TCP, 0, "START" },
@@ -250,7 +251,7 @@ int wire_check_body(const struct p2s_hdr *h, const uint8_t *body)
         case P2S_HELLO:
                 /* The name becomes a C string on the server; an embedded NUL
                  * would let two different wire names look alike. */
-                if (memchr(body, 0, h->body_len))
+                if (memchr(body + P2S_HELLO_FIXED, 0, h->body_len - P2S_HELLO_FIXED))
                         return WIRE_E_BODY;
                 break;
         case P2S_WELCOME: {
@@ -288,10 +289,15 @@ int wire_check_body(const struct p2s_hdr *h, const uint8_t *body)
                 if ((uint64_t)h->chunk + (uint64_t)h->body_len * 8 > (uint64_t)P2S_MAX_CHUNKS + 7)
                         return WIRE_E_CHUNK;
                 break;
-        case P2S_ERR:
-                if (get_u16(body) == 0)
+        case P2S_ERR: {
+                /* an ERR answering a HELLO starts with the HELLO's nonce */
+                uint32_t skip = (h->flags & P2S_F_JOIN) ? P2S_NONCE_SIZE : 0;
+                if (h->body_len < skip + P2S_ERR_BODY_MIN)
+                        return WIRE_E_LENGTH;
+                if (get_u16(body + skip) == 0)
                         return WIRE_E_BODY;
                 break;
+        }
         case P2S_FRAG: {
                 struct p2s_frag f;
                 wire_get_frag(body, &f);
@@ -377,6 +383,7 @@ void wire_put_welcome(uint8_t out[P2S_WELCOME_SIZE], const struct p2s_welcome *w
         out[1] = w->reserved;
         put_u16(out + 2, w->port);
         put_u32(out + 4, w->dgram_size);
+        memcpy(out + 8, w->nonce, P2S_NONCE_SIZE);
 }
 
 void wire_get_welcome(const uint8_t in[P2S_WELCOME_SIZE], struct p2s_welcome *w)
@@ -385,6 +392,55 @@ void wire_get_welcome(const uint8_t in[P2S_WELCOME_SIZE], struct p2s_welcome *w)
         w->reserved = in[1];
         w->port = get_u16(in + 2);
         w->dgram_size = get_u32(in + 4);
+        memcpy(w->nonce, in + 8, P2S_NONCE_SIZE);
+}
+
+void wire_get_hello(const struct p2s_msg *msg, struct wire_hello *out)
+{
+        const uint8_t *b = msg->body;
+        memcpy(out->nonce, b, P2S_NONCE_SIZE);
+        memcpy(out->proof, b + P2S_NONCE_SIZE, P2S_PROOF_SIZE);
+        out->name = (const char *)b + P2S_HELLO_FIXED;
+        out->name_len = msg->hdr.body_len - P2S_HELLO_FIXED;
+}
+
+size_t wire_put_hello(uint8_t *out, size_t cap, const uint8_t nonce[P2S_NONCE_SIZE],
+                      const uint8_t proof[P2S_PROOF_SIZE], const char *name, size_t name_len)
+{
+        if (!out || name_len == 0 || name_len > P2S_MAX_NAME || cap < P2S_HELLO_FIXED + name_len)
+                return 0;
+        memcpy(out, nonce, P2S_NONCE_SIZE);
+        if (proof)
+                memcpy(out + P2S_NONCE_SIZE, proof, P2S_PROOF_SIZE);
+        else
+                memset(out + P2S_NONCE_SIZE, 0, P2S_PROOF_SIZE);
+        memcpy(out + P2S_HELLO_FIXED, name, name_len);
+        return P2S_HELLO_FIXED + name_len;
+}
+
+size_t wire_put_join_err(uint8_t *out, size_t cap, const uint8_t nonce[P2S_NONCE_SIZE], uint16_t code,
+                         const char *reason)
+{
+        if (!out || cap < P2S_NONCE_SIZE + P2S_ERR_BODY_MIN)
+                return 0;
+        if (cap > P2S_ERR_BODY_MIN + P2S_MAX_REASON)
+                cap = P2S_ERR_BODY_MIN + P2S_MAX_REASON;
+        memcpy(out, nonce, P2S_NONCE_SIZE);
+        return P2S_NONCE_SIZE + wire_put_err(out + P2S_NONCE_SIZE, cap - P2S_NONCE_SIZE, code, reason);
+}
+
+const uint8_t *wire_reply_nonce(const struct p2s_msg *msg)
+{
+        switch (msg->hdr.type) {
+        case P2S_COOKIE:
+                return msg->body;
+        case P2S_WELCOME:
+                return msg->body + 8;
+        case P2S_ERR:
+                return (msg->hdr.flags & P2S_F_JOIN) ? msg->body : NULL;
+        default:
+                return NULL;
+        }
 }
 
 void wire_put_start(uint8_t out[P2S_START_SIZE], const struct p2s_start *s)

@@ -62,6 +62,28 @@ void wire_put_frag(uint8_t out[P2S_FRAG_SIZE], const struct p2s_frag *f);
 void wire_get_frag(const uint8_t in[P2S_FRAG_SIZE], struct p2s_frag *f);
 void wire_put_frag_ack(uint8_t out[P2S_FRAG_ACK_SIZE], const struct p2s_frag_ack *a);
 void wire_get_frag_ack(const uint8_t in[P2S_FRAG_ACK_SIZE], struct p2s_frag_ack *a);
+/* The HELLO body of a decoded message (wire_decode checked its length):
+ * name points into the message and is not NUL-terminated. */
+struct wire_hello {
+        uint8_t nonce[P2S_NONCE_SIZE];
+        uint8_t proof[P2S_PROOF_SIZE];
+        const char *name;
+        size_t name_len;
+};
+void wire_get_hello(const struct p2s_msg *msg, struct wire_hello *out);
+/* A HELLO body: nonce, proof (NULL: 32 zero bytes), name of 1..P2S_MAX_NAME
+ * bytes. Returns its length, 0 if it does not fit cap or the name is bad. */
+size_t wire_put_hello(uint8_t *out, size_t cap, const uint8_t nonce[P2S_NONCE_SIZE],
+                      const uint8_t proof[P2S_PROOF_SIZE], const char *name, size_t name_len);
+/* The body of an ERR answering a HELLO (send it with P2S_F_JOIN): nonce,
+ * code, reason cut to fit cap and the ERR bound. 0 if cap cannot hold the
+ * nonce and the code. */
+size_t wire_put_join_err(uint8_t *out, size_t cap, const uint8_t nonce[P2S_NONCE_SIZE], uint16_t code,
+                         const char *reason);
+/* The nonce a decoded COOKIE, WELCOME or P2S_F_JOIN ERR carries back, or
+ * NULL for any other message (which therefore answers no HELLO). */
+const uint8_t *wire_reply_nonce(const struct p2s_msg *msg);
+
 /* ERR body: code then reason (truncated to P2S_MAX_REASON). Returns body length. */
 size_t wire_put_err(uint8_t *out, size_t cap, uint16_t code, const char *reason);
 /* The same, in a new refcounted buffer for an output queue; NULL on ENOMEM. */

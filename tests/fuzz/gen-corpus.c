@@ -113,8 +113,14 @@ static void wire_one(const char *name, void (*fill)(struct out *))
         free(o.data);
 }
 
-static void w_hello(struct out *o) { msg(o, P2S_HELLO, 0, P2S_NO_CHUNK, "big.iso", 7); }
-static void w_cookie(struct out *o) { msg(o, P2S_COOKIE, 0, P2S_NO_CHUNK, NULL, 0); }
+static const uint8_t seed_nonce[P2S_NONCE_SIZE] = "gen-corpus-nonce";
+static void w_hello(struct out *o)
+{
+        uint8_t b[P2S_HELLO_FIXED + 7];
+        size_t n = wire_put_hello(b, sizeof(b), seed_nonce, NULL, "big.iso", 7);
+        msg(o, P2S_HELLO, 0, P2S_NO_CHUNK, b, (uint32_t)n);
+}
+static void w_cookie(struct out *o) { msg(o, P2S_COOKIE, 0, P2S_NO_CHUNK, seed_nonce, P2S_NONCE_SIZE); }
 static void w_welcome_udp(struct out *o)
 {
         uint8_t b[P2S_WELCOME_SIZE];

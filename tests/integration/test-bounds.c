@@ -46,9 +46,7 @@ static int join_attach(unsigned port, const char *name, struct p2s_hdr *ids, int
         uint64_t cookie = 0;
         struct p2s_msg m;
         for (int step = 0; step < 2; step++) {
-                struct p2s_hdr h = { .type = P2S_HELLO, .token = cookie, .chunk = P2S_NO_CHUNK,
-                                     .body_len = (uint32_t)strlen(name) };
-                size_t n = wire_encode(pkt, sizeof(pkt), &h, name, h.body_len);
+                size_t n = h_hello(pkt, sizeof(pkt), name, cookie);
                 ck_assert_int_eq(send(u, pkt, n, 0), (ssize_t)n);
                 ssize_t r = recv_within(u, in, sizeof(in), 3000);
                 ck_assert_msg(r > 0 && wire_decode(in, (size_t)r, &m) == WIRE_OK, "no answer to HELLO");

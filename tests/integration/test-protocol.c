@@ -46,18 +46,12 @@ static ssize_t recv_within(int fd, uint8_t *buf, size_t cap, int timeout_ms)
         return recv(fd, buf, cap, 0);
 }
 
-static size_t hello(uint8_t *out, size_t cap, const char *name, uint64_t token)
-{
-        struct p2s_hdr h = { .type = P2S_HELLO, .token = token, .chunk = P2S_NO_CHUNK,
-                             .body_len = (uint32_t)strlen(name) };
-        return wire_encode(out, cap, &h, name, h.body_len);
-}
 
 /* HELLO, COOKIE, HELLO(cookie), WELCOME: the member's header ids and token. */
 static struct p2s_hdr join(int fd, const char *name, uint64_t *cookie)
 {
         uint8_t pkt[512], in[512];
-        size_t n = hello(pkt, sizeof(pkt), name, 0);
+        size_t n = h_hello(pkt, sizeof(pkt), name, 0);
         ck_assert_int_eq(send(fd, pkt, n, 0), (ssize_t)n);
         ssize_t r = recv_within(fd, in, sizeof(in), 3000);
         struct p2s_msg m;
@@ -66,7 +60,7 @@ static struct p2s_hdr join(int fd, const char *name, uint64_t *cookie)
         /* no amplification: the answer to an unproven address is no larger */
         ck_assert_int_le(r, (ssize_t)n);
         *cookie = m.hdr.token;
-        n = hello(pkt, sizeof(pkt), name, *cookie);
+        n = h_hello(pkt, sizeof(pkt), name, *cookie);
         ck_assert_int_eq(send(fd, pkt, n, 0), (ssize_t)n);
         r = recv_within(fd, in, sizeof(in), 3000);
         ck_assert_msg(r > 0 && wire_decode(in, (size_t)r, &m) == WIRE_OK && m.hdr.type == P2S_WELCOME,
@@ -85,7 +79,7 @@ START_TEST(hostile_datagrams)
         uint8_t pkt[2048], in[2048];
 
         /* a future version: ERR VERSION, no larger than what we sent */
-        size_t n = hello(pkt, sizeof(pkt), "src.bin", 0);
+        size_t n = h_hello(pkt, sizeof(pkt), "src.bin", 0);
         pkt[4] = P2S_VERSION + 1;
         ck_assert_int_eq(send(fd, pkt, n, 0), (ssize_t)n);
         ssize_t r = recv_within(fd, in, sizeof(in), 3000);
@@ -96,7 +90,7 @@ START_TEST(hostile_datagrams)
         ck_assert_int_eq(eh.type, P2S_ERR);
 
         /* a HELLO with a made-up cookie: another COOKIE, no member */
-        n = hello(pkt, sizeof(pkt), "src.bin", 0x1234567890abcdefull);
+        n = h_hello(pkt, sizeof(pkt), "src.bin", 0x1234567890abcdefull);
         ck_assert_int_eq(send(fd, pkt, n, 0), (ssize_t)n);
         r = recv_within(fd, in, sizeof(in), 3000);
         struct p2s_msg m;
@@ -190,7 +184,7 @@ START_TEST(join_outlives_swarm)
         h_log_wait(d, "complete:", 10);
 
         uint8_t pkt[512], in[512];
-        size_t n = hello(pkt, sizeof(pkt), "src.bin", cookie);
+        size_t n = h_hello(pkt, sizeof(pkt), "src.bin", cookie);
         ck_assert_int_eq(send(u, pkt, n, 0), (ssize_t)n);
         ssize_t r = recv_within(u, in, sizeof(in), 3000);
         struct p2s_msg m;

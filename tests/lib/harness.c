@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "harness.h"
+#include "proto/wire.h"
 #include "util/exec.h"
 
 #define READY_TIMEOUT_S 10.0
@@ -1136,4 +1137,17 @@ void h_members_succeed(struct h_member *m, int n, const char *src)
                 ck_assert_msg(h_same_file(src, m[i].out), "member %d's copy differs", i);
                 h_member_free(&m[i]);
         }
+}
+
+/* ---- speaking the protocol by hand --------------------------------------- */
+
+const uint8_t h_test_nonce[P2S_NONCE_SIZE] = "p2s-test-nonce!";
+
+size_t h_hello(uint8_t *out, size_t cap, const char *name, uint64_t token)
+{
+        uint8_t body[P2S_HELLO_FIXED + P2S_MAX_NAME];
+        size_t bl = wire_put_hello(body, sizeof(body), h_test_nonce, NULL, name, strlen(name));
+        ck_assert_msg(bl > 0, "cannot encode a HELLO for '%s'", name);
+        struct p2s_hdr h = { .type = P2S_HELLO, .token = token, .chunk = P2S_NO_CHUNK, .body_len = (uint32_t)bl };
+        return wire_encode(out, cap, &h, body, h.body_len);
 }

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <p2s/proto.h>
 #include <sys/types.h>
 
 #define H_MAX_PROCS 96
@@ -230,3 +231,11 @@ void h_stalled_swarm(struct h_proc *d, struct h_member *m, int n, unsigned port,
                      const char *tag, const char *const *extra, const char *const *extra0);
 /* Every member exits 0 with a copy identical to src; frees them. */
 void h_members_succeed(struct h_member *m, int n, const char *src);
+
+/* ---- speaking the protocol by hand --------------------------------------- */
+
+/* The nonce every hand-made HELLO of the tests carries. */
+extern const uint8_t h_test_nonce[P2S_NONCE_SIZE];
+/* A whole HELLO datagram for name with token (0: the first, else the
+ * cookie), h_test_nonce and no proof, into out; its length. */
+size_t h_hello(uint8_t *out, size_t cap, const char *name, uint64_t token);

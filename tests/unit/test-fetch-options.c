@@ -39,6 +39,7 @@ static const struct sample {
         const char *name, *val;
 } samples[] = {
         { "output", "/tmp/x.img" }, { "order", "random" }, { "window", "7" }, { "rtt-log", "rtt.csv" },
+        { "secret-file", "/etc/p2s/secret" },
         { "timeout", "2.5" }, { "quiet", NULL }, { "log-level", "warning" },
         { "no-resume", NULL },
 };

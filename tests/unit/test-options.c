@@ -33,7 +33,7 @@ static void tmp_teardown(void)
 /* argv for p2sd_options_parse: "p2sd" then args, NULL-terminated; getopt
  * permutes the pointers, so each call gets a fresh copy. */
 struct args {
-        char *v[32];
+        char *v[64];
         int n;
 };
 
@@ -54,7 +54,7 @@ static void args_init(struct args *a, const char *const *args)
         a->n = 0;
         a->v[a->n++] = own("p2sd");
         for (; args && *args; args++) {
-                ck_assert(a->n < 31);
+                ck_assert(a->n < 63);
                 a->v[a->n++] = own(*args);
         }
         a->v[a->n] = NULL;
@@ -101,6 +101,7 @@ static const struct sample {
         const char *key, *val;
 } samples[] = {
         { "root", "/srv/x" }, { "listen", "127.0.0.1" }, { "port", "1234" }, { "control", "tcp" },
+        { "secret-file", "/etc/p2s/secret" },
         { "max-datagram", "9000" }, { "min-clients", "5" }, { "gather-timeout", "1.5" }, { "replicas", "3" },
         { "cache", "3M" }, { "chunk-size", "128K" }, { "query", "broadcast" }, { "log-level", "debug" },
         { "max-members", "50" }, { "max-connections", "2000" }, { "frame-timeout", "5" },

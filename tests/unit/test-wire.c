@@ -29,7 +29,9 @@ static bool needs_chunk(uint8_t type) {
 
 static uint32_t min_body(uint8_t type) {
         switch (type) {
-        case P2S_HELLO: case P2S_SHARE: case P2S_DATA: case P2S_UPLOAD: return 1;
+        case P2S_HELLO: return P2S_HELLO_FIXED + 1;
+        case P2S_COOKIE: return P2S_COOKIE_SIZE;
+        case P2S_SHARE: case P2S_DATA: case P2S_UPLOAD: return 1;
         case P2S_WELCOME: return P2S_WELCOME_SIZE;
         case P2S_START: return P2S_START_SIZE;
         case P2S_MANIFEST: case P2S_MANIFEST_END: return 32;
@@ -44,7 +46,8 @@ static uint32_t min_body(uint8_t type) {
 
 static uint32_t max_body(uint8_t type) {
         switch (type) {
-        case P2S_HELLO: return P2S_MAX_NAME;
+        case P2S_HELLO: return P2S_HELLO_FIXED + P2S_MAX_NAME;
+        case P2S_COOKIE: return P2S_COOKIE_SIZE;
         case P2S_SHARE: case P2S_DATA: case P2S_UPLOAD: return P2S_MAX_CHUNK;
         case P2S_WELCOME: return P2S_WELCOME_SIZE;
         case P2S_START: return P2S_START_SIZE;
@@ -85,7 +88,7 @@ static void fill_body(uint8_t type, uint8_t *body, uint32_t len) {
 /* A typical valid body length: something mid-range where there is a range. */
 static uint32_t typical_len(uint8_t type) {
         switch (type) {
-        case P2S_HELLO: return 9;
+        case P2S_HELLO: return P2S_HELLO_FIXED + 9;
         case P2S_SHARE: case P2S_DATA: case P2S_UPLOAD: return 300;
         case P2S_MANIFEST: return 3 * 32;
         case P2S_ERR: return P2S_ERR_BODY_MIN + 12;
@@ -153,7 +156,7 @@ static void assert_hdr_eq(const struct p2s_hdr *a, const struct p2s_hdr *b) {
 START_TEST(test_layout) {
         /* Pins the byte layout so another implementation can rely on it. */
         static const uint8_t want[P2S_HDR_SIZE] = {
-                0x50, 0x32, 0x53, 0x31, 0x01, P2S_REQ, 0x00, 0x05,
+                0x50, 0x32, 0x53, 0x31, 0x02, P2S_REQ, 0x00, 0x05,
                 0x00, 0x00, 0x00, 0x00, 0x01, 0x02, 0x03, 0x04,
                 0xa0, 0xb0, 0xc0, 0xd0, 0x11, 0x22, 0x33, 0x44,
                 0x55, 0x66, 0x77, 0x88, 0x00, 0x00, 0x00, 0x07,
@@ -335,14 +338,14 @@ START_TEST(test_bad_header) {
 
         buf[0] ^= 0x01;
         ck_assert_int_eq(decode_exact(buf, len), WIRE_E_MAGIC);
-        buf[4] = 2;     /* magic is checked first */
+        buf[4] = P2S_VERSION + 1;       /* magic is checked first */
         ck_assert_int_eq(decode_exact(buf, len), WIRE_E_MAGIC);
         buf[0] ^= 0x01;
         ck_assert_int_eq(decode_exact(buf, len), WIRE_E_VERSION);
         /* the header is still reported, so the caller can answer with ERR */
         memset(&h, 0, sizeof(h));
         ck_assert_int_eq(wire_decode_hdr(buf, len, &h), WIRE_E_VERSION);
-        ck_assert_uint_eq(h.version, 2);
+        ck_assert_uint_eq(h.version, P2S_VERSION + 1);
         ck_assert_uint_eq(h.member_id, 0xa0b0c0d0);
         buf[4] = 0;
         ck_assert_int_eq(decode_exact(buf, len), WIRE_E_VERSION);
@@ -565,29 +568,103 @@ START_TEST(test_frag) {
 END_TEST
 
 START_TEST(test_hello) {
-        uint8_t name[P2S_MAX_NAME];
+        uint8_t name[P2S_MAX_NAME], body[P2S_HELLO_FIXED + P2S_MAX_NAME], nonce[P2S_NONCE_SIZE];
         struct p2s_hdr h;
-        size_t len;
+        struct p2s_msg m;
+        struct wire_hello wh;
+        size_t len, bl;
         uint8_t *buf;
 
         memset(name, 'x', sizeof(name));
-        h = make_hdr(P2S_HELLO, P2S_MAX_NAME);
-        buf = build(&h, name, P2S_MAX_NAME, &len);
-        ck_assert_int_eq(decode_exact(buf, len), WIRE_OK);
+        for (int i = 0; i < P2S_NONCE_SIZE; i++)
+                nonce[i] = (uint8_t)i;      /* a NUL in the nonce is fine: it is no name */
+        bl = wire_put_hello(body, sizeof(body), nonce, NULL, (const char *)name, P2S_MAX_NAME);
+        ck_assert_uint_eq(bl, P2S_HELLO_FIXED + P2S_MAX_NAME);
+        h = make_hdr(P2S_HELLO, (uint32_t)bl);
+        buf = build(&h, body, (uint32_t)bl, &len);
+        ck_assert_int_eq(wire_decode(buf, len, &m), WIRE_OK);
+        wire_get_hello(&m, &wh);
+        ck_assert_mem_eq(wh.nonce, nonce, P2S_NONCE_SIZE);
+        for (int i = 0; i < P2S_PROOF_SIZE; i++)
+                ck_assert_uint_eq(wh.proof[i], 0);
+        ck_assert_uint_eq(wh.name_len, P2S_MAX_NAME);
+        ck_assert_mem_eq(wh.name, name, P2S_MAX_NAME);
         free(buf);
-        /* a NUL anywhere, including first and last byte, is refused */
+        /* a NUL anywhere in the name, including first and last byte, is refused */
         size_t at[3] = { 0, 4, P2S_MAX_NAME - 1 };
         for (int k = 0; k < 3; k++) {
-                name[at[k]] = 0;
-                buf = build(&h, name, P2S_MAX_NAME, &len);
+                body[P2S_HELLO_FIXED + at[k]] = 0;
+                buf = build(&h, body, (uint32_t)bl, &len);
                 ck_assert_int_eq(decode_exact(buf, len), WIRE_E_BODY);
                 free(buf);
-                name[at[k]] = 'x';
+                body[P2S_HELLO_FIXED + at[k]] = 'x';
         }
-        h = make_hdr(P2S_HELLO, 1);
-        name[0] = 0;
-        buf = build(&h, name, 1, &len);
-        ck_assert_int_eq(decode_exact(buf, len), WIRE_E_BODY);
+        /* no name at all, or a name too long to encode */
+        h = make_hdr(P2S_HELLO, P2S_HELLO_FIXED);
+        buf = build(&h, body, P2S_HELLO_FIXED, &len);
+        ck_assert_int_eq(decode_exact(buf, len), WIRE_E_LENGTH);
+        free(buf);
+        ck_assert_uint_eq(wire_put_hello(body, sizeof(body), nonce, NULL, "", 0), 0);
+        ck_assert_uint_eq(wire_put_hello(body, P2S_HELLO_FIXED + 3, nonce, NULL, "abcd", 4), 0);
+}
+END_TEST
+
+/* COOKIE, WELCOME and a join ERR carry the HELLO's nonce back; nothing else does. */
+START_TEST(test_join_replies) {
+        uint8_t nonce[P2S_NONCE_SIZE], body[P2S_ERR_BODY_MIN + P2S_MAX_REASON], *buf;
+        char reason[P2S_MAX_REASON + 1], longr[P2S_MAX_REASON + 50];
+        struct p2s_msg m;
+        struct p2s_hdr h;
+        size_t len, bl;
+
+        memset(nonce, 0xa5, sizeof(nonce));
+        h = make_hdr(P2S_COOKIE, P2S_COOKIE_SIZE);
+        buf = build(&h, nonce, P2S_COOKIE_SIZE, &len);
+        ck_assert_int_eq(wire_decode(buf, len, &m), WIRE_OK);
+        ck_assert_ptr_nonnull(wire_reply_nonce(&m));
+        ck_assert_mem_eq(wire_reply_nonce(&m), nonce, P2S_NONCE_SIZE);
+        free(buf);
+
+        struct p2s_welcome w = { .control_mode = P2S_CONTROL_UDP, .port = 7700 }, w2;
+        memcpy(w.nonce, nonce, sizeof(nonce));
+        wire_put_welcome(body, &w);
+        wire_get_welcome(body, &w2);
+        ck_assert_mem_eq(w2.nonce, nonce, P2S_NONCE_SIZE);
+        h = make_hdr(P2S_WELCOME, P2S_WELCOME_SIZE);
+        buf = build(&h, body, P2S_WELCOME_SIZE, &len);
+        ck_assert_int_eq(wire_decode(buf, len, &m), WIRE_OK);
+        ck_assert_mem_eq(wire_reply_nonce(&m), nonce, P2S_NONCE_SIZE);
+        free(buf);
+
+        /* join ERR: nonce, code, reason; the whole body stays within the ERR bound */
+        memset(longr, 'r', sizeof(longr) - 1);
+        longr[sizeof(longr) - 1] = 0;
+        bl = wire_put_join_err(body, sizeof(body), nonce, P2S_ERR_SECRET, longr);
+        ck_assert_uint_eq(bl, P2S_ERR_BODY_MIN + P2S_MAX_REASON);
+        h = make_hdr(P2S_ERR, (uint32_t)bl);
+        h.flags = P2S_F_FATAL | P2S_F_JOIN;
+        buf = build(&h, body, (uint32_t)bl, &len);
+        ck_assert_int_eq(wire_decode(buf, len, &m), WIRE_OK);
+        ck_assert_mem_eq(wire_reply_nonce(&m), nonce, P2S_NONCE_SIZE);
+        ck_assert_uint_eq(wire_get_err(m.body + P2S_NONCE_SIZE, m.hdr.body_len - P2S_NONCE_SIZE, reason,
+                                       sizeof(reason)), P2S_ERR_SECRET);
+        ck_assert_uint_eq(strlen(reason), P2S_MAX_REASON - P2S_NONCE_SIZE);
+        free(buf);
+        /* the flag without room for nonce and code, or with code 0 */
+        h = make_hdr(P2S_ERR, P2S_NONCE_SIZE + 1);
+        h.flags = P2S_F_JOIN;
+        ck_assert_int_eq(wire_check_body(&h, body), WIRE_E_LENGTH);
+        body[P2S_NONCE_SIZE] = body[P2S_NONCE_SIZE + 1] = 0;
+        h.body_len = P2S_NONCE_SIZE + 2;
+        ck_assert_int_eq(wire_check_body(&h, body), WIRE_E_BODY);
+        ck_assert_uint_eq(wire_put_join_err(body, P2S_NONCE_SIZE + 1, nonce, 1, "x"), 0);
+        /* a plain ERR carries no nonce */
+        bl = wire_put_err(body, sizeof(body), P2S_ERR_NOFILE, "x");
+        h = make_hdr(P2S_ERR, (uint32_t)bl);
+        h.flags = P2S_F_FATAL;
+        buf = build(&h, body, (uint32_t)bl, &len);
+        ck_assert_int_eq(wire_decode(buf, len, &m), WIRE_OK);
+        ck_assert_ptr_null(wire_reply_nonce(&m));
         free(buf);
 }
 END_TEST
@@ -956,6 +1033,7 @@ static Suite *wire_suite(void) {
         tcase_add_test(tc, test_welcome);
         tcase_add_test(tc, test_frag);
         tcase_add_test(tc, test_hello);
+        tcase_add_test(tc, test_join_replies);
         tcase_add_test(tc, test_err);
         suite_add_tcase(s, tc);
 
