@@ -302,7 +302,7 @@ struct client *client_new(const struct fetch_options *o, struct loop *l, char *e
                 snprintf(err, errlen, "out of memory");
                 return client_free(c);
         }
-        progress_init(&c->progress, o->name, o->quiet);
+        progress_init(&c->progress, o->name, o->progress);
         return c;
 }
 

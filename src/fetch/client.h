@@ -15,6 +15,7 @@ struct fetch_options {
         const char *rtt_log;
         uint64_t timeout_us;
         bool quiet;
+        int progress;                   /* enum progress_mode; --quiet makes it PROGRESS_NONE */
         int log_level;
         struct member_config member;
 };

@@ -2,12 +2,20 @@
 /* p2s-fetch: join a p2s swarm and leave a verified copy of one file. */
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 #include "fetch/client.h"
 #include "fetch/options.h"
+#include "fetch/progress.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/loop.h"
+
+static void on_signal(struct loop *l, int signo, void *ud)
+{
+        if (signo == SIGWINCH)
+                progress_resize();
+}
 
 int main(int argc, char **argv)
 {
@@ -21,12 +29,21 @@ int main(int argc, char **argv)
         opt.member.seed = now_usec() ^ ((uint64_t)getpid() << 32);
         log_init("p2s-fetch");
         log_set_level(opt.log_level);
+        /* a record never continues a progress bar's line */
+        log_set_before_write(progress_interrupt);
         /* uploads use sendfile, which has no MSG_NOSIGNAL */
         signal(SIGPIPE, SIG_IGN);
 
         struct loop *loop = loop_new();
         if (!loop) {
                 log_err("cannot create the event loop: %m");
+                return 1;
+        }
+        /* the bar fits the terminal: measured again after each resize */
+        static const int sigs[] = { SIGWINCH };
+        if ((r = loop_signals(loop, sigs, 1, on_signal, NULL)) < 0) {
+                log_err("cannot watch SIGWINCH: %s", strerror(-r));
+                loop_free(loop);
                 return 1;
         }
         struct client *c = client_new(&opt, loop, err, sizeof(err));

@@ -39,7 +39,7 @@ static const struct sample {
         const char *name, *val;
 } samples[] = {
         { "output", "/tmp/x.img" }, { "order", "random" }, { "window", "7" }, { "rtt-log", "rtt.csv" },
-        { "timeout", "2.5" }, { "quiet", NULL }, { "log-level", "warning" },
+        { "timeout", "2.5" }, { "quiet", NULL }, { "progress", "json" }, { "log-level", "warning" },
 };
 
 START_TEST(every_option_sets_its_field)
