@@ -353,9 +353,13 @@ void progress_init(struct progress *p, const char *name, enum progress_mode mode
 {
         if (mode == PROGRESS_AUTO)
                 mode = isatty(STDERR_FILENO) ? PROGRESS_BAR : PROGRESS_PLAIN;
-        *p = (struct progress){ .name = name, .mode = mode, .next_notify = UINT64_MAX,
+        bool notify = getenv("NOTIFY_SOCKET") != NULL;
+        /* both clocks run from the first tick: the caller re-arms its timer
+         * from progress_next, which must not say "never" before the swarm
+         * starts or nothing would wake it once it does */
+        *p = (struct progress){ .name = name, .mode = mode, .notify = notify,
+                                .next_notify = notify ? 0 : UINT64_MAX,
                                 .next_print = mode == PROGRESS_NONE ? UINT64_MAX : 0 };
-        p->notify = getenv("NOTIFY_SOCKET") != NULL;
 }
 
 /* The service manager's STATUS= and the line on stderr run on their own
@@ -441,10 +445,15 @@ void progress_tick(struct progress *p, uint64_t have, const struct member_stats 
                 v.state = PROGRESS_WAITING;
                 v.elapsed_us = now - p->waiting_since;
                 /* a line off a terminal says it once, not every few seconds */
-                if (print && (p->mode == PROGRESS_BAR || !p->waiting_shown))
-                        emit(p, &v, false);
-                p->waiting_shown = true;
-                p->next_print = after(now, print_interval(p));
+                if (print) {
+                        if (p->mode == PROGRESS_BAR || !p->waiting_shown)
+                                emit(p, &v, false);
+                        p->waiting_shown = true;
+                        p->next_print = after(now, print_interval(p));
+                }
+                /* STATUS= keeps saying "joined swarm ..." meanwhile */
+                if (notify)
+                        p->next_notify = after(now, NOTIFY_EVERY_US);
                 return;
         }
         uint64_t bytes = have >= p->chunks ? p->file_size : (uint64_t)((double)p->file_size * have / p->chunks);

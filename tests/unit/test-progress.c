@@ -5,9 +5,11 @@
  * scripts rely on. */
 #include <check.h>
 #include <ctype.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "fetch/progress.h"
 #include "runner.h"
 
@@ -311,6 +313,45 @@ START_TEST(small_buffers_stay_terminated)
 }
 END_TEST
 
+/* The drawing itself, on stderr made a pipe (check forks each test): a bar
+ * is redrawn in place, progress_interrupt ends it with one newline, and
+ * only once; the final bar ends its own line before the summary. */
+START_TEST(interrupt_ends_a_drawn_bar_once)
+{
+        int p[2];
+        ck_assert_int_eq(pipe2(p, O_NONBLOCK), 0);
+        ck_assert_int_eq(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+        unsetenv("NOTIFY_SOCKET");
+        struct progress pr;
+        struct member_stats st = { .chunks_peer = 5 };
+        progress_init(&pr, "f.bin", PROGRESS_BAR);
+        progress_interrupt();   /* nothing drawn: nothing to end */
+        progress_start(&pr, 10 * MIB, 10);
+        progress_tick(&pr, 5, &st, progress_next(&pr));
+        progress_interrupt();
+        progress_interrupt();
+        char buf[4096];
+        ssize_t n = read(p[0], buf, sizeof(buf) - 1);
+        ck_assert_int_gt(n, 0);
+        buf[n] = 0;
+        ck_assert_msg(buf[0] == '\r' && strstr(buf, " 50% 5.0/10.0 MiB"), "%s", buf);
+        const char *end = strstr(buf, "\033[K");
+        ck_assert_msg(end && !strcmp(end, "\033[K\n"), "not ended by one newline: %s", buf);
+
+        struct manifest mf = { .file_size = 10 * MIB };
+        progress_complete(&pr, &st, &mf, pr.started + 2000000);
+        progress_interrupt();   /* the final bar ended its line already */
+        n = read(p[0], buf, sizeof(buf) - 1);
+        ck_assert_int_gt(n, 0);
+        buf[n] = 0;
+        ck_assert_msg(strstr(buf, "100% 10.0/10.0 MiB") && strstr(buf, "\033[K\np2s-fetch: f.bin: 10485760 bytes verified"),
+                      "%s", buf);
+        ck_assert_msg(buf[n - 1] == '\n' && !strstr(buf, "\n\n"), "%s", buf);
+        close(p[0]);
+        close(p[1]);
+}
+END_TEST
+
 static Suite *progress_suite(void)
 {
         Suite *s = suite_create("progress");
@@ -326,6 +367,7 @@ static Suite *progress_suite(void)
         tcase_add_test(tc, eta_from_the_rate);
         tcase_add_test(tc, json_parses_with_the_keys_scripts_use);
         tcase_add_test(tc, small_buffers_stay_terminated);
+        tcase_add_test(tc, interrupt_ends_a_drawn_bar_once);
         suite_add_tcase(s, tc);
         return s;
 }
