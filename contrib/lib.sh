@@ -12,14 +12,17 @@ P2S_BUILD_DEPS=(meson ninja-build pkg-config libsystemd-dev check libssl-dev gcc
 # systemd suite (systemd-analyze; systemd-nspawn on a debootstrapped root)
 # and contrib/test.sh's valgrind run of the unit suites. Installing
 # systemd-container upgrades the host's systemd packages to the same
-# version; harmless where systemd is not PID 1.
+# version; harmless where systemd is not PID 1. groff renders the man
+# pages for the man-lint test.
 # shellcheck disable=SC2034
-P2S_TEST_DEPS=(iproute2 iptables systemd systemd-container debootstrap valgrind)
+P2S_TEST_DEPS=(iproute2 iptables systemd systemd-container debootstrap valgrind groff-base)
 # Used by the tests when present; a failure to install them is not fatal.
 # clang: contrib/test.sh builds the sanitizer build with it (gcc otherwise),
 # which also builds the libFuzzer targets (libclang-rt-dev holds libFuzzer).
 # shellcheck disable=SC2034
-P2S_OPTIONAL_TEST_DEPS=(clang libclang-rt-dev)
+# mandoc lints the man pages too; bash-completion's pkg-config file names the
+# directory the completions are installed to.
+P2S_OPTIONAL_TEST_DEPS=(clang libclang-rt-dev mandoc bash-completion)
 
 # The repository root: the parent of the folder holding this file.
 P2S_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

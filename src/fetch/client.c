@@ -543,7 +543,7 @@ struct client *client_new(const struct fetch_options *o, struct loop *l, char *e
                 snprintf(err, errlen, "out of memory");
                 return client_free(c);
         }
-        progress_init(&c->progress, o->name, o->quiet);
+        progress_init(&c->progress, o->name, o->progress);
         return c;
 }
 
@@ -588,14 +588,19 @@ struct client *client_free(struct client *c)
 static void on_signal(struct loop *l, int signo, void *ud)
 {
         struct client *c = ud;
+        if (signo == SIGWINCH) {
+                /* the bar fits the terminal: measured again after each resize */
+                progress_resize();
+                return;
+        }
         member_fail(c->mb, signo == SIGINT ? "interrupted (SIGINT)" : "stopped (SIGTERM)", loop_now(l));
         client_drain(c);
 }
 
 int client_start(struct client *c)
 {
-        static const int sigs[] = { SIGINT, SIGTERM };
-        int r = loop_signals(c->loop, sigs, 2, on_signal, c);
+        static const int sigs[] = { SIGINT, SIGTERM, SIGWINCH };
+        int r = loop_signals(c->loop, sigs, 3, on_signal, c);
         if (r < 0)
                 return r;
         r = loop_add(c->loop, c->udp_fd, EPOLLIN, link_udp_event, c);

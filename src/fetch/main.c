@@ -2,9 +2,11 @@
 /* p2s-fetch: join a p2s swarm and leave a verified copy of one file. */
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 #include "fetch/client.h"
 #include "fetch/options.h"
+#include "fetch/progress.h"
 #include "proto/cookie.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -31,6 +33,8 @@ int main(int argc, char **argv)
         opt.member.seed = now_usec() ^ ((uint64_t)getpid() << 32);
         log_init("p2s-fetch");
         log_set_level(opt.log_level);
+        /* a record never continues a progress bar's line */
+        log_set_before_write(progress_interrupt);
         /* uploads use sendfile, which has no MSG_NOSIGNAL */
         signal(SIGPIPE, SIG_IGN);
 

@@ -5,6 +5,7 @@
 #include <syslog.h>
 #include "config.h"
 #include "fetch/options.h"
+#include "fetch/progress.h"
 #include "util/clock.h"
 
 #define PROG "p2s-fetch"
@@ -12,6 +13,11 @@
 
 static const struct opt_choice order_choices[] = {
         { "sequential", MEMBER_ORDER_SEQUENTIAL, false }, { "random", MEMBER_ORDER_RANDOM, false }, { 0 },
+};
+
+static const struct opt_choice progress_choices[] = {
+        { "bar", PROGRESS_BAR, false }, { "plain", PROGRESS_PLAIN, false }, { "json", PROGRESS_JSON, false },
+        { "none", PROGRESS_NONE, false }, { 0 },
 };
 
 const struct opt fetch_option_table[] = {
@@ -28,7 +34,12 @@ const struct opt fetch_option_table[] = {
                   "is silent 3 x SEC during the swarm" },
         { "secret-file", 0, "FILE", OPT_STRING, F(secret_file), .unset_text = "(none)",
           .help = "prove the swarm secret in FILE when joining\n(mode 600 or stricter)" },
-        { "quiet", 0, NULL, OPT_FLAG, F(quiet), .help = "no progress output" },
+        { "progress", 0, "bar|plain|json|none", OPT_CHOICE, F(progress), .choices = progress_choices,
+          .default_text = "bar on a terminal, else plain",
+          .help = "progress on stderr: a bar drawn\n"
+                  "in place, a line every 5 s, a JSON object\n"
+                  "a second, or nothing" },
+        { "quiet", 0, NULL, OPT_FLAG, F(quiet), .help = "no progress output (--progress=none)" },
         { "no-resume", 0, NULL, OPT_FLAG, F(no_resume),
           .help = "start over, even when OUTPUT.part could be\nresumed" },
         { "log-level", 0, "LEVEL", OPT_CHOICE, F(log_level), .choices = opt_log_levels,
@@ -143,5 +154,7 @@ int fetch_options_parse(struct fetch_options *o, int argc, char **argv, char *er
          * quiet for a while chasing a chunk from a slow holder (its own retries
          * take up to about 15 s), so silence there is allowed three times as long. */
         o->member.silence_timeout_us = 3 * o->timeout_us;
+        if (o->quiet)
+                o->progress = PROGRESS_NONE;
         return 0;
 }

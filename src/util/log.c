@@ -15,6 +15,7 @@
 static const char *log_prog = "p2s";
 static int log_level = LOG_INFO;
 static bool log_prefix;
+static void (*log_before_write)(void);
 
 static const char *const log_words[] = {
         [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert", [LOG_CRIT] = "crit",
@@ -82,6 +83,11 @@ int log_level_from_string(const char *s)
 void log_set_prefix(bool on)
 {
         log_prefix = on;
+}
+
+void log_set_before_write(void (*fn)(void))
+{
+        log_before_write = fn;
 }
 
 const char *log_escape(char *out, size_t outlen, const void *in, size_t inlen)
@@ -170,6 +176,8 @@ static void log_emit(int prio, const char *raw)
                 n = sizeof(line) - 1;
                 line[n - 1] = '\n';
         }
+        if (log_before_write)
+                log_before_write();
         /* One write per line so lines from several processes do not interleave. */
         if (write(STDERR_FILENO, line, (size_t)n) < 0) {
                 /* Nowhere left to report it. */

@@ -15,6 +15,9 @@ int log_get_level(void);
 /* Parses "err", "warning", "notice", "info", "debug" (or 3..7); -1 if unknown. */
 int log_level_from_string(const char *s);
 void log_set_prefix(bool on);
+/* Called before each record is written (NULL: none): p2s-fetch ends a
+ * progress bar drawn in place so the record starts on a line of its own. */
+void log_set_before_write(void (*fn)(void));
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Renders inlen bytes from a peer (a file name, an ERR reason) for a log

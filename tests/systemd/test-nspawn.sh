@@ -158,8 +158,8 @@ done
 check "container booted (state=$st, $(elapsed) s)" test "$st" = running
 [ "$st" = running ] || $IN systemctl --failed --no-legend 2>&1 | show
 
-check "systemd-tmpfiles made /srv/p2s and /var/lib/p2s/downloads" \
-	test -d "$ROOT/srv/p2s" -a -d "$ROOT/var/lib/p2s/downloads"
+check "systemd-tmpfiles made /srv/p2s and /var/lib/p2s" \
+	test -d "$ROOT/srv/p2s" -a -d "$ROOT/var/lib/p2s"
 check "p2sd.socket listening" test "$($IN systemctl is-active p2sd.socket)" = active
 check "p2sd.service not started before the first request" test "$($IN systemctl is-active p2sd.service)" = inactive
 
@@ -252,6 +252,10 @@ check "template unit ended with success (ActiveState=$b)" \
 check "systemd-run copy identical" cmp -s "$ROOT/srv/p2s/sub/two.bin" "$ROOT/var/tmp/two.bin"
 check "template copy in P2S_DIR, directories kept" \
 	cmp -s "$ROOT/srv/p2s/sub/two.bin" "$ROOT/var/lib/p2s/downloads/sub/two.bin"
+check "template unit ran as its dynamic user, not root (owner uid $(stat -c %u "$ROOT/var/lib/p2s/downloads/sub/two.bin"))" \
+	test "$(stat -c %u "$ROOT/var/lib/p2s/downloads/sub/two.bin")" -ne 0
+check "P2S_DIR is the StateDirectory: a link into /var/lib/private" \
+	test -L "$ROOT/var/lib/p2s/downloads" -a -d "$ROOT/var/lib/private/p2s/downloads"
 check "journal of the template unit has the summary" \
 	grep -q "bytes verified" <<<"$($IN journalctl -u "p2s-fetch@$inst.service" --no-pager -o cat)"
 

@@ -5,7 +5,11 @@
 #    warnings with exit status 0), with ExecStart= pointed at the binaries
 #    under test (verify checks that the programs exist) and MANPATH at the
 #    built man pages (verify checks Documentation=man: pages);
-#  - systemd-analyze security --offline=yes rates p2sd.service below 2.0.
+#  - systemd-analyze security --offline=yes rates p2sd.service and
+#    p2s-fetch@.service below 2.0;
+#  - every Exec*= runs an absolute path; enabling p2sd.service does not start
+#    it at boot (its [Install] only has Also=p2sd.socket); p2s-fetch@ runs as
+#    a dynamic user in its StateDirectory and restarts on failure, boundedly.
 # Exit 77 when systemd-analyze is missing.
 set -uo pipefail
 
@@ -69,7 +73,30 @@ fi
 cp "$tmp/p2s-fetch@.service" "$tmp/p2s-fetch@example.service"
 fscore=$(systemd-analyze security --offline=yes --no-pager "$tmp/p2s-fetch@example.service" 2>&1 |
 	sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
-echo "# systemd-analyze security p2s-fetch@.service: ${fscore:-?}"
+if [ -n "$fscore" ] && awk -v s="$fscore" 'BEGIN { exit !(s < 2.0) }'; then
+	ok "systemd-analyze security p2s-fetch@.service: $fscore (< 2.0)"
+else
+	bad "systemd-analyze security p2s-fetch@.service: ${fscore:-no score}, not below 2.0"
+fi
+
+# the settings themselves, in the shipped files
+for u in "$@"; do
+	rel=$(grep -E '^Exec[A-Za-z]*=' "$u" | sed -E 's/^[^=]*=[-+!@:]*//' | grep -v '^/')
+	if [ -z "$rel" ]; then ok "${u##*/}: every Exec*= is an absolute path"; else bad "${u##*/}: relative Exec*=: $rel"; fi
+done
+svc=$(printf '%s\n' "$@" | grep '/p2sd\.service$')
+fetch=$(printf '%s\n' "$@" | grep '/p2s-fetch@\.service$')
+install=$(sed -n '/^\[Install\]/,/^\[/p' "$svc" | grep -vE '^(\[|#|$)')
+if [ "$install" = "Also=p2sd.socket" ]; then
+	ok "p2sd.service: enabling it enables the socket, not a start at boot"
+else
+	bad "p2sd.service [Install] is not just Also=p2sd.socket: $install"
+fi
+for want in DynamicUser=yes User=p2s-fetch StateDirectory=p2s/downloads Restart=on-failure \
+	    StartLimitBurst=3 StartLimitIntervalSec=10min RestartPreventExitStatus=2; do
+	if grep -qx "$want" "$fetch"; then ok "p2s-fetch@.service: $want"; else bad "p2s-fetch@.service lacks $want"; fi
+done
+if grep -qE '^User=root|^DynamicUser=no' "$fetch"; then bad "p2s-fetch@.service runs as root"; fi
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

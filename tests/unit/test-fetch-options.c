@@ -40,7 +40,7 @@ static const struct sample {
 } samples[] = {
         { "output", "/tmp/x.img" }, { "order", "random" }, { "window", "7" }, { "rtt-log", "rtt.csv" },
         { "secret-file", "/etc/p2s/secret" },
-        { "timeout", "2.5" }, { "quiet", NULL }, { "log-level", "warning" },
+        { "timeout", "2.5" }, { "quiet", NULL }, { "progress", "json" }, { "log-level", "warning" },
         { "no-resume", NULL },
 };
 

@@ -61,6 +61,24 @@ static unsigned count(const char *text, const char *needle)
         return n;
 }
 
+/* p2s-fetch's hook: runs before each record is written, not for filtered ones */
+static void before_write(void)
+{
+        ssize_t w = write(STDERR_FILENO, "[hook]", 6);
+        (void)w;
+}
+
+START_TEST(before_write_hook_runs_first)
+{
+        log_set_before_write(before_write);
+        log_err("e");
+        log_debug("filtered");
+        log_set_before_write(NULL);
+        log_err("f");
+        ck_assert_str_eq(taken(), "[hook]p2s-test: error: e\np2s-test: error: f\n");
+}
+END_TEST
+
 START_TEST(plain_format)
 {
         log_err("disk %s", "full");
@@ -225,6 +243,7 @@ static Suite *log_suite(void)
         tcase_add_test(tc, rate_limit_suppresses_a_flood);
         tcase_add_test(tc, rate_limit_reports_suppressed);
         tcase_add_test(tc, rate_limit_report_has_the_priority);
+        tcase_add_test(tc, before_write_hook_runs_first);
         suite_add_tcase(s, tc);
         return s;
 }
