@@ -96,7 +96,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* The body helpers must stay inside what was accepted. */
         if (m.hdr.type == P2S_ERR) {
                 char reason[P2S_MAX_REASON + 1];
-                if (wire_get_err(m.body, m.hdr.body_len, reason, sizeof(reason)) == 0)
+                /* an ERR answering a HELLO starts with the HELLO's nonce */
+                uint32_t skip = (m.hdr.flags & P2S_F_JOIN) ? P2S_NONCE_SIZE : 0;
+                if (wire_get_err(m.body + skip, m.hdr.body_len - skip, reason, sizeof(reason)) == 0)
                         abort();
                 for (size_t i = 0; reason[i]; i++)
                         if (reason[i] < 0x20 || reason[i] > 0x7e)
