@@ -439,8 +439,10 @@ void member_on_data(struct member *m, uint32_t chunk, struct buf *data, bool fro
                  * say it is not (over TCP: it must arrive), then ask again at
                  * once; the server verified it, so this is rare */
                 send_msg_via(m, P2S_NOHAVE, chunk, true);
-                if (f)
+                if (f) {
                         f->deadline = now;
+                        f->seq = 0;     /* answered, wrongly: nothing to wait for */
+                }
                 return;
         }
         if (f) {
