@@ -13,6 +13,7 @@
 struct inflight {
         uint32_t chunk;
         unsigned retries;
+        uint64_t seq;                   /* order of its last REQ among ours */
         uint64_t first_sent, deadline, rto;
 };
 
@@ -32,6 +33,9 @@ struct member {
         struct inflight *fl;
         unsigned nfl;
         struct rtt rtt;
+        uint64_t req_seq;               /* REQs sent, first tries and retries */
+        uint64_t answered_seq;          /* the latest REQ whose chunk has come */
+        uint64_t last_data;             /* when a requested chunk last came */
 
         uint64_t last_heard;
         bool clock_started;             /* the silence clock starts at the first tick, or a message */
@@ -223,8 +227,8 @@ static void fill_window(struct member *m, uint64_t now)
                 if (c == P2S_NO_CHUNK)
                         break;
                 struct inflight *f = &m->fl[m->nfl++];
-                *f = (struct inflight){ .chunk = c, .first_sent = now, .rto = m->rtt.rto,
-                                        .deadline = now + m->rtt.rto };
+                *f = (struct inflight){ .chunk = c, .seq = ++m->req_seq, .first_sent = now,
+                                        .rto = m->rtt.rto, .deadline = now + m->rtt.rto };
                 bitmap_set(&m->asked, c);
                 send_msg(m, P2S_REQ, c);
                 m->stats.requests_sent++;
@@ -431,15 +435,22 @@ void member_on_data(struct member *m, uint32_t chunk, struct buf *data, bool fro
         struct inflight *f = find_inflight(m, chunk);
         if (!manifest_verify_chunk(&m->mf, chunk, data->data, data->len)) {
                 m->stats.bad_chunks++;
+                /* the server counts it as ours and would not send it again:
+                 * say it is not (over TCP: it must arrive), then ask again at
+                 * once; the server verified it, so this is rare */
+                send_msg_via(m, P2S_NOHAVE, chunk, true);
                 if (f) {
-                        /* ask again at once; the server verified it, so this is rare */
                         f->deadline = now;
+                        f->seq = 0;     /* answered, wrongly: nothing to wait for */
                 }
                 return;
         }
         if (f) {
                 if (f->retries == 0)
                         rtt_sample(&m->rtt, now - f->first_sent);
+                if (f->seq > m->answered_seq)
+                        m->answered_seq = f->seq;
+                m->last_data = now;
                 struct member_action a = { .type = MEMBER_ACT_RTT, .chunk = chunk,
                                            .req_time_us = f->first_sent, .rtt_us = now - f->first_sent,
                                            .from_cache = from_cache };
@@ -597,13 +608,31 @@ void member_on_tick(struct member *m, uint64_t now)
                 m->last_ping = now;
                 send_msg_via(m, P2S_PING, P2S_NO_CHUNK, now - m->last_heard >= 2 * ping_after(m));
         }
+        bool backed_off = false;
         for (unsigned i = 0; i < m->nfl; i++) {
                 struct inflight *f = &m->fl[i];
                 if (f->deadline > now)
                         continue;
+                if (f->seq > m->answered_seq && now - m->last_data < m->rtt.rto) {
+                        /* No chunk asked for after this one has come yet, and
+                         * chunks still flow: the answers are queued behind those
+                         * to earlier requests (the server serves in order), not
+                         * lost. Asking again would only fetch it twice. A lost
+                         * REQ shows as later chunks overtaking it. */
+                        f->deadline = now + m->rtt.rto;
+                        continue;
+                }
+                if (!backed_off) {
+                        /* Karn: retried chunks give no sample, so without this the
+                         * RTO stays at its start while the queue ahead of our
+                         * requests grows, and every request is sent twice */
+                        m->rtt.rto = m->rtt.rto * 2 > m->rtt.max ? m->rtt.max : m->rtt.rto * 2;
+                        backed_off = true;
+                }
                 f->retries++;
                 f->rto = f->rto * 2 > m->cfg.rto_max_us ? m->cfg.rto_max_us : f->rto * 2;
                 f->deadline = now + f->rto;
+                f->seq = ++m->req_seq;
                 send_msg_via(m, P2S_REQ, f->chunk, f->retries >= m->cfg.escalate_after);
                 m->stats.retries++;
         }

@@ -423,9 +423,16 @@ static void served_timer(struct loop *l, struct loop_timer *t, void *ud)
 
 /* ---- members ------------------------------------------------------------- */
 
-/* Nothing of ours is queued toward the member. */
+/* Nothing of ours is on its way to the member: a chunk it was sent and
+ * asks for again is then worth sending again. Over the data channel
+ * (--control=tcp) a chunk is on its way until acknowledged. Over the TCP
+ * connection (--control=udp) it always is: an empty queue only means the
+ * kernel holds it, and the connection delivers it or dies with the member;
+ * a member that threw its copy away says so with a NOHAVE. */
 static bool member_idle(const struct smember *m)
 {
+        if (m->sv->srv->control == P2S_CONTROL_UDP)
+                return false;
         return (!m->conn || outq_empty(&m->conn->q)) && (!m->data || datachan_pending_bytes(m->data) == 0);
 }
 

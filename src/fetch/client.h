@@ -20,6 +20,7 @@ struct fetch_options {
         const struct swarm_secret *secret;      /* loaded from secret_file by main; NULL: none */
         bool quiet;
         bool no_resume;                 /* start OUTPUT.part over whatever it holds */
+        bool verify_file;               /* read the copy back and hash it whole (--verify-file) */
         int progress;                   /* enum progress_mode; --quiet makes it PROGRESS_NONE */
         int log_level;
         struct member_config member;

@@ -42,6 +42,8 @@ const struct opt fetch_option_table[] = {
         { "quiet", 0, NULL, OPT_FLAG, F(quiet), .help = "no progress output (--progress=none)" },
         { "no-resume", 0, NULL, OPT_FLAG, F(no_resume),
           .help = "start over, even when OUTPUT.part could be\nresumed" },
+        { "verify-file", 0, NULL, OPT_FLAG, F(verify_file),
+          .help = "also read the finished copy back and check\nits whole-file SHA-256 (a second pass)" },
         { "log-level", 0, "LEVEL", OPT_CHOICE, F(log_level), .choices = opt_log_levels,
           .help = "err, warning, notice, info, debug" },
         { "help", 'h', NULL, OPT_ACTION, .help = "show this help" },

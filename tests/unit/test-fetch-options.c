@@ -41,7 +41,7 @@ static const struct sample {
         { "output", "/tmp/x.img" }, { "order", "random" }, { "window", "7" }, { "rtt-log", "rtt.csv" },
         { "secret-file", "/etc/p2s/secret" },
         { "timeout", "2.5" }, { "quiet", NULL }, { "progress", "json" }, { "log-level", "warning" },
-        { "no-resume", NULL },
+        { "no-resume", NULL }, { "verify-file", NULL },
 };
 
 START_TEST(every_option_sets_its_field)

@@ -695,6 +695,8 @@ START_TEST(bad_data_rerequested)
         ck_assert(!member_has_chunk(m, 2));
         ck_assert_uint_eq(member_stats(m)->bad_chunks, 1);
         ck_assert_uint_eq(member_stats(m)->chunks_cache, 0);
+        /* the server counts it as ours until told otherwise */
+        ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_SEND, P2S_NOHAVE), 1);
         /* wrong length for the short last chunk is dropped, not "bad" */
         struct buf *wrong = buf_new(256);
         memset(wrong->data, 0, 256);
@@ -725,6 +727,58 @@ END_TEST
 
 /* Each answer to a first request gives an RTT sample (log line) with the
  * request time and the cache flag. */
+/* Answers queued behind those to earlier requests are waited for while
+ * chunks keep coming (asking again would fetch them twice); a request
+ * overtaken by a later one's answer is asked again at its deadline. */
+START_TEST(queued_not_retried_overtaken_is)
+{
+        struct file f;
+        struct log l = { 0 };
+        struct member_config cfg;
+        member_config_defaults(&cfg);
+        cfg.window = 4;
+        cfg.silence_timeout_us = 1000000000;
+        struct member *m = member_new(&cfg);
+        uint64_t now = 1000000;
+
+        file_make(&f, 16 * 256, 256, 12);
+        send_start(m, &f, now);
+        send_manifest(m, &f, now);
+        drain(m, &l, now);
+        ck_assert_uint_eq(count_type(&l, 0, MEMBER_ACT_SEND, P2S_REQ), 4);      /* 0..3 */
+        /* answers in order, each a little before the deadline of the next */
+        uint64_t step = cfg.rto_initial_us - 1000;
+        for (uint32_t c = 0; c < 3; c++) {
+                now += step;
+                size_t mark = l.n;
+                member_on_tick(m, now);
+                drain(m, &l, now);
+                send_data(m, &f, c, true, now);
+                drain(m, &l, now);
+                ck_assert_uint_eq(count_req(&l, mark, c), 0);
+        }
+        ck_assert_uint_eq(member_stats(m)->retries, 0);
+        /* 4, 5 and 6 were asked for after 3: 5's answer overtakes 3 and 4 */
+        now += 1000;
+        send_data(m, &f, 5, true, now);
+        drain(m, &l, now);
+        size_t mark = l.n;
+        uint64_t t5 = now;
+        while (count_req(&l, mark, 3) == 0 && now < t5 + cfg.rto_max_us) {
+                now = member_next_deadline(m);
+                member_on_tick(m, now);
+                drain(m, &l, now);
+        }
+        ck_assert_uint_eq(count_req(&l, mark, 3), 1);
+        ck_assert_uint_eq(count_req(&l, mark, 4), 1);
+        ck_assert_uint_le(now - t5, 2 * cfg.rto_initial_us + 2000000);
+        ck_assert_uint_gt(member_stats(m)->retries, 0);
+        member_free(m);
+        log_free(&l);
+        file_free(&f);
+}
+END_TEST
+
 START_TEST(rtt_reported)
 {
         struct file f;
@@ -1281,6 +1335,7 @@ static Suite *member_suite(void)
         tcase_add_test(tc, silence_reset_by_any_message);
         tcase_add_test(tc, silence_while_gathering);
         tcase_add_test(tc, bad_data_rerequested);
+        tcase_add_test(tc, queued_not_retried_overtaken_is);
         tcase_add_test(tc, rtt_reported);
         tcase_add_test(tc, query_answers);
         tcase_add_test(tc, random_order_each_once);
