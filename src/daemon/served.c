@@ -334,7 +334,8 @@ static void swarm_over(struct served *sv, int code)
                            (unsigned long long)ss->bytes_uploaded,
                            (unsigned long long)(ss->bytes_shared + ss->bytes_relayed));
         else
-                log_warning("swarm %u: '%s' failed (code %d)", swarm_id(sv->sw), swarm_name(sv->sw), code);
+                log_warning("swarm %u: '%s' failed: %s", swarm_id(sv->sw), swarm_name(sv->sw),
+                            wire_err_name((uint16_t)code));
         for (struct smember *m = sv->members; m; m = m->next) {
                 m->sm = NULL;
                 if (m->conn)

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
+#include "fetch/exitcode.h"
 #include "fetch/session.h"
 #include "proto/hash.h"
 #include "util/clock.h"
@@ -40,7 +41,15 @@ void client_finish(struct client *c, int code, const char *reason)
                         log_info("kept %s with %zu of %llu chunks verified: the same command resumes it",
                                  c->store.part_path, c->saved, (unsigned long long)member_total(c->mb));
         }
-        loop_quit(c->loop, code);
+        if (c->done)
+                c->done(c, c->done_ud);
+}
+
+void client_fail(struct client *c, int code, const char *reason)
+{
+        if (!c->fail_code)
+                c->fail_code = code;
+        member_fail(c->mb, reason, loop_now(c->loop));
 }
 
 /* ---- the resume state ---------------------------------------------------- */
@@ -261,7 +270,7 @@ static void do_upload(struct client *c, uint32_t chunk)
                 if (!b || store_read(&c->store, manifest_chunk_off(mf, chunk), b->data, len) < 0 ||
                     datachan_send(c->peer, P2S_UPLOAD, 0, chunk, b) < 0) {
                         buf_unref(b);
-                        member_fail(c->mb, "cannot read a chunk back from the output file", loop_now(c->loop));
+                        client_fail(c, FETCH_EXIT_LOCAL, "cannot read a chunk back from the output file");
                         return;
                 }
                 buf_unref(b);
@@ -282,6 +291,8 @@ static void do_upload(struct client *c, uint32_t chunk)
 
 static void do_rtt(struct client *c, const struct member_action *a)
 {
+        log_debug("%s: chunk %u from the %s in %.1f ms", c->opt->name, a->chunk, a->from_cache ? "cache" : "peer",
+                  (double)a->rtt_us / USEC_PER_MSEC);
         if (!c->rtt)
                 return;
         fprintf(c->rtt, "%u,%llu,%llu,%s\n", a->chunk, (unsigned long long)(a->req_time_us - c->t0),
@@ -309,7 +320,7 @@ void client_drain(struct client *c)
                         /* created only now: a refused or failed join leaves no file behind */
                         char why[256];
                         if (prepare(c, a.file_size, why, sizeof(why)) < 0)
-                                member_fail(c->mb, why, now);
+                                client_fail(c, FETCH_EXIT_LOCAL, why);
                         progress_start(&c->progress, a.file_size, member_total(c->mb));
                         break;
                 }
@@ -319,7 +330,7 @@ void client_drain(struct client *c)
                         if ((r = store_write(&c->store, manifest_chunk_off(mf, a.chunk), a.body->data, a.body->len)) < 0) {
                                 char why[256];
                                 snprintf(why, sizeof(why), "cannot write %s: %s", c->store.part_path, strerror(-r));
-                                member_fail(c->mb, why, now);
+                                client_fail(c, FETCH_EXIT_LOCAL, why);
                         } else {
                                 bitmap_set(&c->written, a.chunk);
                                 c->dirty = true;
@@ -345,7 +356,7 @@ void client_drain(struct client *c)
                                 char why[256];
                                 snprintf(why, sizeof(why), "cannot rename %s to %s: %s", c->store.part_path,
                                          c->store.path, strerror(-r));
-                                member_fail(c->mb, why, now);
+                                client_fail(c, FETCH_EXIT_LOCAL, why);
                         } else {
                                 /* nothing left to resume */
                                 c->state_ok = false;
@@ -364,7 +375,9 @@ void client_drain(struct client *c)
                                 /* BYE was queued before EXIT; try to get it out */
                                 client_tcp_flush(c);
                         }
-                        client_finish(c, a.code, a.reason);
+                        client_finish(c, a.code == MEMBER_EXIT_FAIL && c->fail_code ? c->fail_code
+                                                                                    : fetch_exit_for(a.code, a.err),
+                                      a.reason);
                         break;
                 }
                 buf_unref(a.body);
@@ -490,15 +503,19 @@ static int resolve(struct client *c, char *err, size_t errlen)
         return 0;
 }
 
-struct client *client_new(const struct fetch_options *o, struct loop *l, char *err, size_t errlen)
+struct client *client_new(const struct fetch_options *o, struct loop *l, client_done_fn done, void *ud, int *code,
+                          char *err, size_t errlen)
 {
         struct client *c = calloc(1, sizeof(*c));
+        *code = FETCH_EXIT_FAIL;
         if (!c) {
                 snprintf(err, errlen, "out of memory");
                 return NULL;
         }
         c->opt = o;
         c->loop = l;
+        c->done = done;
+        c->done_ud = ud;
         c->udp_fd = c->tcp_fd = -1;
         c->store.fd = -1;
         outq_init(&c->q);
@@ -509,8 +526,10 @@ struct client *client_new(const struct fetch_options *o, struct loop *l, char *e
         loop_defer_init(&c->verify_step, verify_step, c);
         loop_defer_init(&c->check_step, check_step, c);
         loop_timer_init(&c->save_timer, save_timer, c);
-        if (resolve(c, err, errlen) < 0)
+        if (resolve(c, err, errlen) < 0) {
+                *code = FETCH_EXIT_UNREACHABLE;
                 return client_free(c);
+        }
         if (!(c->state_path = resume_path(o->output))) {
                 snprintf(err, errlen, "out of memory");
                 return client_free(c);
@@ -520,9 +539,18 @@ struct client *client_new(const struct fetch_options *o, struct loop *l, char *e
                 snprintf(err, errlen, "out of memory");
                 return client_free(c);
         }
-        int r = store_check(o->output);
+        /* taken now, before the join: a second run for the same output is
+         * told at once, not after both wrote into one file */
+        int r = store_lock(&c->store, o->output);
+        if (r == -EBUSY) {
+                snprintf(err, errlen, "%s.part is in use by another p2s-fetch: not fetching into it twice",
+                         o->output);
+                *code = FETCH_EXIT_LOCAL;
+                return client_free(c);
+        }
         if (r < 0) {
-                snprintf(err, errlen, "cannot write %s: %s", o->output, strerror(-r));
+                snprintf(err, errlen, "cannot write %s.part: %s", o->output, strerror(-r));
+                *code = FETCH_EXIT_LOCAL;
                 return client_free(c);
         }
         if (o->rtt_log) {
@@ -544,6 +572,7 @@ struct client *client_new(const struct fetch_options *o, struct loop *l, char *e
                 return client_free(c);
         }
         progress_init(&c->progress, o->name, o->progress);
+        *code = FETCH_EXIT_OK;
         return c;
 }
 
@@ -572,6 +601,7 @@ struct client *client_free(struct client *c)
         datachan_fini(&c->data);
         c->verify = store_verify_free(c->verify);
         member_free(c->mb);
+        store_abandon(&c->store);
         store_close(&c->store);
         resume_fini(&c->prior);
         bitmap_fini(&c->written);
@@ -585,30 +615,27 @@ struct client *client_free(struct client *c)
 
 /* Ctrl-C and SIGTERM end the fetch like any failure: the resume state is
  * saved and OUTPUT.part kept. */
-static void on_signal(struct loop *l, int signo, void *ud)
+void client_interrupt(struct client *c, int signo)
 {
-        struct client *c = ud;
-        if (signo == SIGWINCH) {
-                /* the bar fits the terminal: measured again after each resize */
-                progress_resize();
+        if (c->join == JOIN_DONE)
                 return;
-        }
-        member_fail(c->mb, signo == SIGINT ? "interrupted (SIGINT)" : "stopped (SIGTERM)", loop_now(l));
+        client_fail(c, FETCH_EXIT_FAIL, signo == SIGINT ? "interrupted (SIGINT)" : "stopped (SIGTERM)");
         client_drain(c);
 }
 
 int client_start(struct client *c)
 {
-        static const int sigs[] = { SIGINT, SIGTERM, SIGWINCH };
-        int r = loop_signals(c->loop, sigs, 3, on_signal, c);
-        if (r < 0)
-                return r;
-        r = loop_add(c->loop, c->udp_fd, EPOLLIN, link_udp_event, c);
+        int r = loop_add(c->loop, c->udp_fd, EPOLLIN, link_udp_event, c);
         if (r < 0)
                 return r;
         join_start(c);
         loop_timer_arm(c->loop, &c->progress_timer, loop_now(c->loop) + USEC_PER_SEC);
         return 0;
+}
+
+int client_exit_code(const struct client *c)
+{
+        return c->exit_code;
 }
 
 void client_log_stats(const struct client *c)

@@ -112,6 +112,25 @@ static void put_u64(uint8_t *p, uint64_t v)
         put_u32(p + 4, (uint32_t)v);
 }
 
+const char *wire_err_name(uint16_t code)
+{
+        static const char *const names[] = {
+                [P2S_ERR_PROTO] = "protocol error",
+                [P2S_ERR_VERSION] = "unsupported protocol version",
+                [P2S_ERR_NOFILE] = "no such file is served",
+                [P2S_ERR_AUTH] = "unknown member or wrong token",
+                [P2S_ERR_LOST] = "a chunk is held by nobody",
+                [P2S_ERR_SHUTDOWN] = "the server is shutting down",
+                [P2S_ERR_SOURCE] = "the source file could not be read",
+                [P2S_ERR_BUSY] = "server busy",
+                [P2S_ERR_SWARM] = "the swarm ended",
+                [P2S_ERR_SECRET] = "wrong or missing swarm secret",
+        };
+        if (code < sizeof(names) / sizeof(names[0]) && names[code])
+                return names[code];
+        return "unknown error";
+}
+
 const char *wire_strerror(int e)
 {
         switch (e) {
