@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 #include "fetch/exitcode.h"
@@ -204,10 +205,32 @@ static void check_step(struct loop *l, void *ud)
         client_drain(c);
 }
 
+static void hex(char *out, const uint8_t *b, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                sprintf(out + 2 * i, "%02x", b[i]);
+}
+
 static void on_manifest_end(struct client *c, const uint8_t *hash, uint64_t now)
 {
         if (c->checking)
                 return;         /* a second one: the first is being acted on */
+        if (c->opt->have_pin && memcmp(hash, c->opt->pinned, P2S_HASH_SIZE)) {
+                /* not the file the user asked for: nothing of it reaches
+                 * OUTPUT, and the share chunks this run put in OUTPUT.part go */
+                char got[2 * P2S_HASH_SIZE + 1], why[P2S_MAX_REASON + 64];
+                hex(got, hash, P2S_HASH_SIZE);
+                snprintf(why, sizeof(why), "the server's SHA-256 is %s, not the pinned --sha256: refused", got);
+                c->state_ok = false;
+                if (c->store.created && c->store.fd >= 0) {
+                        unlink(c->store.part_path);
+                        c->store.created = false;
+                }
+                client_fail(c, FETCH_EXIT_VERIFY, why);
+                return;
+        }
+        if (c->opt->have_pin)
+                log_debug("the manifest matches the pinned --sha256");
         if (c->resuming && member_state(c->mb) == MEMBER_WAIT_MANIFEST) {
                 c->resuming = false;
                 if (!memcmp(c->prior.file_hash, hash, P2S_HASH_SIZE)) {
@@ -250,6 +273,21 @@ static void send_have(struct client *c, uint32_t first, uint32_t count)
 }
 
 /* ---- member actions ------------------------------------------------------ */
+
+/* -R and --preserve: the source's mtime and mode as START gave them; a
+ * failure is worth a line, not the verified copy. */
+static void apply_meta(struct client *c)
+{
+        if (c->opt->preserve && fchmod(c->store.fd, (mode_t)(c->start.mode & 0777)) < 0)
+                log_notice("cannot set the mode of %s: %s", c->store.path, strerror(errno));
+        if (c->opt->remote_time) {
+                struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT },
+                                          { .tv_sec = (time_t)c->start.mtime_sec,
+                                            .tv_nsec = (long)c->start.mtime_nsec } };
+                if (futimens(c->store.fd, ts) < 0)
+                        log_notice("cannot set the time of %s: %s", c->store.path, strerror(errno));
+        }
+}
 
 static void member_rearm(struct client *c)
 {
@@ -352,6 +390,7 @@ void client_drain(struct client *c)
                                 member_on_verified(c->mb, NULL, now);
                         break;
                 case MEMBER_ACT_FINALIZE:
+                        apply_meta(c);
                         if ((r = store_finalize(&c->store)) < 0) {
                                 char why[256];
                                 snprintf(why, sizeof(why), "cannot rename %s to %s: %s", c->store.part_path,
@@ -443,6 +482,9 @@ void client_on_server_msg(struct client *c, const struct p2s_msg *msg, struct bu
         case P2S_START: {
                 struct p2s_start st;
                 wire_get_start(msg->body, &st);
+                c->start = st;
+                log_debug("START: %llu bytes in %u chunks of %u", (unsigned long long)st.file_size, st.chunk_count,
+                          st.chunk_size);
                 member_on_start(c->mb, &st, now);
                 break;
         }

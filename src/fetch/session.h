@@ -43,6 +43,7 @@ struct client {
         int tcp_err;                    /* a write failed: reported by settle */
         struct loop_defer settle;
         int control;                    /* what the server said in WELCOME */
+        struct p2s_start start;         /* the source's size, mtime and mode */
         struct dgram_config dgram;
         struct datachan data;           /* --control=tcp: chunk data over UDP */
         struct datachan_peer *peer;
