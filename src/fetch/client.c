@@ -137,7 +137,7 @@ static int prepare(struct client *c, uint64_t size, char *why, size_t whylen)
                 keep = false;
         if (!keep)
                 forget_prior(c, false);
-        int r = store_open(&c->store, c->opt->output, keep);
+        int r = store_open_locked(&c->store, keep);
         if (r < 0) {
                 snprintf(why, whylen, "cannot create %s.part: %s", c->opt->output, strerror(-r));
                 return r;

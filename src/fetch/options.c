@@ -137,7 +137,17 @@ static int split_url(char *arg, struct fetch_job *j, char *err, size_t errlen)
         *slash = 0;
         j->port = P2S_DEFAULT_PORT;
         j->name = slash + 1;
+        char hp[300];
+        snprintf(hp, sizeof(hp), "%s", hostpart);
         int r = split_host(hostpart, &j->host, &j->port);
+        if (r == -2) {
+                char why[800];
+                const char *last = strrchr(hp, ':');
+                snprintf(why, sizeof(why), "'%s' is ambiguous: write " P2S_URL_SCHEME "[%.*s]:%s/%s for a port, or "
+                         P2S_URL_SCHEME "[%s]/%s for the address", shown, (int)(last - hp), hp, last + 1, j->name,
+                         hp, j->name);
+                return host_error(err, errlen, why, 0);
+        }
         if (r < 0)
                 return host_error(err, errlen, shown, r);
         return 0;

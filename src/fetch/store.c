@@ -82,15 +82,19 @@ void store_abandon(struct store *s)
                 unlink(s->part_path);
 }
 
+int store_open_locked(struct store *s, bool keep)
+{
+        if (s->fd < 0)
+                return -EBADF;
+        /* the same file store_lock opened, emptied unless kept */
+        if (!keep && ftruncate(s->fd, 0) < 0)
+                return -errno;
+        s->prepared = true;
+        return 0;
+}
+
 int store_open(struct store *s, const char *output, bool keep)
 {
-        if (s->fd >= 0) {
-                /* locked by store_lock: the same file, emptied unless kept */
-                if (!keep && ftruncate(s->fd, 0) < 0)
-                        return -errno;
-                s->prepared = true;
-                return 0;
-        }
         *s = (struct store){ .fd = -1 };
         int r = store_names(s, output);
         if (r < 0)

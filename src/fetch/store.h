@@ -26,8 +26,9 @@ int store_lock(struct store *s, const char *output);
 /* Removes OUTPUT.part if store_lock created it and nothing was prepared
  * in it since: a failed join leaves no file behind. Keeps the lock. */
 void store_abandon(struct store *s);
-/* After store_lock: empties the locked file unless keep. Without it:
- * creates OUTPUT.part, or truncates it; keep: opens it as it is (created
+/* After store_lock: empties the locked file unless keep. 0 or -errno. */
+int store_open_locked(struct store *s, bool keep);
+/* Without a lock: creates OUTPUT.part, or truncates it; keep: opens it as it is (created
  * when missing), to resume from what an earlier run wrote. 0 or -errno. */
 int store_open(struct store *s, const char *output, bool keep);
 void store_close(struct store *s);
