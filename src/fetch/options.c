@@ -141,7 +141,7 @@ static int split_url(char *arg, struct fetch_job *j, char *err, size_t errlen)
         snprintf(hp, sizeof(hp), "%s", hostpart);
         int r = split_host(hostpart, &j->host, &j->port);
         if (r == -2) {
-                char why[800];
+                char why[600];
                 const char *last = strrchr(hp, ':');
                 snprintf(why, sizeof(why), "'%s' is ambiguous: write " P2S_URL_SCHEME "[%.*s]:%s/%s for a port, or "
                          P2S_URL_SCHEME "[%s]/%s for the address", shown, (int)(last - hp), hp, last + 1, j->name,
@@ -162,7 +162,7 @@ static int usage_error(char *err, size_t errlen, const char *why)
 /* r: split_host's; 0: shown is the whole message. */
 static int host_error(char *err, size_t errlen, const char *shown, int r)
 {
-        char why[700];
+        char why[900];
         if (r == -2) {
                 const char *last = strrchr(shown, ':');
                 snprintf(why, sizeof(why), "'%s' is ambiguous: write [%.*s]:%s for a port, or [%s] for the address",
