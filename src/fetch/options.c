@@ -143,9 +143,9 @@ static int split_url(char *arg, struct fetch_job *j, char *err, size_t errlen)
         if (r == -2) {
                 char why[600];
                 const char *last = strrchr(hp, ':');
-                snprintf(why, sizeof(why), "'%s' is ambiguous: write " P2S_URL_SCHEME "[%.*s]:%s/%s for a port, or "
-                         P2S_URL_SCHEME "[%s]/%s for the address", shown, (int)(last - hp), hp, last + 1, j->name,
-                         hp, j->name);
+                snprintf(why, sizeof(why), "'%.100s' is ambiguous: write " P2S_URL_SCHEME "[%.*s]:%.8s/%.60s for a port, "
+                         "or " P2S_URL_SCHEME "[%.60s]/%.60s for the address", shown, (int)(last - hp) & 63, hp,
+                         last + 1, j->name, hp, j->name);
                 return host_error(err, errlen, why, 0);
         }
         if (r < 0)
