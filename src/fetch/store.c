@@ -50,8 +50,8 @@ int store_lock(struct store *s, const char *output)
                         fd = open(s->part_path, O_RDWR | O_CLOEXEC);
                 }
                 if (fd < 0) {
-                        if (errno == ENOENT)
-                                continue;
+                        if (errno == ENOENT && !created)
+                                continue;       /* removed after our EEXIST */
                         r = -errno;
                         break;
                 }
