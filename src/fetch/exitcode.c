@@ -7,15 +7,24 @@
 
 /* A fatal ERR from the server, by its code: what the user can do about
  * it decides the number (a name typo is not a dead swarm). */
+/* A fatal ERR from the server, by its code and by when it came (answering
+ * our HELLO, or in the swarm): what the user can do about it decides the
+ * number (a name typo is not a dead swarm; an unreadable source at HELLO
+ * is a refusal, gone mid-swarm a failed swarm). */
 static const struct {
         uint16_t err;
-        int code;
+        int at_join, in_swarm;
 } err_table[] = {
-        { P2S_ERR_NOFILE, FETCH_EXIT_REFUSED },   { P2S_ERR_SECRET, FETCH_EXIT_REFUSED },
-        { P2S_ERR_AUTH, FETCH_EXIT_REFUSED },     { P2S_ERR_VERSION, FETCH_EXIT_REFUSED },
-        { P2S_ERR_SOURCE, FETCH_EXIT_REFUSED },   { P2S_ERR_BUSY, FETCH_EXIT_UNREACHABLE },
-        { P2S_ERR_SHUTDOWN, FETCH_EXIT_GONE },    { P2S_ERR_LOST, FETCH_EXIT_SWARM },
-        { P2S_ERR_SWARM, FETCH_EXIT_SWARM },      { P2S_ERR_PROTO, FETCH_EXIT_SWARM },
+        { P2S_ERR_NOFILE, FETCH_EXIT_REFUSED, FETCH_EXIT_SWARM },
+        { P2S_ERR_SECRET, FETCH_EXIT_REFUSED, FETCH_EXIT_REFUSED },
+        { P2S_ERR_AUTH, FETCH_EXIT_REFUSED, FETCH_EXIT_SWARM },
+        { P2S_ERR_VERSION, FETCH_EXIT_REFUSED, FETCH_EXIT_REFUSED },
+        { P2S_ERR_SOURCE, FETCH_EXIT_REFUSED, FETCH_EXIT_SWARM },
+        { P2S_ERR_BUSY, FETCH_EXIT_UNREACHABLE, FETCH_EXIT_SWARM },
+        { P2S_ERR_SHUTDOWN, FETCH_EXIT_GONE, FETCH_EXIT_GONE },
+        { P2S_ERR_LOST, FETCH_EXIT_SWARM, FETCH_EXIT_SWARM },
+        { P2S_ERR_SWARM, FETCH_EXIT_SWARM, FETCH_EXIT_SWARM },
+        { P2S_ERR_PROTO, FETCH_EXIT_SWARM, FETCH_EXIT_SWARM },
 };
 
 static const struct {
@@ -39,12 +48,20 @@ static const char *const names[] = {
         [FETCH_EXIT_VERIFY] = "verification failed",
 };
 
+int fetch_exit_for_join_err(uint16_t err)
+{
+        for (size_t i = 0; i < sizeof(err_table) / sizeof(err_table[0]); i++)
+                if (err_table[i].err == err)
+                        return err_table[i].at_join;
+        return FETCH_EXIT_REFUSED;
+}
+
 int fetch_exit_for(int member_exit, uint16_t err)
 {
         if (member_exit == MEMBER_EXIT_SERVER) {
                 for (size_t i = 0; i < sizeof(err_table) / sizeof(err_table[0]); i++)
                         if (err_table[i].err == err)
-                                return err_table[i].code;
+                                return err_table[i].in_swarm;
                 return FETCH_EXIT_SWARM;
         }
         for (size_t i = 0; i < sizeof(member_table) / sizeof(member_table[0]); i++)

@@ -21,5 +21,7 @@ enum fetch_exit {
 /* How a member ended (enum member_exit) and, for MEMBER_EXIT_SERVER, the
  * server's P2S_ERR_* code, as an exit status. */
 int fetch_exit_for(int member_exit, uint16_t err);
+/* A fatal ERR answering our HELLO (P2S_ERR_*), as an exit status. */
+int fetch_exit_for_join_err(uint16_t err);
 /* "success", "usage error", ... for the summary lines. */
 const char *fetch_exit_name(int code);

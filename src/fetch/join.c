@@ -146,7 +146,7 @@ static void on_join_err(struct client *c, const struct p2s_msg *msg)
         char name[LOG_ESCAPE_SIZE(64)];
         snprintf(why, sizeof(why), "server refused '%s': %s",
                  log_escape(name, sizeof(name), c->opt->name, strlen(c->opt->name)), reason);
-        client_finish(c, fetch_exit_for(MEMBER_EXIT_SERVER, code), why);
+        client_finish(c, fetch_exit_for_join_err(code), why);
 }
 
 void join_on_datagram(struct client *c, const struct p2s_msg *msg)
