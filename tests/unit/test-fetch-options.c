@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fetch/exitcode.h"
 #include "fetch/options.h"
+#include "core/member.h"
 
 /* fetch_options_parse cuts the host argument up in place: each call gets
  * fresh copies of the strings. */
@@ -241,6 +243,33 @@ START_TEST(documented_messages)
 }
 END_TEST
 
+/* The one table from how a session ended to the exit status: every kind
+ * and every ERR code a distinct, documented number. */
+START_TEST(exit_code_table)
+{
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_OK, 0), 0);
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_FAIL, 0), 1);
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_GONE, 0), 6);
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_VERIFY, 0), 8);
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_SWARM, 0), 5);
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_SERVER, P2S_ERR_LOST), 5);
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_SERVER, P2S_ERR_SHUTDOWN), 6);
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_SERVER, P2S_ERR_SOURCE), 5);
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_SERVER, 999), 5);
+        ck_assert_int_eq(fetch_exit_for_join_err(P2S_ERR_NOFILE), 4);
+        ck_assert_int_eq(fetch_exit_for_join_err(P2S_ERR_SOURCE), 4);
+        ck_assert_int_eq(fetch_exit_for_join_err(P2S_ERR_SECRET), 4);
+        ck_assert_int_eq(fetch_exit_for_join_err(P2S_ERR_BUSY), 3);
+        ck_assert_int_eq(fetch_exit_for_join_err(P2S_ERR_SHUTDOWN), 6);
+        ck_assert_int_eq(fetch_exit_for_join_err(999), 4);
+        ck_assert_str_eq(fetch_exit_name(0), "done");
+        ck_assert_str_eq(fetch_exit_name(3), "cannot reach the server");
+        ck_assert_str_eq(fetch_exit_name(8), "verification failed");
+        ck_assert_str_eq(fetch_exit_name(-1), "failed");
+        ck_assert_str_eq(fetch_exit_name(99), "failed");
+}
+END_TEST
+
 START_TEST(help_lists_every_option)
 {
         char *text = NULL;
@@ -277,6 +306,7 @@ static Suite *fetch_options_suite(void)
         tcase_add_test(tc, range_bounds);
         tcase_add_test(tc, documented_messages);
         tcase_add_test(tc, help_lists_every_option);
+        tcase_add_test(tc, exit_code_table);
         suite_add_tcase(s, tc);
         return s;
 }
