@@ -71,7 +71,7 @@ expect() {
 
 # "name<TAB>1 if it takes an argument" per long option of --help
 help_options() {
-	"$1" --help | sed -n 's/^  \(-[A-Za-z], \|    \)--\([a-z][a-z-]*\)\( [^ ]\)\?.*/\2\t\3/p' |
+	"$1" --help | sed -n 's/^  \(-[A-Za-z], \|    \)--\([a-z][a-z0-9-]*\)\( [^ ]\)\?.*/\2\t\3/p' |
 		awk -F'\t' '{ print $1 "\t" ($2 != "") }'
 }
 

@@ -22,7 +22,7 @@ help_options() {
 		function flush() { if (name != "") print name "\t" range; name = ""; range = "" }
 		/^  (-[A-Za-z], |    )--[a-z]/ {
 			flush()
-			match($0, /--[a-z][a-z-]*/)
+			match($0, /--[a-z][a-z0-9-]*/)
 			name = substr($0, RSTART + 2, RLENGTH - 2)
 		}
 		name != "" && match($0, /\([0-9.]+[KMGT]? to [0-9.]+[KMGT]?/) {
@@ -42,8 +42,8 @@ man_entries() {
 		want {
 			want = 0
 			if (keys) {
-				if (match($0, /"[a-z][a-z-]* = /)) name = substr($0, RSTART + 1, RLENGTH - 4)
-			} else if (match($0, /--[a-z][a-z-]*/)) {
+				if (match($0, /"[a-z][a-z0-9-]* = /)) name = substr($0, RSTART + 1, RLENGTH - 4)
+			} else if (match($0, /--[a-z][a-z0-9-]*/)) {
 				name = substr($0, RSTART + 2, RLENGTH - 2)
 			}
 			next

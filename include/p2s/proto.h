@@ -141,8 +141,14 @@ struct p2s_start {
         uint64_t file_size;
         uint32_t chunk_size;
         uint32_t chunk_count;
+        /* the source file when the swarm started, for p2s-fetch -R and
+         * --preserve: modification time (seconds since the epoch, signed,
+         * and nanoseconds below 10^9) and permission bits (mode & 07777) */
+        int64_t mtime_sec;
+        uint32_t mtime_nsec;
+        uint32_t mode;
 };
-#define P2S_START_SIZE 16
+#define P2S_START_SIZE 32
 
 enum p2s_err_code {
         P2S_ERR_PROTO      = 1,  /* malformed or unexpected message */

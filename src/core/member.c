@@ -45,6 +45,7 @@ struct member {
         uint64_t complete_deadline, complete_rto;
 
         uint64_t rng;
+        uint16_t exit_err;              /* the fatal ERR's code, for EXIT */
         /* Room reserved for the actions that must come out: BYE and EXIT. */
         struct fifo actions;
         struct member_stats stats;
@@ -184,7 +185,8 @@ static void exit_with(struct member *m, int code, const char *fmt, ...)
 {
         if (m->state == MEMBER_EXITED)
                 return;
-        struct member_action a = { .type = MEMBER_ACT_EXIT, .code = code, .chunk = P2S_NO_CHUNK };
+        struct member_action a = { .type = MEMBER_ACT_EXIT, .code = code, .err = m->exit_err,
+                                   .chunk = P2S_NO_CHUNK };
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(a.reason, sizeof(a.reason), fmt, ap);
@@ -195,7 +197,7 @@ static void exit_with(struct member *m, int code, const char *fmt, ...)
 
 static void exit_oom(struct member *m)
 {
-        exit_with(m, 1, "out of memory");
+        exit_with(m, MEMBER_EXIT_FAIL, "out of memory");
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -254,7 +256,7 @@ void member_on_start(struct member *m, const struct p2s_start *st, uint64_t now)
         if (r == 0 && m->mf.chunk_count != st->chunk_count)
                 r = -EINVAL;
         if (r < 0) {
-                exit_with(m, 1, "server sent an unusable START (size %llu, chunk size %u)",
+                exit_with(m, MEMBER_EXIT_SWARM, "server sent an unusable START (size %llu, chunk size %u)",
                           (unsigned long long)st->file_size, st->chunk_size);
                 return;
         }
@@ -264,13 +266,13 @@ void member_on_start(struct member *m, const struct p2s_start *st, uint64_t now)
             bitmap_init(&m->share, n) < 0 || bitmap_init(&m->parts, nparts) < 0 ||
             bitmap_init(&m->resumed, n) < 0 ||
             !(m->share_digest = calloc(n ? n : 1, P2S_HASH_SIZE))) {
-                exit_with(m, 1, "out of memory for %u chunks", n);
+                exit_with(m, MEMBER_EXIT_FAIL, "out of memory for %u chunks", n);
                 return;
         }
         if (m->cfg.order == MEMBER_ORDER_RANDOM && n) {
                 m->order = malloc((size_t)n * sizeof(*m->order));
                 if (!m->order) {
-                        exit_with(m, 1, "out of memory for %u chunks", n);
+                        exit_with(m, MEMBER_EXIT_FAIL, "out of memory for %u chunks", n);
                         return;
                 }
                 for (uint32_t i = 0; i < n; i++)
@@ -386,7 +388,7 @@ void member_on_manifest_end(struct member *m, const uint8_t file_hash[P2S_HASH_S
                 return;
         }
         if (!bitmap_full(&m->parts)) {
-                exit_with(m, 1, "server sent an incomplete manifest (%zu of %zu parts)",
+                exit_with(m, MEMBER_EXIT_SWARM, "server sent an incomplete manifest (%zu of %zu parts)",
                           bitmap_count(&m->parts), m->parts.nbits);
                 return;
         }
@@ -494,7 +496,7 @@ void member_on_verified(struct member *m, const uint8_t *file_hash, uint64_t now
         if (m->state != MEMBER_VERIFYING)
                 return;
         if (!file_hash || memcmp(file_hash, m->mf.file_hash, P2S_HASH_SIZE)) {
-                exit_with(m, 1, "whole-file SHA-256 does not match the manifest%s",
+                exit_with(m, MEMBER_EXIT_VERIFY, "whole-file SHA-256 does not match the manifest%s",
                           file_hash ? "" : " (file could not be read)");
                 return;
         }
@@ -525,14 +527,16 @@ void member_on_done(struct member *m, uint64_t now)
         if (m->state == MEMBER_COMPLETE)
                 exit_with(m, 0, "swarm complete");
         else
-                exit_with(m, 1, "server ended the swarm before this copy was complete");
+                exit_with(m, MEMBER_EXIT_SWARM, "server ended the swarm before this copy was complete");
 }
 
 void member_on_error(struct member *m, uint16_t code, const char *reason, bool fatal, uint64_t now)
 {
         m->last_heard = now;
-        if (fatal)
-                exit_with(m, 1, "server: %s (code %u)", reason, code);
+        if (fatal) {
+                m->exit_err = code;
+                exit_with(m, MEMBER_EXIT_SERVER, "server: %s", reason);
+        }
         else
                 m->stats.dropped_msgs++;
 }
@@ -549,12 +553,12 @@ void member_on_ping(struct member *m, bool ack, uint64_t now)
 
 void member_on_disconnect(struct member *m, const char *why, uint64_t now)
 {
-        exit_with(m, 1, "lost the connection to the server: %s", why);
+        exit_with(m, MEMBER_EXIT_GONE, "lost the connection to the server: %s", why);
 }
 
 void member_fail(struct member *m, const char *reason, uint64_t now)
 {
-        exit_with(m, 1, "%s", reason);
+        exit_with(m, MEMBER_EXIT_FAIL, "%s", reason);
 }
 
 /* ---- time ---------------------------------------------------------------- */
@@ -599,7 +603,7 @@ void member_on_tick(struct member *m, uint64_t now)
                 m->last_heard = now;
         m->clock_started = true;
         if (now >= m->last_heard + m->cfg.silence_timeout_us) {
-                exit_with(m, 1, "server silent for %.1f s: giving up (p2sd stopped or unreachable?)",
+                exit_with(m, MEMBER_EXIT_GONE, "server silent for %.1f s: giving up (p2sd stopped or unreachable?)",
                           (double)m->cfg.silence_timeout_us / 1e6);
                 return;
         }

@@ -42,8 +42,18 @@ enum member_act_type {
         MEMBER_ACT_VERIFY,      /* all chunks held: hash the whole file, call member_on_verified */
         MEMBER_ACT_FINALIZE,    /* whole-file hash matched: move the file into place */
         MEMBER_ACT_RTT,         /* a requested chunk arrived: log it */
-        MEMBER_ACT_EXIT,        /* code (0 success, 1 failure) and reason */
+        MEMBER_ACT_EXIT,        /* code (enum member_exit), err and reason */
         MEMBER_ACT_HAVE,        /* send HAVE for member_resumed()'s bits chunk .. chunk + count - 1 */
+};
+
+/* Why a member ended, for the program to turn into its exit status. */
+enum member_exit {
+        MEMBER_EXIT_OK     = 0,
+        MEMBER_EXIT_FAIL   = 1, /* out of memory, or a failure the program reported */
+        MEMBER_EXIT_SERVER = 2, /* a fatal ERR from the server: err holds its code */
+        MEMBER_EXIT_GONE   = 3, /* the connection closed, or the server fell silent */
+        MEMBER_EXIT_VERIFY = 4, /* the whole-file hash did not match the manifest */
+        MEMBER_EXIT_SWARM  = 5, /* the swarm ended or the server broke the protocol */
 };
 
 struct member_action {
@@ -57,7 +67,8 @@ struct member_action {
         uint64_t file_size;     /* PREPARE */
         uint64_t req_time_us, rtt_us;   /* RTT */
         bool from_cache;        /* RTT */
-        int code;               /* EXIT */
+        int code;               /* EXIT: enum member_exit */
+        uint16_t err;           /* EXIT with MEMBER_EXIT_SERVER: the ERR's P2S_ERR_* code */
         char reason[P2S_MAX_REASON + 64];   /* EXIT */
 };
 

@@ -67,6 +67,8 @@ struct swarm {
         struct hasher *file_hasher;
         uint32_t source_pos;
         struct buf *start_body;
+        int64_t mtime_sec;              /* swarm_set_file_meta: for START */
+        uint32_t mtime_nsec, mode;
         struct buf **manifest_parts;
         unsigned nparts;
         struct buf *manifest_end;
@@ -389,6 +391,13 @@ struct swarm_member *swarm_join(struct swarm *s, uint32_t member_id, void *ud, u
 
 static void finish_distribution(struct swarm *s, uint64_t now);
 
+void swarm_set_file_meta(struct swarm *s, int64_t mtime_sec, uint32_t mtime_nsec, uint32_t mode)
+{
+        s->mtime_sec = mtime_sec;
+        s->mtime_nsec = mtime_nsec < 1000000000u ? mtime_nsec : 0;
+        s->mode = mode & 07777u;
+}
+
 int swarm_distribute(struct swarm *s, uint64_t file_size, uint64_t now)
 {
         if (s->state != SWARM_GATHER)
@@ -407,7 +416,8 @@ int swarm_distribute(struct swarm *s, uint64_t file_size, uint64_t now)
                 return -ENOMEM;
         }
         struct p2s_start st = { .file_size = file_size, .chunk_size = s->cfg.chunk_size,
-                                .chunk_count = s->manifest.chunk_count };
+                                .chunk_count = s->manifest.chunk_count, .mtime_sec = s->mtime_sec,
+                                .mtime_nsec = s->mtime_nsec, .mode = s->mode };
         wire_put_start(s->start_body->data, &st);
         for (unsigned i = 0; i < s->nmembers; i++) {
                 struct swarm_member *m = s->members[i];

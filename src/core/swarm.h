@@ -116,6 +116,8 @@ void swarm_expel(struct swarm *s, struct swarm_member *m, int code, const char *
  * Returns 0, or a negative errno: the swarm then has failed (ERR SOURCE, or
  * ERR BUSY out of memory) and END is queued. */
 int swarm_distribute(struct swarm *s, uint64_t file_size, uint64_t now);
+/* Before swarm_distribute: the source's mtime and mode, carried in START. */
+void swarm_set_file_meta(struct swarm *s, int64_t mtime_sec, uint32_t mtime_nsec, uint32_t mode);
 /* Index of the next chunk the caller must read and pass to
  * swarm_source_chunk, or P2S_NO_CHUNK when the whole source was read. */
 uint32_t swarm_source_next(const struct swarm *s);

@@ -307,6 +307,7 @@ static void start_swarm(struct served *sv)
         sv->src_size = (uint64_t)st.st_size;
         log_info("swarm %u: starting with %u members, %llu bytes", swarm_id(sv->sw),
                  swarm_member_count(sv->sw), (unsigned long long)sv->src_size);
+        swarm_set_file_meta(sv->sw, (int64_t)st.st_mtim.tv_sec, (uint32_t)st.st_mtim.tv_nsec, (uint32_t)st.st_mode);
         if (swarm_distribute(sv->sw, sv->src_size, now) < 0)
                 source_close(sv);
         else
@@ -334,7 +335,8 @@ static void swarm_over(struct served *sv, int code)
                            (unsigned long long)ss->bytes_uploaded,
                            (unsigned long long)(ss->bytes_shared + ss->bytes_relayed));
         else
-                log_warning("swarm %u: '%s' failed (code %d)", swarm_id(sv->sw), swarm_name(sv->sw), code);
+                log_warning("swarm %u: '%s' failed: %s", swarm_id(sv->sw), swarm_name(sv->sw),
+                            wire_err_name((uint16_t)code));
         for (struct smember *m = sv->members; m; m = m->next) {
                 m->sm = NULL;
                 if (m->conn)

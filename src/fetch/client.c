@@ -13,8 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
+#include "fetch/exitcode.h"
 #include "fetch/session.h"
 #include "proto/hash.h"
 #include "util/clock.h"
@@ -40,7 +42,15 @@ void client_finish(struct client *c, int code, const char *reason)
                         log_info("kept %s with %zu of %llu chunks verified: the same command resumes it",
                                  c->store.part_path, c->saved, (unsigned long long)member_total(c->mb));
         }
-        loop_quit(c->loop, code);
+        if (c->done)
+                c->done(c, c->done_ud);
+}
+
+void client_fail(struct client *c, int code, const char *reason)
+{
+        if (!c->fail_code)
+                c->fail_code = code;
+        member_fail(c->mb, reason, loop_now(c->loop));
 }
 
 /* ---- the resume state ---------------------------------------------------- */
@@ -127,7 +137,7 @@ static int prepare(struct client *c, uint64_t size, char *why, size_t whylen)
                 keep = false;
         if (!keep)
                 forget_prior(c, false);
-        int r = store_open(&c->store, c->opt->output, keep);
+        int r = store_open_locked(&c->store, keep);
         if (r < 0) {
                 snprintf(why, whylen, "cannot create %s.part: %s", c->opt->output, strerror(-r));
                 return r;
@@ -195,10 +205,32 @@ static void check_step(struct loop *l, void *ud)
         client_drain(c);
 }
 
+static void hex(char *out, const uint8_t *b, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                sprintf(out + 2 * i, "%02x", b[i]);
+}
+
 static void on_manifest_end(struct client *c, const uint8_t *hash, uint64_t now)
 {
         if (c->checking)
                 return;         /* a second one: the first is being acted on */
+        if (c->opt->have_pin && memcmp(hash, c->opt->pinned, P2S_HASH_SIZE)) {
+                /* not the file the user asked for: nothing of it reaches
+                 * OUTPUT, and the share chunks this run put in OUTPUT.part go */
+                char got[2 * P2S_HASH_SIZE + 1], why[P2S_MAX_REASON + 64];
+                hex(got, hash, P2S_HASH_SIZE);
+                snprintf(why, sizeof(why), "the server's SHA-256 is %s, not the pinned --sha256: refused", got);
+                c->state_ok = false;
+                if (c->store.created && c->store.fd >= 0) {
+                        unlink(c->store.part_path);
+                        c->store.created = false;
+                }
+                client_fail(c, FETCH_EXIT_VERIFY, why);
+                return;
+        }
+        if (c->opt->have_pin)
+                log_debug("the manifest matches the pinned --sha256");
         if (c->resuming && member_state(c->mb) == MEMBER_WAIT_MANIFEST) {
                 c->resuming = false;
                 if (!memcmp(c->prior.file_hash, hash, P2S_HASH_SIZE)) {
@@ -242,6 +274,21 @@ static void send_have(struct client *c, uint32_t first, uint32_t count)
 
 /* ---- member actions ------------------------------------------------------ */
 
+/* -R and --preserve: the source's mtime and mode as START gave them; a
+ * failure is worth a line, not the verified copy. */
+static void apply_meta(struct client *c)
+{
+        if (c->opt->preserve && fchmod(c->store.fd, (mode_t)(c->start.mode & 0777)) < 0)
+                log_notice("cannot set the mode of %s: %s", c->store.path, strerror(errno));
+        if (c->opt->remote_time) {
+                struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT },
+                                          { .tv_sec = (time_t)c->start.mtime_sec,
+                                            .tv_nsec = (long)c->start.mtime_nsec } };
+                if (futimens(c->store.fd, ts) < 0)
+                        log_notice("cannot set the time of %s: %s", c->store.path, strerror(errno));
+        }
+}
+
 static void member_rearm(struct client *c)
 {
         uint64_t d = c->join == JOIN_DONE ? UINT64_MAX : member_next_deadline(c->mb);
@@ -261,7 +308,7 @@ static void do_upload(struct client *c, uint32_t chunk)
                 if (!b || store_read(&c->store, manifest_chunk_off(mf, chunk), b->data, len) < 0 ||
                     datachan_send(c->peer, P2S_UPLOAD, 0, chunk, b) < 0) {
                         buf_unref(b);
-                        member_fail(c->mb, "cannot read a chunk back from the output file", loop_now(c->loop));
+                        client_fail(c, FETCH_EXIT_LOCAL, "cannot read a chunk back from the output file");
                         return;
                 }
                 buf_unref(b);
@@ -282,6 +329,8 @@ static void do_upload(struct client *c, uint32_t chunk)
 
 static void do_rtt(struct client *c, const struct member_action *a)
 {
+        log_debug("%s: chunk %u from the %s in %.1f ms", c->opt->name, a->chunk, a->from_cache ? "cache" : "peer",
+                  (double)a->rtt_us / USEC_PER_MSEC);
         if (!c->rtt)
                 return;
         fprintf(c->rtt, "%u,%llu,%llu,%s\n", a->chunk, (unsigned long long)(a->req_time_us - c->t0),
@@ -309,7 +358,7 @@ void client_drain(struct client *c)
                         /* created only now: a refused or failed join leaves no file behind */
                         char why[256];
                         if (prepare(c, a.file_size, why, sizeof(why)) < 0)
-                                member_fail(c->mb, why, now);
+                                client_fail(c, FETCH_EXIT_LOCAL, why);
                         progress_start(&c->progress, a.file_size, member_total(c->mb));
                         break;
                 }
@@ -319,7 +368,7 @@ void client_drain(struct client *c)
                         if ((r = store_write(&c->store, manifest_chunk_off(mf, a.chunk), a.body->data, a.body->len)) < 0) {
                                 char why[256];
                                 snprintf(why, sizeof(why), "cannot write %s: %s", c->store.part_path, strerror(-r));
-                                member_fail(c->mb, why, now);
+                                client_fail(c, FETCH_EXIT_LOCAL, why);
                         } else {
                                 bitmap_set(&c->written, a.chunk);
                                 c->dirty = true;
@@ -348,11 +397,12 @@ void client_drain(struct client *c)
                                 member_on_verified(c->mb, NULL, now);
                         break;
                 case MEMBER_ACT_FINALIZE:
+                        apply_meta(c);
                         if ((r = store_finalize(&c->store)) < 0) {
                                 char why[256];
                                 snprintf(why, sizeof(why), "cannot rename %s to %s: %s", c->store.part_path,
                                          c->store.path, strerror(-r));
-                                member_fail(c->mb, why, now);
+                                client_fail(c, FETCH_EXIT_LOCAL, why);
                         } else {
                                 /* nothing left to resume */
                                 c->state_ok = false;
@@ -371,7 +421,9 @@ void client_drain(struct client *c)
                                 /* BYE was queued before EXIT; try to get it out */
                                 client_tcp_flush(c);
                         }
-                        client_finish(c, a.code, a.reason);
+                        client_finish(c, a.code == MEMBER_EXIT_FAIL && c->fail_code ? c->fail_code
+                                                                                    : fetch_exit_for(a.code, a.err),
+                                      a.reason);
                         break;
                 }
                 buf_unref(a.body);
@@ -437,6 +489,9 @@ void client_on_server_msg(struct client *c, const struct p2s_msg *msg, struct bu
         case P2S_START: {
                 struct p2s_start st;
                 wire_get_start(msg->body, &st);
+                c->start = st;
+                log_debug("START: %llu bytes in %u chunks of %u", (unsigned long long)st.file_size, st.chunk_count,
+                          st.chunk_size);
                 member_on_start(c->mb, &st, now);
                 break;
         }
@@ -497,15 +552,19 @@ static int resolve(struct client *c, char *err, size_t errlen)
         return 0;
 }
 
-struct client *client_new(const struct fetch_options *o, struct loop *l, char *err, size_t errlen)
+struct client *client_new(const struct fetch_options *o, struct loop *l, client_done_fn done, void *ud, int *code,
+                          char *err, size_t errlen)
 {
         struct client *c = calloc(1, sizeof(*c));
+        *code = FETCH_EXIT_FAIL;
         if (!c) {
                 snprintf(err, errlen, "out of memory");
                 return NULL;
         }
         c->opt = o;
         c->loop = l;
+        c->done = done;
+        c->done_ud = ud;
         c->udp_fd = c->tcp_fd = -1;
         c->store.fd = -1;
         outq_init(&c->q);
@@ -516,8 +575,10 @@ struct client *client_new(const struct fetch_options *o, struct loop *l, char *e
         loop_defer_init(&c->verify_step, verify_step, c);
         loop_defer_init(&c->check_step, check_step, c);
         loop_timer_init(&c->save_timer, save_timer, c);
-        if (resolve(c, err, errlen) < 0)
+        if (resolve(c, err, errlen) < 0) {
+                *code = FETCH_EXIT_UNREACHABLE;
                 return client_free(c);
+        }
         if (!(c->state_path = resume_path(o->output))) {
                 snprintf(err, errlen, "out of memory");
                 return client_free(c);
@@ -527,9 +588,18 @@ struct client *client_new(const struct fetch_options *o, struct loop *l, char *e
                 snprintf(err, errlen, "out of memory");
                 return client_free(c);
         }
-        int r = store_check(o->output);
+        /* taken now, before the join: a second run for the same output is
+         * told at once, not after both wrote into one file */
+        int r = store_lock(&c->store, o->output);
+        if (r == -EBUSY) {
+                snprintf(err, errlen, "%s.part is in use by another p2s-fetch: not fetching into it twice",
+                         o->output);
+                *code = FETCH_EXIT_LOCAL;
+                return client_free(c);
+        }
         if (r < 0) {
-                snprintf(err, errlen, "cannot write %s: %s", o->output, strerror(-r));
+                snprintf(err, errlen, "cannot write %s.part: %s", o->output, strerror(-r));
+                *code = FETCH_EXIT_LOCAL;
                 return client_free(c);
         }
         if (o->rtt_log) {
@@ -551,6 +621,7 @@ struct client *client_new(const struct fetch_options *o, struct loop *l, char *e
                 return client_free(c);
         }
         progress_init(&c->progress, o->name, o->progress);
+        *code = FETCH_EXIT_OK;
         return c;
 }
 
@@ -579,6 +650,7 @@ struct client *client_free(struct client *c)
         datachan_fini(&c->data);
         c->verify = store_verify_free(c->verify);
         member_free(c->mb);
+        store_abandon(&c->store);
         store_close(&c->store);
         resume_fini(&c->prior);
         bitmap_fini(&c->written);
@@ -592,30 +664,27 @@ struct client *client_free(struct client *c)
 
 /* Ctrl-C and SIGTERM end the fetch like any failure: the resume state is
  * saved and OUTPUT.part kept. */
-static void on_signal(struct loop *l, int signo, void *ud)
+void client_interrupt(struct client *c, int signo)
 {
-        struct client *c = ud;
-        if (signo == SIGWINCH) {
-                /* the bar fits the terminal: measured again after each resize */
-                progress_resize();
+        if (c->join == JOIN_DONE)
                 return;
-        }
-        member_fail(c->mb, signo == SIGINT ? "interrupted (SIGINT)" : "stopped (SIGTERM)", loop_now(l));
+        client_fail(c, FETCH_EXIT_FAIL, signo == SIGINT ? "interrupted (SIGINT)" : "stopped (SIGTERM)");
         client_drain(c);
 }
 
 int client_start(struct client *c)
 {
-        static const int sigs[] = { SIGINT, SIGTERM, SIGWINCH };
-        int r = loop_signals(c->loop, sigs, 3, on_signal, c);
-        if (r < 0)
-                return r;
-        r = loop_add(c->loop, c->udp_fd, EPOLLIN, link_udp_event, c);
+        int r = loop_add(c->loop, c->udp_fd, EPOLLIN, link_udp_event, c);
         if (r < 0)
                 return r;
         join_start(c);
         loop_timer_arm(c->loop, &c->progress_timer, loop_now(c->loop) + USEC_PER_SEC);
         return 0;
+}
+
+int client_exit_code(const struct client *c)
+{
+        return c->exit_code;
 }
 
 void client_log_stats(const struct client *c)

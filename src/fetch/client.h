@@ -9,11 +9,29 @@
 
 struct swarm_secret;
 
+/* One file to fetch: HOST NAME, or a p2s:// URL. */
+struct fetch_job {
+        const char *host;
+        uint16_t port;
+        const char *name;
+};
+
 struct fetch_options {
+        /* the file of this session (main sets them per job) */
         const char *host;
         uint16_t port;
         const char *name;
         const char *output;
+        /* the command line's files: jobs[0] is also in host, port, name */
+        struct fetch_job *jobs;
+        size_t njobs;
+        const char *output_arg;         /* -o as given; NULL: none */
+        unsigned parallel;              /* files fetched at once */
+        const char *sha256;             /* --sha256 as given (64 hex digits) */
+        uint8_t pinned[32];             /* its bytes, when have_pin */
+        bool have_pin;
+        bool remote_time;               /* -R: keep the source's mtime */
+        bool preserve;                  /* and its mode */
         const char *rtt_log;
         uint64_t timeout_us;
         const char *secret_file;
@@ -27,14 +45,23 @@ struct fetch_options {
 };
 
 struct client;
+/* Called once, from the loop, when the session ended (client_exit_code
+ * says how); the client may be freed from there. */
+typedef void (*client_done_fn)(struct client *c, void *ud);
 
-/* NULL with a message in err on failure (bad host, cannot create output). */
-struct client *client_new(const struct fetch_options *o, struct loop *l, char *err, size_t errlen);
+/* NULL with a message in err and an exit status (enum fetch_exit) in
+ * *code on failure (bad host, output locked or not writable). Several
+ * clients may share one loop. */
+struct client *client_new(const struct fetch_options *o, struct loop *l, client_done_fn done, void *ud, int *code,
+                          char *err, size_t errlen);
 struct client *client_free(struct client *c);
-/* Starts the join; the loop then runs until the client calls loop_quit with
- * its exit code (0: verified copy in place). */
+/* Starts the join; done is called when the session is over. */
 int client_start(struct client *c);
-/* After the loop ended: why (for the error line). */
+/* SIGINT or SIGTERM: ends the session as a failure (OUTPUT.part kept). */
+void client_interrupt(struct client *c, int signo);
+/* enum fetch_exit: 0 a verified copy is in place. */
+int client_exit_code(const struct client *c);
+/* After the session ended: why (for the error line). */
 const char *client_reason(const struct client *c);
 /* Counters of the session, as debug lines. */
 void client_log_stats(const struct client *c);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
+#include "fetch/exitcode.h"
 #include "fetch/session.h"
 #include "proto/cookie.h"
 #include "util/clock.h"
@@ -27,8 +28,11 @@ static void send_hello(struct client *c)
                 join_proof(c->opt->secret, c->cookie, c->nonce, c->opt->name, name_len, proof);
         size_t n = wire_put_hello(body, sizeof(body), c->nonce, prove ? proof : NULL, c->opt->name, name_len);
         struct p2s_hdr h = { .type = P2S_HELLO, .token = c->cookie, .chunk = P2S_NO_CHUNK, .body_len = (uint32_t)n };
-        if (n)
+        if (n) {
+                log_debug("HELLO to %s for '%s'%s%s", c->srv_desc, c->opt->name, c->cookie ? " with the cookie" : "",
+                          prove ? " and the secret's proof" : "");
                 client_udp_send(c, &h, body);
+        }
 }
 
 static void join_timeout(struct loop *l, struct loop_timer *t, void *ud)
@@ -45,7 +49,7 @@ static void join_timeout(struct loop *l, struct loop_timer *t, void *ud)
                                  c->opt->timeout_us / 1e6);
                 else
                         snprintf(why, sizeof(why), "the TCP connection to the server did not complete in time");
-                client_finish(c, 1, why);
+                client_finish(c, FETCH_EXIT_UNREACHABLE, why);
                 return;
         }
         if (c->join == JOIN_HELLO) {
@@ -64,7 +68,7 @@ void join_start(struct client *c)
         loop_timer_init(&c->join_timer, join_timeout, c);
         /* a fresh one per run: answers must prove they saw this HELLO */
         if (random_bytes(c->nonce, sizeof(c->nonce)) < 0) {
-                client_finish(c, 1, "cannot read random bytes for the join");
+                client_finish(c, FETCH_EXIT_FAIL, "cannot read random bytes for the join");
                 return;
         }
         loop_timer_arm(c->loop, &c->join_timer, c->join_started + c->hello_rto);
@@ -75,6 +79,9 @@ static void on_welcome(struct client *c, const struct p2s_msg *msg)
 {
         struct p2s_welcome w;
         wire_get_welcome(msg->body, &w);
+        log_debug("WELCOME after %.3f s: control over %s, TCP port %u", 
+                  (double)(loop_now(c->loop) - c->join_started) / USEC_PER_SEC,
+                  w.control_mode == P2S_CONTROL_TCP ? "TCP (chunk data over UDP)" : "UDP", w.port);
         c->control = w.control_mode;
         c->token = msg->hdr.token;
         c->swarm_id = msg->hdr.swarm_id;
@@ -84,7 +91,7 @@ static void on_welcome(struct client *c, const struct p2s_msg *msg)
                 struct p2s_hdr ids = { .swarm_id = c->swarm_id, .member_id = c->member_id, .token = c->token };
                 c->peer = datachan_peer_new(&c->data, &c->dgram, &client_data_ops, c);
                 if (!c->peer) {
-                        client_finish(c, 1, "out of memory");
+                        client_finish(c, FETCH_EXIT_FAIL, "out of memory");
                         return;
                 }
                 datachan_peer_set_dest(c->peer, NULL, 0, &ids);
@@ -96,7 +103,7 @@ static void on_welcome(struct client *c, const struct p2s_msg *msg)
                 ((struct sockaddr_in6 *)&ss)->sin6_port = htons(w.port);
         c->tcp_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (c->tcp_fd < 0) {
-                client_finish(c, 1, "cannot create a TCP socket");
+                client_finish(c, FETCH_EXIT_FAIL, "cannot create a TCP socket");
                 return;
         }
         int one = 1;
@@ -104,7 +111,7 @@ static void on_welcome(struct client *c, const struct p2s_msg *msg)
         if (connect(c->tcp_fd, (struct sockaddr *)&ss, c->srvlen) < 0 && errno != EINPROGRESS) {
                 char why[160];
                 snprintf(why, sizeof(why), "cannot connect to %s over TCP: %s", c->srv_desc, strerror(errno));
-                client_finish(c, 1, why);
+                client_finish(c, FETCH_EXIT_UNREACHABLE, why);
                 return;
         }
         c->join = JOIN_CONNECTING;
@@ -125,7 +132,7 @@ static void on_join_err(struct client *c, const struct p2s_msg *msg)
         /* the peer's text, rendered so it cannot forge a log record */
         log_escape(reason, sizeof(reason), err + P2S_ERR_BODY_MIN, len - P2S_ERR_BODY_MIN);
         if (code == P2S_ERR_SECRET) {
-                client_finish(c, 1, c->opt->secret ? "the swarm secret was refused"
+                client_finish(c, FETCH_EXIT_REFUSED, c->opt->secret ? "the swarm secret was refused"
                                                    : "p2sd requires a swarm secret: use --secret-file");
                 return;
         }
@@ -139,7 +146,7 @@ static void on_join_err(struct client *c, const struct p2s_msg *msg)
         char name[LOG_ESCAPE_SIZE(64)];
         snprintf(why, sizeof(why), "server refused '%s': %s",
                  log_escape(name, sizeof(name), c->opt->name, strlen(c->opt->name)), reason);
-        client_finish(c, 1, why);
+        client_finish(c, fetch_exit_for_join_err(code), why);
 }
 
 void join_on_datagram(struct client *c, const struct p2s_msg *msg)
@@ -154,6 +161,8 @@ void join_on_datagram(struct client *c, const struct p2s_msg *msg)
                 return;
         }
         if (h->type == P2S_COOKIE && h->token) {
+                log_debug("COOKIE from %s after %.3f s: proving the address", c->srv_desc,
+                          (double)(loop_now(c->loop) - c->join_started) / USEC_PER_SEC);
                 c->cookie = h->token;
                 send_hello(c);
         } else if (h->type == P2S_WELCOME) {
@@ -171,7 +180,7 @@ void join_on_connect(struct client *c, uint32_t events)
         if (err) {
                 char why[160];
                 snprintf(why, sizeof(why), "cannot connect to %s over TCP: %s", c->srv_desc, strerror(err));
-                client_finish(c, 1, why);
+                client_finish(c, FETCH_EXIT_UNREACHABLE, why);
                 return;
         }
         if (!(events & EPOLLOUT))
@@ -181,7 +190,7 @@ void join_on_connect(struct client *c, uint32_t events)
         client_fill_hdr(c, &h, P2S_ATTACH, P2S_NO_CHUNK, 0);
         wire_encode_hdr(raw, &h);
         if (outq_push(&c->q, raw, sizeof(raw), NULL) < 0) {
-                client_finish(c, 1, "out of memory");
+                client_finish(c, FETCH_EXIT_FAIL, "out of memory");
                 return;
         }
         c->join = JOIN_ATTACHED;

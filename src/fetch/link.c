@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include "fetch/exitcode.h"
 #include "fetch/session.h"
 #include "util/log.h"
 
@@ -149,9 +150,22 @@ static void on_udp(const uint8_t *pkt, size_t len, const struct sockaddr *from, 
 void link_udp_event(struct loop *l, int fd, uint32_t events, void *ud)
 {
         struct client *c = ud;
+        if ((events & EPOLLERR) && c->join == JOIN_HELLO) {
+                /* the kernel heard ICMP port unreachable for our HELLO: nobody
+                 * listens there, and waiting for --timeout would not change it */
+                int err = 0;
+                socklen_t el = sizeof(err);
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == ECONNREFUSED) {
+                        char why[NET_ADDRSTRLEN + 64];
+                        snprintf(why, sizeof(why), "connection refused by %s: is p2sd running on that port?",
+                                 c->srv_desc);
+                        client_finish(c, FETCH_EXIT_UNREACHABLE, why);
+                        return;
+                }
+        }
         if (events & EPOLLOUT)
                 datachan_writable(&c->data);
-        /* ECONNREFUSED while joining ends a batch early: HELLO retries until --timeout */
+        /* ECONNREFUSED later ends a batch early: the TCP connection tells us */
         udpdata_recv(&c->data.ud, 4, on_udp, c, NULL);
 }
 

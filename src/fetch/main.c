@@ -1,16 +1,137 @@
 /* SPDX-License-Identifier: MIT */
-/* p2s-fetch: join a p2s swarm and leave a verified copy of one file. */
+/* p2s-fetch: join the p2s swarm of each file named and leave a verified
+ * copy of each. Several files run as several clients on the one loop,
+ * --parallel at a time; a summary line per file when there are several. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "fetch/client.h"
+#include "fetch/exitcode.h"
 #include "fetch/options.h"
+#include "fetch/output.h"
 #include "fetch/progress.h"
 #include "proto/cookie.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/loop.h"
+
+struct job {
+        struct fetch_options opt;       /* the command line's, with this file's host, name, output */
+        char *output;
+        struct client *c;
+        int code;                       /* enum fetch_exit; -1 while not run */
+        char reason[P2S_MAX_REASON + 600];
+        uint64_t started, ended;
+};
+
+struct run {
+        struct loop *loop;
+        struct job *jobs;
+        size_t njobs, next, running, done;
+        unsigned parallel;
+        bool summary;
+};
+
+static void start_next(struct run *r);
+
+static struct run *the_run;
+
+static void finish_job(struct job *j)
+{
+        struct run *r = the_run;
+        if (j->code != 0)
+                log_err("%s: %s", j->opt.name, j->reason);
+        else
+                log_debug("%s: %s", j->opt.name, j->reason);
+        client_log_stats(j->c);
+        r->running--;
+        r->done++;
+        if (r->done == r->njobs) {
+                loop_quit(r->loop, 0);
+                return;
+        }
+        start_next(r);
+}
+
+/* Deferred: a finished client is freed and the next started outside its
+ * own call stack. */
+static void reap(struct loop *l, void *ud)
+{
+        struct run *r = ud;
+        for (size_t i = 0; i < r->next; i++) {
+                struct job *j = &r->jobs[i];
+                if (j->c && j->code >= 0) {
+                        finish_job(j);
+                        j->c = client_free(j->c);
+                }
+        }
+}
+
+static struct loop_defer reaper;
+
+static void job_done(struct client *c, void *ud)
+{
+        struct job *j = ud;
+        j->code = client_exit_code(c);
+        snprintf(j->reason, sizeof(j->reason), "%s", client_reason(c));
+        j->ended = now_usec();
+        loop_defer(the_run->loop, &reaper);
+}
+
+static void start_next(struct run *r)
+{
+        while (r->running < r->parallel && r->next < r->njobs) {
+                struct job *j = &r->jobs[r->next++];
+                char err[512];
+                int code;
+                j->started = now_usec();
+                j->c = client_new(&j->opt, r->loop, job_done, j, &code, err, sizeof(err));
+                if (!j->c) {
+                        j->code = code;
+                        snprintf(j->reason, sizeof(j->reason), "%s", err);
+                        log_err("%s: %s", j->opt.name, err);
+                        r->done++;
+                        continue;
+                }
+                if (client_start(j->c) < 0) {
+                        j->code = FETCH_EXIT_FAIL;
+                        snprintf(j->reason, sizeof(j->reason), "cannot start: %s", strerror(errno));
+                        log_err("%s: %s", j->opt.name, j->reason);
+                        j->c = client_free(j->c);
+                        r->done++;
+                        continue;
+                }
+                r->running++;
+        }
+        if (r->done == r->njobs)
+                loop_quit(r->loop, 0);
+}
+
+static void on_signal(struct loop *l, int signo, void *ud)
+{
+        struct run *r = ud;
+        if (signo == SIGWINCH) {
+                /* the bar fits the terminal: measured again after each resize */
+                progress_resize();
+                return;
+        }
+        /* nothing new starts; the running ones end as failures */
+        for (size_t i = r->next; i < r->njobs; i++) {
+                r->jobs[i].code = FETCH_EXIT_FAIL;
+                snprintf(r->jobs[i].reason, sizeof(r->jobs[i].reason), "not started: interrupted");
+                r->done++;
+        }
+        r->next = r->njobs;
+        for (size_t i = 0; i < r->njobs; i++)
+                if (r->jobs[i].c && r->jobs[i].code < 0)
+                        client_interrupt(r->jobs[i].c, signo);
+        if (r->done == r->njobs)
+                loop_quit(l, 0);
+}
 
 int main(int argc, char **argv)
 {
@@ -20,17 +141,48 @@ int main(int argc, char **argv)
         if (r == 2)
                 fprintf(stderr, "%s\n", err);
         if (r)
-                return r == 1 ? 0 : 2;
+                return r == 1 ? 0 : FETCH_EXIT_USAGE;
         static struct swarm_secret secret;
         if (opt.secret_file) {
                 /* refused at once, as a bad option is: nothing joined yet */
                 if (swarm_secret_load(opt.secret_file, &secret, err, sizeof(err)) < 0) {
                         fprintf(stderr, "p2s-fetch: %s\n", err);
-                        return 2;
+                        return FETCH_EXIT_USAGE;
                 }
                 opt.secret = &secret;
         }
-        opt.member.seed = now_usec() ^ ((uint64_t)getpid() << 32);
+        /* every output decided before anything is joined: a bad one is a
+         * usage error now, not a rename failure after the download */
+        struct job *jobs = calloc(opt.njobs, sizeof(*jobs));
+        if (!jobs) {
+                fprintf(stderr, "p2s-fetch: out of memory\n");
+                return FETCH_EXIT_FAIL;
+        }
+        for (size_t i = 0; i < opt.njobs; i++) {
+                struct job *j = &jobs[i];
+                j->opt = opt;
+                j->opt.host = opt.jobs[i].host;
+                j->opt.port = opt.jobs[i].port;
+                j->opt.name = opt.jobs[i].name;
+                j->code = -1;
+                int code = output_resolve(opt.output_arg, opt.njobs, j->opt.name, &j->output, err, sizeof(err));
+                if (code) {
+                        fprintf(stderr, "p2s-fetch: %s\n", err);
+                        return code;
+                }
+                for (size_t k = 0; k < i; k++) {
+                        if (!strcmp(jobs[k].output, j->output)) {
+                                fprintf(stderr, "p2s-fetch: '%s' and '%s' would both be saved as %s "
+                                        "(try 'p2s-fetch --help')\n", jobs[k].opt.name, j->opt.name, j->output);
+                                return FETCH_EXIT_USAGE;
+                        }
+                }
+                j->opt.output = j->output;
+                j->opt.member.seed = now_usec() ^ ((uint64_t)getpid() << 32) ^ (i * 0x9e3779b97f4a7c15ull);
+                /* several bars would overwrite each other's line */
+                if (opt.njobs > 1 && (opt.progress == PROGRESS_AUTO || opt.progress == PROGRESS_BAR))
+                        j->opt.progress = PROGRESS_PLAIN;
+        }
         log_init("p2s-fetch");
         log_set_level(opt.log_level);
         /* a record never continues a progress bar's line */
@@ -38,28 +190,40 @@ int main(int argc, char **argv)
         /* uploads use sendfile, which has no MSG_NOSIGNAL */
         signal(SIGPIPE, SIG_IGN);
 
-        struct loop *loop = loop_new();
-        if (!loop) {
+        struct run run = { .jobs = jobs, .njobs = opt.njobs, .parallel = opt.parallel, .summary = opt.njobs > 1 };
+        the_run = &run;
+        run.loop = loop_new();
+        if (!run.loop) {
                 log_err("cannot create the event loop: %m");
-                return 1;
+                return FETCH_EXIT_FAIL;
         }
-        struct client *c = client_new(&opt, loop, err, sizeof(err));
-        if (!c) {
-                log_err("%s", err);
-                loop_free(loop);
-                return 1;
+        loop_defer_init(&reaper, reap, &run);
+        static const int sigs[] = { SIGINT, SIGTERM, SIGWINCH };
+        if (loop_signals(run.loop, sigs, 3, on_signal, &run) < 0) {
+                log_err("cannot handle signals: %m");
+                return FETCH_EXIT_FAIL;
         }
-        if (client_start(c) < 0) {
-                log_err("cannot start: %m");
-                return 1;
+        start_next(&run);
+        if (run.done < run.njobs)
+                loop_run(run.loop);
+        int worst = 0;
+        size_t ok = 0;
+        for (size_t i = 0; i < run.njobs; i++) {
+                struct job *j = &jobs[i];
+                j->c = client_free(j->c);
+                if (j->code == 0)
+                        ok++;
+                else if (!worst)
+                        worst = j->code > 0 ? j->code : FETCH_EXIT_FAIL;
+                if (run.summary)
+                        fprintf(stderr, "p2s-fetch: %s %s -> %s%s%s\n", j->code == 0 ? "ok    " : "FAILED",
+                                j->opt.name, j->output, j->code == 0 ? "" : ": ",
+                                j->code == 0 ? "" : fetch_exit_name(j->code));
+                free(j->output);
         }
-        r = loop_run(loop);
-        if (r != 0)
-                log_err("%s: %s", opt.name, client_reason(c));
-        else
-                log_debug("%s: %s", opt.name, client_reason(c));
-        client_log_stats(c);
-        client_free(c);
-        loop_free(loop);
-        return r == 0 ? 0 : 1;
+        if (run.summary)
+                fprintf(stderr, "p2s-fetch: %zu of %zu files fetched\n", ok, run.njobs);
+        loop_free(run.loop);
+        free(jobs);
+        return worst;
 }

@@ -43,6 +43,7 @@ struct client {
         int tcp_err;                    /* a write failed: reported by settle */
         struct loop_defer settle;
         int control;                    /* what the server said in WELCOME */
+        struct p2s_start start;         /* the source's size, mtime and mode */
         struct dgram_config dgram;
         struct datachan data;           /* --control=tcp: chunk data over UDP */
         struct datachan_peer *peer;
@@ -70,12 +71,18 @@ struct client {
         uint64_t t0;
         struct progress progress;
         struct loop_timer progress_timer;
-        int exit_code;
+        int exit_code;                  /* enum fetch_exit, once JOIN_DONE */
+        int fail_code;                  /* the exit status of a failure reported to the member */
+        client_done_fn done;
+        void *done_ud;
         char reason[P2S_MAX_REASON + 128];
 };
 
 /* client.c */
+/* Ends the session with an exit status (enum fetch_exit); calls done. */
 void client_finish(struct client *c, int code, const char *reason);
+/* A local failure with its exit status: ends the member, which says BYE. */
+void client_fail(struct client *c, int code, const char *reason);
 /* Carries out the member's actions and re-arms its timer. */
 void client_drain(struct client *c);
 /* A message from the server, decoded and checked as ours. */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "fetch/store.h"
 #include "proto/hash.h"
@@ -22,18 +23,86 @@ int store_check(const char *output)
         return r;
 }
 
-int store_open(struct store *s, const char *output, bool keep)
+static int store_names(struct store *s, const char *output)
 {
-        *s = (struct store){ .fd = -1 };
         s->path = strdup(output);
         if (!s->path || asprintf(&s->part_path, "%s.part", output) < 0) {
                 s->part_path = NULL;
                 store_close(s);
                 return -ENOMEM;
         }
+        return 0;
+}
+
+int store_lock(struct store *s, const char *output)
+{
+        *s = (struct store){ .fd = -1 };
+        int r = store_names(s, output);
+        if (r < 0)
+                return r;
+        /* a few rounds at most: each lost one means another run removed
+         * the file between our open and our lock */
+        for (int tries = 0; tries < 8; tries++) {
+                bool created = true;
+                int fd = open(s->part_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                if (fd < 0 && errno == EEXIST) {
+                        created = false;
+                        fd = open(s->part_path, O_RDWR | O_CLOEXEC);
+                }
+                if (fd < 0) {
+                        if (errno == ENOENT && !created)
+                                continue;       /* removed after our EEXIST */
+                        r = -errno;
+                        break;
+                }
+                /* an OFD lock: tied to this open file, released when it is
+                 * closed, whoever else in the process opens the same file */
+                struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+                if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+                        r = errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
+                        close(fd);
+                        break;
+                }
+                struct stat a, b;
+                if (fstat(fd, &a) < 0 || stat(s->part_path, &b) < 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+                        close(fd);
+                        continue;
+                }
+                s->fd = fd;
+                s->created = created;
+                return 0;
+        }
+        store_close(s);
+        return r < 0 ? r : -EBUSY;
+}
+
+void store_abandon(struct store *s)
+{
+        if (s->fd >= 0 && s->created && !s->prepared)
+                unlink(s->part_path);
+}
+
+int store_open_locked(struct store *s, bool keep)
+{
+        if (s->fd < 0)
+                return -EBADF;
+        /* the same file store_lock opened, emptied unless kept */
+        if (!keep && ftruncate(s->fd, 0) < 0)
+                return -errno;
+        s->prepared = true;
+        return 0;
+}
+
+int store_open(struct store *s, const char *output, bool keep)
+{
+        *s = (struct store){ .fd = -1 };
+        int r = store_names(s, output);
+        if (r < 0)
+                return r;
+        s->prepared = true;
         s->fd = open(s->part_path, O_RDWR | O_CREAT | (keep ? 0 : O_TRUNC) | O_CLOEXEC, 0644);
         if (s->fd < 0) {
-                int r = -errno;
+                r = -errno;
                 store_close(s);
                 return r;
         }

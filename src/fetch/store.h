@@ -12,12 +12,23 @@ struct store {
         int fd;
         char *path, *part_path;
         uint64_t size;
+        bool created;           /* store_lock made OUTPUT.part */
+        bool prepared;          /* store_open ran: the file is this run's copy */
 };
 
 /* Whether OUTPUT.part could be created (its directory is writable), without
  * creating anything. 0 or -errno. */
 int store_check(const char *output);
-/* Creates OUTPUT.part, or truncates it; keep: opens it as it is (created
+/* Opens OUTPUT.part (created empty when missing) and takes a write lock
+ * on it, so a second run with the same output is refused at once:
+ * -EBUSY when another holds it. Nothing is truncated. 0 or -errno. */
+int store_lock(struct store *s, const char *output);
+/* Removes OUTPUT.part if store_lock created it and nothing was prepared
+ * in it since: a failed join leaves no file behind. Keeps the lock. */
+void store_abandon(struct store *s);
+/* After store_lock: empties the locked file unless keep. 0 or -errno. */
+int store_open_locked(struct store *s, bool keep);
+/* Without a lock: creates OUTPUT.part, or truncates it; keep: opens it as it is (created
  * when missing), to resume from what an earlier run wrote. 0 or -errno. */
 int store_open(struct store *s, const char *output, bool keep);
 void store_close(struct store *s);

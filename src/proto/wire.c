@@ -112,6 +112,25 @@ static void put_u64(uint8_t *p, uint64_t v)
         put_u32(p + 4, (uint32_t)v);
 }
 
+const char *wire_err_name(uint16_t code)
+{
+        static const char *const names[] = {
+                [P2S_ERR_PROTO] = "protocol error",
+                [P2S_ERR_VERSION] = "unsupported protocol version",
+                [P2S_ERR_NOFILE] = "no such file is served",
+                [P2S_ERR_AUTH] = "unknown member or wrong token",
+                [P2S_ERR_LOST] = "a chunk is held by nobody",
+                [P2S_ERR_SHUTDOWN] = "the server is shutting down",
+                [P2S_ERR_SOURCE] = "the source file could not be read",
+                [P2S_ERR_BUSY] = "server busy",
+                [P2S_ERR_SWARM] = "the swarm ended",
+                [P2S_ERR_SECRET] = "wrong or missing swarm secret",
+        };
+        if (code < sizeof(names) / sizeof(names[0]) && names[code])
+                return names[code];
+        return "unknown error";
+}
+
 const char *wire_strerror(int e)
 {
         switch (e) {
@@ -275,6 +294,8 @@ int wire_check_body(const struct p2s_hdr *h, const uint8_t *body)
                 /* ceil without the file_size + chunk_size - 1 that overflows. */
                 count = s.file_size / s.chunk_size + (s.file_size % s.chunk_size != 0);
                 if (count != s.chunk_count || count > P2S_MAX_CHUNKS)
+                        return WIRE_E_BODY;
+                if (s.mtime_nsec >= 1000000000u || (s.mode & ~07777u))
                         return WIRE_E_BODY;
                 break;
         }
@@ -448,6 +469,9 @@ void wire_put_start(uint8_t out[P2S_START_SIZE], const struct p2s_start *s)
         put_u64(out + 0, s->file_size);
         put_u32(out + 8, s->chunk_size);
         put_u32(out + 12, s->chunk_count);
+        put_u64(out + 16, (uint64_t)s->mtime_sec);
+        put_u32(out + 24, s->mtime_nsec);
+        put_u32(out + 28, s->mode);
 }
 
 void wire_get_start(const uint8_t in[P2S_START_SIZE], struct p2s_start *s)
@@ -455,6 +479,9 @@ void wire_get_start(const uint8_t in[P2S_START_SIZE], struct p2s_start *s)
         s->file_size = get_u64(in + 0);
         s->chunk_size = get_u32(in + 8);
         s->chunk_count = get_u32(in + 12);
+        s->mtime_sec = (int64_t)get_u64(in + 16);
+        s->mtime_nsec = get_u32(in + 24);
+        s->mode = get_u32(in + 28);
 }
 
 size_t wire_put_err(uint8_t *out, size_t cap, uint16_t code, const char *reason)

@@ -21,6 +21,8 @@ enum wire_error {
         WIRE_E_MAX,
 };
 const char *wire_strerror(int e);   /* "short", "bad magic", ... for log lines */
+/* A P2S_ERR_* code in words ("no such file is served", ...), for log lines. */
+const char *wire_err_name(uint16_t code);
 
 /* A decoded message. hdr is in host byte order; body points into the
  * caller's buffer (not copied). */

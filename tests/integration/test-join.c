@@ -77,12 +77,12 @@ START_TEST(secret_required)
         struct h_proc *d = h_p2sd(&port, "--min-clients", "2", "--secret-file", "swarm.key", "src.bin", NULL);
 
         struct h_proc *none = h_fetch(port, "src.bin", "none.bin", "--timeout", "5", NULL);
-        ck_assert_int_eq(h_wait(none, 10), 1);
+        ck_assert_int_eq(h_wait(none, 10), 4);
         ck_assert_msg(h_log_has(none, "p2sd requires a swarm secret: use --secret-file"), "%s", h_tail(none));
 
         struct h_proc *wrong = h_fetch(port, "src.bin", "wrong.bin", "--timeout", "5", "--secret-file",
                                        "other.key", NULL);
-        ck_assert_int_eq(h_wait(wrong, 10), 1);
+        ck_assert_int_eq(h_wait(wrong, 10), 4);
         ck_assert_msg(h_log_has(wrong, "the swarm secret was refused"), "%s", h_tail(wrong));
 
         const char *const fargs[] = { "--secret-file", "swarm.key", NULL };
@@ -335,7 +335,7 @@ START_TEST(forged_answers)
         struct p2s_hdr e = { .type = P2S_ERR, .flags = P2S_F_FATAL | P2S_F_JOIN, .chunk = P2S_NO_CHUNK };
         n = wire_encode(out, sizeof(out), &e, body, (uint32_t)bl);
         sendto(udp, out, n, 0, (struct sockaddr *)&cl, cll);
-        ck_assert_int_eq(h_wait(f, 10), 1);
+        ck_assert_int_eq(h_wait(f, 10), 4);
         const char *log = h_log(f);
         ck_assert_msg(strstr(log, "genuine\\x0a<0>refusal\\x1b[2J"), "refusal not escaped:\n%s", log);
         ck_assert_msg(!strstr(log, "forged"), "a forged reason was taken:\n%s", log);

@@ -80,7 +80,7 @@ START_TEST(refused_names)
                 snprintf(out, sizeof(out), "out-%u.bin", i);
                 ps[i] = h_fetch(port, refused[i], out, "--timeout", "5", NULL);
         }
-        h_expect_exit(ps, NREFUSED, 15, 1);
+        h_expect_exit(ps, NREFUSED, 15, 4);
         for (unsigned i = 0; i < NREFUSED; i++) {
                 char want[300];
                 snprintf(want, sizeof(want), "refused '%s'", refused[i]);
@@ -120,7 +120,7 @@ START_TEST(refusal_reason_complete)
                 snprintf(out, sizeof(out), "out-%u.bin", i);
                 ps[i] = h_fetch(port, names[i], out, "--timeout", "5", NULL);
         }
-        h_expect_exit(ps, 4, 15, 1);
+        h_expect_exit(ps, 4, 15, 4);
         h_stop_p2sd(d, 5);
         for (unsigned i = 0; i < 4; i++)
                 ck_assert_msg(h_log_has(ps[i], "no such file"), "asking for '%s', the reason is cut short:\n%s",

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fetch/exitcode.h"
 #include "fetch/options.h"
+#include "core/member.h"
 
 /* fetch_options_parse cuts the host argument up in place: each call gets
  * fresh copies of the strings. */
@@ -41,7 +43,9 @@ static const struct sample {
         { "output", "/tmp/x.img" }, { "order", "random" }, { "window", "7" }, { "rtt-log", "rtt.csv" },
         { "secret-file", "/etc/p2s/secret" },
         { "timeout", "2.5" }, { "quiet", NULL }, { "progress", "json" }, { "log-level", "warning" },
-        { "no-resume", NULL }, { "verify-file", NULL },
+        { "no-resume", NULL }, { "verify-file", NULL }, { "parallel", "9" },
+        { "sha256", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff" },
+        { "remote-time", NULL }, { "preserve", NULL },
 };
 
 START_TEST(every_option_sets_its_field)
@@ -73,7 +77,7 @@ START_TEST(every_option_sets_its_field)
         ck_assert_msg(parse(&a, &o, shorts, err, sizeof(err)) == 0, "%s", err);
         ck_assert_uint_eq(o.member.window, 3);
         ck_assert_uint_eq(o.timeout_us, 4000000);
-        ck_assert_str_eq(o.output, "out");
+        ck_assert_str_eq(o.output_arg, "out");
 }
 END_TEST
 
@@ -104,6 +108,38 @@ START_TEST(operands)
         ck_assert_str_eq(o.host, "10.0.0.1");
         ck_assert_uint_eq(o.port, 1);
         ck_assert_str_eq(o.output, "x");
+        /* several NAMEs: one job each, on the one host */
+        const char *const many[] = { "h:9", "a/x.img", "y.img", NULL };
+        ck_assert_msg(parse(&a, &o, many, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_uint_eq(o.njobs, 2);
+        ck_assert_str_eq(o.jobs[1].host, "h");
+        ck_assert_uint_eq(o.jobs[1].port, 9);
+        ck_assert_str_eq(o.jobs[0].name, "a/x.img");
+        ck_assert_str_eq(o.jobs[1].name, "y.img");
+        ck_assert_uint_eq(o.parallel, 4);
+        /* URLs, IPv6 in brackets, each its own host */
+        const char *const urls[] = { "p2s://[::1]:7720/sub/d.img", "p2s://srv/e", NULL };
+        ck_assert_msg(parse(&a, &o, urls, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_uint_eq(o.njobs, 2);
+        ck_assert_str_eq(o.jobs[0].host, "::1");
+        ck_assert_uint_eq(o.jobs[0].port, 7720);
+        ck_assert_str_eq(o.jobs[0].name, "sub/d.img");
+        ck_assert_str_eq(o.output, "d.img");
+        ck_assert_str_eq(o.jobs[1].host, "srv");
+        ck_assert_uint_eq(o.jobs[1].port, 7700);
+        ck_assert_str_eq(o.jobs[1].name, "e");
+        /* a bare IPv6 address whose last group cannot be a port stays an address */
+        const char *const v6b[] = { "fe80::1:abcd", "n", NULL };
+        ck_assert_msg(parse(&a, &o, v6b, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_str_eq(o.host, "fe80::1:abcd");
+        const char *const pin[] = { "--sha256", "00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff", "h",
+                                    "n", "--preserve", NULL };
+        ck_assert_msg(parse(&a, &o, pin, err, sizeof(err)) == 0, "%s", err);
+        ck_assert(o.have_pin);
+        ck_assert_uint_eq(o.pinned[0], 0x00);
+        ck_assert_uint_eq(o.pinned[10], 0xaa);
+        ck_assert_uint_eq(o.pinned[31], 0xff);
+        ck_assert(o.remote_time);       /* --preserve implies -R */
 }
 END_TEST
 
@@ -157,7 +193,7 @@ START_TEST(range_bounds)
                         expect_value_refused(d->name, v, why);
                 }
         }
-        ck_assert_uint_eq(ranged, 2);
+        ck_assert_uint_eq(ranged, 3);
 }
 END_TEST
 
@@ -178,7 +214,25 @@ START_TEST(documented_messages)
         expect_usage((const char *const[]){ "h", "n", "--window", NULL }, "option '--window' needs an argument");
         expect_usage((const char *const[]){ "--quiet=yes", "h", "n", NULL }, "option '--quiet' takes no argument");
         expect_usage((const char *const[]){ "h", NULL }, "expected HOST[:PORT] and NAME, got 1 argument");
-        expect_usage((const char *const[]){ "h", "n", "x", NULL }, "expected HOST[:PORT] and NAME, got 3 arguments");
+        expect_usage((const char *const[]){ NULL }, "expected HOST[:PORT] and NAME, got 0 arguments");
+        expect_usage((const char *const[]){ "::1:7720", "n", NULL },
+                     "'::1:7720' is ambiguous: write [::1]:7720 for a port, or [::1:7720] for the address");
+        expect_usage((const char *const[]){ "p2s://h", NULL }, "'p2s://h' is not p2s://HOST[:PORT]/NAME");
+        expect_usage((const char *const[]){ "p2s://h/", NULL }, "'p2s://h/' is not p2s://HOST[:PORT]/NAME");
+        expect_usage((const char *const[]){ "p2s://h:0/n", NULL }, "'p2s://h:0/n' is not HOST, HOST:PORT or [IPV6]:PORT");
+        expect_usage((const char *const[]){ "p2s://::1:7720/n", NULL },
+                     "'p2s://::1:7720/n' is ambiguous: write p2s://[::1]:7720/n for a port, "
+                     "or p2s://[::1:7720]/n for the address");
+        expect_usage((const char *const[]){ "p2s://h/a", "b", NULL },
+                     "'b' is not a p2s:// URL: give URLs only, or HOST NAME...");
+        expect_usage((const char *const[]){ "h", "a", "dir/", NULL }, "cannot derive an output name from 'dir/': use -o");
+        expect_usage((const char *const[]){ "--sha256", "abc", "h", "n", NULL }, "--sha256 abc: must be 64 hexadecimal digits");
+        expect_usage((const char *const[]){ "--sha256", "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+                                            "h", "n", NULL },
+                     "--sha256 zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff: must be 64 hexadecimal digits");
+        expect_usage((const char *const[]){ "--sha256", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+                                            "h", "a", "b", NULL },
+                     "--sha256 pins one file: give one NAME with it");
         expect_usage((const char *const[]){ "127.0.0.1:abc", "n", NULL },
                      "'127.0.0.1:abc' is not HOST, HOST:PORT or [IPV6]:PORT");
         expect_usage((const char *const[]){ "h:0", "n", NULL }, "'h:0' is not HOST, HOST:PORT or [IPV6]:PORT");
@@ -186,6 +240,33 @@ START_TEST(documented_messages)
         expect_usage((const char *const[]){ "[::1", "n", NULL }, "'[::1' is not HOST, HOST:PORT or [IPV6]:PORT");
         expect_usage((const char *const[]){ "h", "", NULL }, "NAME must be 1 to 255 bytes long");
         expect_usage((const char *const[]){ "h", "dir/..", NULL }, "cannot derive an output name from 'dir/..': use -o");
+}
+END_TEST
+
+/* The one table from how a session ended to the exit status: every kind
+ * and every ERR code a distinct, documented number. */
+START_TEST(exit_code_table)
+{
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_OK, 0), 0);
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_FAIL, 0), 1);
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_GONE, 0), 6);
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_VERIFY, 0), 8);
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_SWARM, 0), 5);
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_SERVER, P2S_ERR_LOST), 5);
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_SERVER, P2S_ERR_SHUTDOWN), 6);
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_SERVER, P2S_ERR_SOURCE), 5);
+        ck_assert_int_eq(fetch_exit_for(MEMBER_EXIT_SERVER, 999), 5);
+        ck_assert_int_eq(fetch_exit_for_join_err(P2S_ERR_NOFILE), 4);
+        ck_assert_int_eq(fetch_exit_for_join_err(P2S_ERR_SOURCE), 4);
+        ck_assert_int_eq(fetch_exit_for_join_err(P2S_ERR_SECRET), 4);
+        ck_assert_int_eq(fetch_exit_for_join_err(P2S_ERR_BUSY), 3);
+        ck_assert_int_eq(fetch_exit_for_join_err(P2S_ERR_SHUTDOWN), 6);
+        ck_assert_int_eq(fetch_exit_for_join_err(999), 4);
+        ck_assert_str_eq(fetch_exit_name(0), "done");
+        ck_assert_str_eq(fetch_exit_name(3), "cannot reach the server");
+        ck_assert_str_eq(fetch_exit_name(8), "verification failed");
+        ck_assert_str_eq(fetch_exit_name(-1), "failed");
+        ck_assert_str_eq(fetch_exit_name(99), "failed");
 }
 END_TEST
 
@@ -225,6 +306,7 @@ static Suite *fetch_options_suite(void)
         tcase_add_test(tc, range_bounds);
         tcase_add_test(tc, documented_messages);
         tcase_add_test(tc, help_lists_every_option);
+        tcase_add_test(tc, exit_code_table);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -240,7 +240,7 @@ START_TEST(start_inconsistent)
                 drain(m, &l, 0);
                 ck_assert_uint_eq(l.n, 1);
                 ck_assert_int_eq(l.v[0].type, MEMBER_ACT_EXIT);
-                ck_assert_int_eq(l.v[0].code, 1);
+                ck_assert_int_eq(l.v[0].code, MEMBER_EXIT_SWARM);
                 ck_assert_ptr_nonnull(strstr(l.v[0].reason, "START"));
                 ck_assert_int_eq(member_state(m), MEMBER_EXITED);
                 ck_assert_uint_eq(member_next_deadline(m), UINT64_MAX);
@@ -374,7 +374,7 @@ static void expect_incomplete(struct member *m, const struct file *f, struct log
         drain(m, l, 0);
         const struct member_action *e = find_type(l, 0, MEMBER_ACT_EXIT);
         ck_assert_ptr_nonnull(e);
-        ck_assert_int_eq(e->code, 1);
+        ck_assert_int_eq(e->code, MEMBER_EXIT_SWARM);
         ck_assert_ptr_nonnull(strstr(e->reason, "incomplete manifest"));
         ck_assert_uint_eq(count_type(l, 0, MEMBER_ACT_SEND, P2S_REQ), 0);
         ck_assert_int_eq(member_state(m), MEMBER_EXITED);
@@ -577,7 +577,7 @@ START_TEST(rto_backoff_then_silent)
         ck_assert_uint_eq(member_stats(m)->retries, nt - 1);
         const struct member_action *e = find_type(&l, 0, MEMBER_ACT_EXIT);
         ck_assert_ptr_nonnull(e);
-        ck_assert_int_eq(e->code, 1);
+        ck_assert_int_eq(e->code, MEMBER_EXIT_GONE);
         ck_assert_ptr_nonnull(strstr(e->reason, "silent"));
         ck_assert_uint_eq(l.when[e - l.v], t0 + cfg.silence_timeout_us);
         member_free(m);
@@ -624,7 +624,7 @@ START_TEST(silence_while_gathering)
         ck_assert_uint_ge(count_type(&l, mark, MEMBER_ACT_SEND, P2S_PING), 4);
         const struct member_action *e = find_type(&l, mark, MEMBER_ACT_EXIT);
         ck_assert_ptr_nonnull(e);
-        ck_assert_int_eq(e->code, 1);
+        ck_assert_int_eq(e->code, MEMBER_EXIT_GONE);
         ck_assert_ptr_nonnull(strstr(e->reason, "server silent for 6.0 s"));
         member_free(m);
         log_free(&l);
@@ -881,7 +881,7 @@ START_TEST(done_before_complete)
         ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_SEND, P2S_BYE), 1);
         const struct member_action *e = find_type(&l, mark, MEMBER_ACT_EXIT);
         ck_assert_ptr_nonnull(e);
-        ck_assert_int_eq(e->code, 1);
+        ck_assert_int_eq(e->code, MEMBER_EXIT_SWARM);
         ck_assert_int_eq(member_state(m), MEMBER_EXITED);
         /* nothing more after the exit */
         member_on_done(m, 20);
@@ -907,7 +907,7 @@ START_TEST(done_while_verifying)
         drain(m, &l, 1);
         const struct member_action *e = find_type(&l, mark, MEMBER_ACT_EXIT);
         ck_assert_ptr_nonnull(e);
-        ck_assert_int_eq(e->code, 1);
+        ck_assert_int_eq(e->code, MEMBER_EXIT_SWARM);
         /* the late verification result changes nothing */
         member_on_verified(m, f.fh, 2);
         ck_assert_uint_eq(drain(m, &l, 2), 0);
@@ -937,7 +937,7 @@ START_TEST(file_hash_mismatch)
                 ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_SEND, P2S_COMPLETE), 0);
                 const struct member_action *e = find_type(&l, mark, MEMBER_ACT_EXIT);
                 ck_assert_ptr_nonnull(e);
-                ck_assert_int_eq(e->code, 1);
+                ck_assert_int_eq(e->code, MEMBER_EXIT_VERIFY);
                 ck_assert_ptr_nonnull(strstr(e->reason, "SHA-256"));
                 member_free(m);
                 log_free(&l);
@@ -1016,7 +1016,7 @@ START_TEST(fatal_error_exits)
         drain(m, &l, 2);
         const struct member_action *e = find_type(&l, mark, MEMBER_ACT_EXIT);
         ck_assert_ptr_nonnull(e);
-        ck_assert_int_eq(e->code, 1);
+        ck_assert_int_eq(e->code, MEMBER_EXIT_SERVER);
         ck_assert_ptr_nonnull(strstr(e->reason, "chunk 3 is held by no member"));
         member_free(m);
         log_free(&l);

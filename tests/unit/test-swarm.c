@@ -965,7 +965,7 @@ START_TEST(leave_only_copy)
         ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
         for (unsigned i = 0; i < 3; i++) {
                 struct peer *p = &t->p[i];
-                ck_assert_msg(p->exited && p->exit_code == 1, "member %u: exited %d code %d", i, p->exited,
+                ck_assert_msg(p->exited && p->exit_code == MEMBER_EXIT_SERVER, "member %u: exited %d code %d", i, p->exited,
                               p->exit_code);
                 ck_assert_uint_eq(p->last_err, P2S_ERR_SOURCE);
                 ck_assert_uint_eq(p->nfatal, 1);
@@ -1227,7 +1227,7 @@ START_TEST(silent_holder_dropped)
         ck_assert(t->p[1].dropped);
         ck_assert_int_eq(t->p[1].drop_code, P2S_ERR_SWARM);
         ck_assert(t->p[1].exited);
-        ck_assert_int_eq(t->p[1].exit_code, 1);
+        ck_assert_int_eq(t->p[1].exit_code, MEMBER_EXIT_GONE);
         for (unsigned i = 0; i < 4; i++)
                 if (i != 1)
                         ck_assert_int_eq(t->p[i].drop_code, 0);
@@ -1270,7 +1270,7 @@ START_TEST(bad_upload)
         ck_assert_uint_eq(st->bad_uploads, t->scfg.max_strikes);
         ck_assert(t->p[2].dropped);
         ck_assert_int_eq(t->p[2].drop_code, P2S_ERR_PROTO);
-        ck_assert_int_eq(t->p[2].exit_code, 1);
+        ck_assert_int_eq(t->p[2].exit_code, MEMBER_EXIT_GONE);
         net_free(t);
 }
 END_TEST
@@ -1311,7 +1311,7 @@ START_TEST(source_fails)
                 for (unsigned i = 0; i < 3; i++) {
                         ck_assert_uint_eq(t->p[i].last_err, P2S_ERR_SOURCE);
                         ck_assert(t->p[i].exited);
-                        ck_assert_int_eq(t->p[i].exit_code, 1);
+                        ck_assert_int_eq(t->p[i].exit_code, MEMBER_EXIT_SERVER);
                 }
                 net_free(t);
         }
