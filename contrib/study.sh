@@ -46,6 +46,10 @@
 #   STUDY_EXPERIMENTS="control nclients cache order query loss"
 #   STUDY_SMOKE=0             1: the report says it is a smoke run with
 #                             reduced sizes, not figures to quote
+#   STUDY_NO_INSTALL=0        1: install nothing, fail if a tool is missing
+#   P2S_BENCH=                a built p2s-bench to use (it finds p2sd and
+#                             p2s-fetch itself, see p2s-bench(1)); empty: build
+#                             the project in build/ and use its p2s-bench
 #
 # Builds the project (contrib/lib.sh), installs gnuplot-nox, jq, iproute2 and
 # iptables when missing. Exits 0 when every run verified every copy; a failed
@@ -129,9 +133,21 @@ fi
 
 # ---- tools, build, work directory --------------------------------------------
 
-p2s_install_deps -- "${P2S_BUILD_DEPS[@]}" gnuplot-nox jq iproute2 iptables
-p2s_build --keep
-bench=$P2S_BUILD_ABS/src/bench/p2s-bench
+bench=${P2S_BENCH:-}
+if [[ ${STUDY_NO_INSTALL:-0} != 1 ]]; then
+	if [[ -n $bench ]]; then
+		p2s_install_deps -- gnuplot-nox jq iproute2 iptables
+	else
+		p2s_install_deps -- "${P2S_BUILD_DEPS[@]}" gnuplot-nox jq iproute2 iptables
+	fi
+fi
+for tool in gnuplot jq awk join; do
+	command -v "$tool" >/dev/null 2>&1 || p2s_die "$tool is not installed (gnuplot-nox, jq)"
+done
+if [[ -z $bench ]]; then
+	p2s_build --keep
+	bench=$P2S_BUILD_ABS/src/bench/p2s-bench
+fi
 [[ -x $bench ]] || p2s_die "$bench was not built"
 "$bench" --help | grep -q -- --keep-rtt || p2s_die "$bench has no --keep-rtt (rebuild it)"
 [[ $outdir == /* ]] || outdir=$P2S_ROOT/$outdir
@@ -485,7 +501,8 @@ if want loss; then
 		p2s_as_root ip netns add "$ns" || p2s_die "cannot create the network namespace $ns"
 		p2s_as_root ip -n "$ns" link set lo up || p2s_die "cannot bring lo up in $ns"
 		for l in "${losses[@]}"; do
-			p2s_as_root ip netns exec "$ns" iptables -F INPUT
+			p2s_as_root ip netns exec "$ns" iptables -F INPUT || p2s_die "iptables does not work in $ns"
+			printf '# in the namespace, for %s %% UDP loss: iptables -F INPUT\n' "$l" >>"$commands"
 			if [[ $l != 0 ]]; then
 				p2s_as_root ip netns exec "$ns" iptables -A INPUT -p udp -m statistic --mode random \
 					--probability "$(awk -v p="$l" 'BEGIN { printf "%.4f", p / 100 }')" -j DROP \
