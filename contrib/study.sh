@@ -178,10 +178,12 @@ src=$tmp/study.bin
 head -c "$size_b" /dev/urandom >"$src" || p2s_die "could not write $src"
 chmod 644 "$src"
 
-# The study's own outputs: those of an earlier run go, so that the report,
-# the CSV and the plots always come from one run.
+# The study's own outputs (by name: doc/results holds other notes too): those
+# of an earlier run go, so that the report, the CSV and the plots always come
+# from one run.
 rm -f -- "$outdir"/{control,nclients,cache,order,query,loss}{,-summary}.csv \
-	"$outdir"/rtt-by-chunk.csv "$outdir"/*.png "$outdir/REPORT.md"
+	"$outdir"/rtt-by-chunk.csv "$outdir"/{rtt-mean,rtt-by-chunk,nclients,cache,order,query,loss}.png \
+	"$outdir/REPORT.md"
 
 commands=$tmp/commands.txt
 : >"$commands"
