@@ -596,12 +596,73 @@ static int spawn_client(struct bench *b, unsigned i)
 }
 #undef PASS
 
+/* Copies src to dst (both small CSV files); a missing src is no error: a
+ * client that relayed nothing writes no RTT log. */
+static int copy_file(const char *src, const char *dst)
+{
+        int in = open(src, O_RDONLY | O_CLOEXEC);
+        if (in < 0)
+                return errno == ENOENT ? 0 : -errno;
+        int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (out < 0) {
+                int e = -errno;
+                close(in);
+                return e;
+        }
+        char buf[65536];
+        ssize_t n;
+        int r = 0;
+        while ((n = read(in, buf, sizeof(buf))) != 0) {
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        break;
+                }
+                for (ssize_t off = 0; off < n;) {
+                        ssize_t w = write(out, buf + off, (size_t)(n - off));
+                        if (w < 0 && errno == EINTR)
+                                continue;
+                        if (w < 0) {
+                                r = -errno;
+                                goto done;
+                        }
+                        off += w;
+                }
+        }
+done:
+        close(in);
+        if (close(out) < 0 && !r)
+                r = -errno;
+        return r;
+}
+
+/* --keep-rtt: client i's log of this round as DIR/rtt-rROUND-cI.csv
+ * (both from 1), so that rounds and runs sharing DIR do not collide. */
+static void keep_rtt_log(struct bench *b, unsigned i, const char *path, bool *told)
+{
+        char dst[PATH_MAX];
+        if ((size_t)snprintf(dst, sizeof(dst), "%s/rtt-r%u-c%u.csv", b->o.keep_rtt, b->round + 1, i + 1) >=
+            sizeof(dst)) {
+                if (!*told)
+                        fprintf(stderr, "p2s-bench: --keep-rtt: the directory name is too long\n");
+                *told = true;
+                return;
+        }
+        int r = copy_file(path, dst);
+        if (r < 0 && !*told) {
+                progress_clear(b);
+                fprintf(stderr, "p2s-bench: --keep-rtt: cannot copy %s to %s: %s\n", path, dst, strerror(-r));
+                *told = true;
+        }
+}
+
 /* Figures from the clients and their files, after the clock stopped. */
 static void collect_clients(struct bench *b, struct bench_result *res)
 {
         struct samples rtt = { 0 };
         uint64_t bad = 0;
-        bool told = false;
+        bool told = false, told_keep = false;
         for (unsigned i = 0; i < b->spawned; i++) {
                 const struct proc *p = b->cli[i];
                 const struct rusage *ru = proc_rusage(p);
@@ -619,6 +680,8 @@ static void collect_clients(struct bench *b, struct bench_result *res)
                         unlink(path);
                         path_in(path, sizeof(path), b->work, "rtt-", i, ".csv");
                         stats_read_rtt_log(path, &rtt, &res->rtt_cache, &res->rtt_peer, &bad);
+                        if (b->o.keep_rtt)
+                                keep_rtt_log(b, i, path, &told_keep);
                         unlink(path);
                 }
                 path_in(path, sizeof(path), b->work, b->side == BENCH_P2S ? "fetch-" : "curl-", i, ".log");

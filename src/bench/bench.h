@@ -16,6 +16,7 @@ struct bench_opts {
         const char *control, *cache, *chunk_size, *query, *replicas;    /* p2sd */
         const char *order, *window;                                     /* p2s-fetch */
         const char *out;                /* parent of the copies' directory, or NULL */
+        const char *keep_rtt;           /* copy the clients' RTT logs here, or NULL */
         const char *p2sd, *fetch, *nginx, *curl;
         uint64_t timeout_us;            /* per round and side */
         bool http, verbose, progress;

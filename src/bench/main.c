@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "bench/bench.h"
 #include "config.h"
@@ -31,6 +32,8 @@ static const char usage[] =
 "      --window N           p2s-fetch --window\n"
 "  -o, --out DIR            put the copies in a new directory under DIR (tmpfs or\n"
 "                           disk; default: the bench's directory under $TMPDIR or /tmp)\n"
+"      --keep-rtt DIR       copy each client's RTT log to DIR/rtt-rROUND-cCLIENT.csv\n"
+"                           (DIR is created if missing)\n"
 "      --http               also download with curl from nginx, and compare\n"
 "      --json               print one JSON object instead of text\n"
 "  -t, --timeout SEC        give up on a side of a round after SEC (default 300)\n"
@@ -61,7 +64,7 @@ struct cmdline {
 static int parse_args(struct cmdline *c, int argc, char **argv)
 {
         enum { OPT_CONTROL = 0x100, OPT_CACHE, OPT_CHUNK, OPT_QUERY, OPT_REPLICAS, OPT_ORDER, OPT_WINDOW,
-               OPT_HTTP, OPT_JSON, OPT_P2SD, OPT_FETCH };
+               OPT_HTTP, OPT_JSON, OPT_P2SD, OPT_FETCH, OPT_KEEP_RTT };
         static const struct option longopts[] = {
                 { "clients", required_argument, NULL, 'n' },
                 { "size", required_argument, NULL, 's' },
@@ -75,6 +78,7 @@ static int parse_args(struct cmdline *c, int argc, char **argv)
                 { "order", required_argument, NULL, OPT_ORDER },
                 { "window", required_argument, NULL, OPT_WINDOW },
                 { "out", required_argument, NULL, 'o' },
+                { "keep-rtt", required_argument, NULL, OPT_KEEP_RTT },
                 { "http", no_argument, NULL, OPT_HTTP },
                 { "json", no_argument, NULL, OPT_JSON },
                 { "timeout", required_argument, NULL, 't' },
@@ -151,6 +155,11 @@ static int parse_args(struct cmdline *c, int argc, char **argv)
                         if (!*optarg)
                                 return bad("--out", optarg, "a directory");
                         o->out = optarg;
+                        break;
+                case OPT_KEEP_RTT:
+                        if (!*optarg)
+                                return bad("--keep-rtt", optarg, "a directory");
+                        o->keep_rtt = optarg;
                         break;
                 case OPT_HTTP:
                         o->http = true;
@@ -403,6 +412,7 @@ static void report(const struct cmdline *c, struct bench *b, const struct bench_
                 json_opt("order", o->order);
                 json_opt("window", o->window);
                 json_opt("copies_dir", bench_copies_dir(b));
+                json_opt("keep_rtt", o->keep_rtt);
                 printf(", \"p2s\": [");
                 for (unsigned i = 0; i < rounds; i++) {
                         if (i)
@@ -462,6 +472,13 @@ int main(int argc, char **argv)
                 bad_prog += check_program(nginx, "nginx", "--http needs it: install nginx (or nginx-light), "
                                           "or set $NGINX");
                 bad_prog += check_program(curl, "curl", "--http needs it: install curl, or set $CURL");
+        }
+        if (o->keep_rtt && mkdir(o->keep_rtt, 0755) < 0 && errno != EEXIST) {
+                fprintf(stderr, "p2s-bench: --keep-rtt: cannot create %s: %s\n", o->keep_rtt, strerror(errno));
+                bad_prog++;
+        } else if (o->keep_rtt && access(o->keep_rtt, W_OK | X_OK) < 0) {
+                fprintf(stderr, "p2s-bench: --keep-rtt: cannot write into %s: %s\n", o->keep_rtt, strerror(errno));
+                bad_prog++;
         }
         if (bad_prog) {
                 free(p2sd);
