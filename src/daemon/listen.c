@@ -55,7 +55,7 @@ static int check_activated(int n, char *err, size_t errlen)
         return 0;
 }
 
-static int bind_pair(struct server *srv, const struct sockaddr *sa, socklen_t sl, char *err, size_t errlen)
+static int bind_pair_once(struct server *srv, const struct sockaddr *sa, socklen_t sl, char *err, size_t errlen)
 {
         int fam = sa->sa_family;
         int t = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -97,6 +97,16 @@ fail:
         if (u >= 0)
                 close(u);
         return r ? r : -EINVAL;
+}
+
+/* With port 0 the kernel picks a free TCP port, which some other program
+ * may hold for UDP: then pick again, a bounded number of times. */
+static int bind_pair(struct server *srv, const struct sockaddr *sa, socklen_t sl, char *err, size_t errlen)
+{
+        int r = bind_pair_once(srv, sa, sl, err, errlen);
+        for (int i = 0; i < 32 && r == -EADDRINUSE && net_addr_port(sa) == 0; i++)
+                r = bind_pair_once(srv, sa, sl, err, errlen);
+        return r;
 }
 
 static int adopt_activated(struct server *srv, int n, char *err, size_t errlen)
