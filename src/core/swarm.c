@@ -28,6 +28,7 @@ struct swarm_member {
         uint64_t last_heard, last_ping;
         struct bitmap have;     /* chunks it holds: its share plus all delivered */
         struct bitmap share;    /* chunks given to it as its share */
+        struct bitmap claimed;  /* chunks in have only by its HAVE (never sent it); empty until one */
 };
 
 /* A chunk some members wait for and the cache lacks. */
@@ -247,6 +248,7 @@ struct swarm *swarm_free(struct swarm *s)
         for (unsigned i = 0; i < s->nmembers; i++) {
                 bitmap_fini(&s->members[i]->have);
                 bitmap_fini(&s->members[i]->share);
+                bitmap_fini(&s->members[i]->claimed);
                 free(s->members[i]);
         }
         free(s->members);
@@ -661,6 +663,7 @@ static void deliver(struct swarm *s, struct swarm_member *m, uint32_t chunk, str
 {
         send_msg(s, m, P2S_DATA, flags, chunk, b);
         bitmap_set(&m->have, chunk);
+        bitmap_clear(&m->claimed, chunk);
         s->stats.bytes_relayed += b->len;
 }
 
@@ -674,6 +677,11 @@ void swarm_on_request(struct swarm *s, struct swarm_member *m, uint32_t chunk, b
         m->fetching = true;
         s->stats.requests++;
         struct buf *b = lru_get(s->cache, cache_key(s, chunk));
+        /* A chunk it offered with HAVE and now asks for: it lacks it after
+         * all (its HAVE lied, or it lost the chunk). Ignoring the REQ as one
+         * that crossed a DATA would leave it, and the swarm, waiting for ever. */
+        if (bitmap_clear(&m->claimed, chunk))
+                bitmap_clear(&m->have, chunk);
         if (bitmap_test(&m->have, chunk)) {
                 /* Sent already, so most likely a retried REQ that crossed the
                  * DATA. With nothing queued toward it and the chunk at hand,
@@ -752,6 +760,7 @@ void swarm_on_upload(struct swarm *s, struct swarm_member *m, uint32_t chunk, st
         if (p->tries == 0 && p->asked == m && now >= p->first_asked)
                 rtt_sample(&s->query_rtt, now - p->first_asked);
         bitmap_set(&m->have, chunk);
+        bitmap_clear(&m->claimed, chunk);
         lru_put(s->cache, cache_key(s, chunk), data);
         for (unsigned i = 0; i < p->nwait; i++)
                 deliver(s, p->waiters[i], chunk, data, 0);
@@ -853,6 +862,7 @@ void swarm_on_complete(struct swarm *s, struct swarm_member *m, uint64_t now)
         m->complete = true;
         s->stats.completed++;
         bitmap_set_all(&m->have);
+        bitmap_fini(&m->claimed);       /* it holds them all now */
         check_finish(s, now);
 }
 
@@ -864,11 +874,13 @@ void swarm_on_have(struct swarm *s, struct swarm_member *m, uint32_t first, cons
                 s->stats.dropped_msgs++;
                 return;
         }
+        if (!m->claimed.words && bitmap_init(&m->claimed, s->manifest.chunk_count) < 0)
+                return;         /* the offer is only a hint: without room for it, ignored */
         uint32_t room = s->manifest.chunk_count - first;
         uint64_t bits = (uint64_t)len * 8 < room ? (uint64_t)len * 8 : room;
         for (uint32_t i = 0; i < bits; i++)
-                if (map[i / 8] & (1u << (i % 8)))
-                        bitmap_set(&m->have, first + i);
+                if ((map[i / 8] & (1u << (i % 8))) && bitmap_set(&m->have, first + i))
+                        bitmap_set(&m->claimed, first + i);
         /* nothing pending changes: a query already out stays with its holder,
          * and the next one may pick m */
 }
@@ -954,6 +966,7 @@ out:
                 fifo_unreserve(&s->actions, 1);
         bitmap_fini(&m->have);
         bitmap_fini(&m->share);
+        bitmap_fini(&m->claimed);
         free(m);
 }
 
