@@ -31,7 +31,9 @@ struct udpdata_bufs {
         union { char b[CMSG_SPACE(sizeof(uint16_t))]; struct cmsghdr align; } ctl[BATCH];
         uint16_t seg[BATCH];
         unsigned nseg[BATCH], first[BATCH];
-        /* receive side */
+        /* receive side: its own headers, since a datagram's handler may send
+         * (and so rebuild the send side's) while the batch is still read */
+        struct mmsghdr rmm[BATCH];
         struct iovec riov[BATCH];
         struct sockaddr_storage from[BATCH];
         union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } rctl[BATCH];
@@ -207,7 +209,7 @@ size_t udpdata_ack_body(uint8_t *out, uint8_t kind, const struct dgram_rx_result
 size_t udpdata_recv(struct udpdata *u, unsigned max_batches, udpdata_fn fn, void *ud, uint64_t *truncated)
 {
         struct udpdata_bufs *b = u->bufs;
-        struct mmsghdr *mm = b->mm;
+        struct mmsghdr *mm = b->rmm;
         size_t delivered = 0;
         for (unsigned round = 0; round < max_batches; round++) {
                 for (int i = 0; i < BATCH; i++) {

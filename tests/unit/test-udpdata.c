@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "core/dgram.h"
 #include "io/udpdata.h"
 #include "runner.h"
 
@@ -233,6 +234,56 @@ START_TEST(gso_largest_batch)
 END_TEST
 
 /* Nothing waiting: nothing delivered, no error, nothing counted. */
+/* A datagram's handler may send on the same udpdata (p2sd answers a
+ * FRAG_ACK by sending more chunk data) while the rest of the batch is still
+ * being read: the receive side must keep its own message headers. Before it
+ * did, such a send rewrote the batch's lengths and p2sd dropped good
+ * datagrams as "bad length". */
+static struct dgram_tx *reentrant_tx;
+static struct sockaddr_in sink_addr;
+
+static void on_dgram_then_send(const uint8_t *pkt, size_t len, const struct sockaddr *from, socklen_t fromlen,
+                               void *ud)
+{
+        on_dgram(pkt, len, from, fromlen, ud);
+        struct p2s_hdr tmpl = { .swarm_id = 1, .member_id = 2, .token = 3 };
+        struct buf *b = buf_new(200 * 1024);  /* several GSO messages: the whole send side is rewritten */
+        ck_assert_ptr_nonnull(b);
+        memset(b->data, 0x5a, b->len);
+        ck_assert_int_eq(dgram_tx_push(reentrant_tx, P2S_DATA, 0, (uint32_t)got.n, b, 0), 0);
+        buf_unref(b);
+        ck_assert_int_ge(udpdata_flush(&u, reentrant_tx, &tmpl, (struct sockaddr *)&sink_addr, sizeof(sink_addr), 0),
+                         0);
+}
+
+START_TEST(handler_sends_while_batch_is_read)
+{
+        int sink = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        sink_addr = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t sl = sizeof(sink_addr);
+        ck_assert_int_eq(bind(sink, (struct sockaddr *)&sink_addr, sizeof(sink_addr)), 0);
+        ck_assert_int_eq(getsockname(sink, (struct sockaddr *)&sink_addr, &sl), 0);
+        struct dgram_config cfg;
+        dgram_config_defaults(&cfg, 1452);
+        reentrant_tx = dgram_tx_new(&cfg);
+        ck_assert_ptr_nonnull(reentrant_tx);
+        for (uint32_t i = 0; i < 24; i++)
+                send_one(100 + 37 * i, 500 + i);
+        /* all 24 are queued: one recvmmsg batch holds them all */
+        size_t n = 0;
+        while (got.n < 24 && n++ < 100) {
+                struct pollfd pfd = { .fd = rx_fd, .events = POLLIN };
+                ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+                udpdata_recv(&u, 4, on_dgram_then_send, &got, NULL);
+        }
+        ck_assert_uint_eq(got.n, 24);
+        for (uint32_t i = 0; i < 24; i++)
+                assert_got(i, 500 + i, 100 + 37 * i);
+        dgram_tx_free(reentrant_tx);
+        close(sink);
+}
+END_TEST
+
 START_TEST(empty_socket)
 {
         uint64_t truncated = 7;
@@ -253,6 +304,7 @@ static Suite *udpdata_suite(void)
         tcase_add_test(tc, gso_batch_split);
         tcase_add_test(tc, gso_largest_batch);
         tcase_add_test(tc, empty_socket);
+        tcase_add_test(tc, handler_sends_while_batch_is_read);
         suite_add_tcase(s, tc);
         return s;
 }
