@@ -43,7 +43,8 @@ START_TEST(sigterm_in_the_middle_of_a_swarm)
         ck_assert_msg(h_log_wait_for(d, "telling members and stopping", 0), "%s", h_log(d));
         for (int i = 0; i < 3; i++) {
                 ck_assert_msg(h_wait_for(m[i].p, 15), "member %d still running: %s", i, h_log(m[i].p));
-                ck_assert_msg(m[i].p->code == 1, "member %d exited %d: %s", i, m[i].p->code,
+                /* 6: the server went away (p2s-fetch(1), EXIT STATUS) */
+                ck_assert_msg(m[i].p->code == 6, "member %d exited %d: %s", i, m[i].p->code,
                               h_log(m[i].p));
                 /* member 1 too, stopped until now with unread data both ways:
                  * p2sd's lingering close keeps the reset from eating its ERR */
@@ -82,7 +83,8 @@ START_TEST(sigterm_while_gathering)
         h_stop_p2sd(d, STOP_BOUND_S);
         for (int i = 0; i < 2; i++) {
                 ck_assert_msg(h_wait_for(m[i].p, 10), "member %d still running: %s", i, h_log(m[i].p));
-                ck_assert_msg(m[i].p->code == 1, "member %d exited %d: %s", i, m[i].p->code,
+                /* 6: the server went away (p2s-fetch(1), EXIT STATUS) */
+                ck_assert_msg(m[i].p->code == 6, "member %d exited %d: %s", i, m[i].p->code,
                               h_log(m[i].p));
                 ck_assert_msg(strstr(h_log(m[i].p), "shutting down"), "member %d does not say why: %s", i, h_log(m[i].p));
                 h_member_free(&m[i]);
