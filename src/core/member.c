@@ -58,7 +58,7 @@ void member_config_defaults(struct member_config *c)
                 .window = 32,
                 .seed = 1,
                 .rto_initial_us = 300000,
-                .rto_min_us = 100000,
+                .rto_min_us = 20000,    /* loopback and LAN round trips are well below */
                 .rto_max_us = 3000000,
                 .silence_timeout_us = 30000000,
                 .ping_after_us = 1000000,

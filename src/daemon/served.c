@@ -15,6 +15,7 @@
 #include "util/log.h"
 
 #define PUMP_BATCH_BYTES (4u << 20)     /* source bytes read per turn at most */
+#define SLAB_RESERVE_MAX ((size_t)1 << (sizeof(size_t) >= 8 ? 38 : 29))  /* address space per swarm */
 
 static void served_timer(struct loop *l, struct loop_timer *t, void *ud);
 static void served_pump(struct loop *l, void *ud);
@@ -71,6 +72,7 @@ void served_free(struct served *sv)
         fifo_fini(&sv->rereads);
         source_close(sv);
         swarm_free(sv->sw);
+        sv->slab = buf_slab_unref(sv->slab);    /* freed with the last chunk still queued */
         free(sv);
 }
 
@@ -161,7 +163,7 @@ static struct buf *source_read(struct served *sv, uint32_t idx)
         uint64_t off = (uint64_t)idx * cs;
         uint64_t left = sv->src_size - off;
         size_t len = left < cs ? (size_t)left : cs;
-        struct buf *b = buf_new(len);
+        struct buf *b = buf_slab_alloc(sv->slab, len);
         if (!b) {
                 swarm_fail(sv->sw, P2S_ERR_BUSY, "server out of memory", now);
                 return NULL;
@@ -248,7 +250,7 @@ static void served_reread(struct loop *l, void *ud)
                 struct buf *b = NULL;
                 if (fd >= 0) {
                         size_t len = manifest_chunk_len(mf, chunk);
-                        b = buf_new(len);
+                        b = buf_slab_alloc(sv->slab, len);
                         if (!b) {
                                 why = "server out of memory";
                         } else {
@@ -305,6 +307,21 @@ static void start_swarm(struct served *sv)
         }
         sv->src_fd = fd;
         sv->src_size = (uint64_t)st.st_size;
+        /* Chunks over the TCP connections go out of a memfd with sendfile,
+         * not copied into each member's socket. Address space only: twice
+         * the file (a chunk read again while its old copy is still queued),
+         * pages exist while a chunk is cached or queued. No slab, or a full
+         * one, means heap buffers, as before; so do chunks that are not
+         * whole pages, which would take more memory than --cache counts. */
+        long page = sysconf(_SC_PAGESIZE);
+        if (srv->control == P2S_CONTROL_UDP && !sv->slab && sv->src_size > 0 && page > 0 &&
+            swarm_chunk_size(sv->sw) % (uint32_t)page == 0) {
+                uint64_t r = 2 * sv->src_size + ((uint64_t)swarm_chunk_size(sv->sw) << 4);
+                sv->slab = buf_slab_new(r > SLAB_RESERVE_MAX ? SLAB_RESERVE_MAX : (size_t)r);
+                if (!sv->slab)
+                        log_notice("swarm %u: no memfd for the cache (%s), chunks are copied to members",
+                                   swarm_id(sv->sw), strerror(errno));
+        }
         log_info("swarm %u: starting with %u members, %llu bytes", swarm_id(sv->sw),
                  swarm_member_count(sv->sw), (unsigned long long)sv->src_size);
         swarm_set_file_meta(sv->sw, (int64_t)st.st_mtim.tv_sec, (uint32_t)st.st_mtim.tv_nsec, (uint32_t)st.st_mode);

@@ -92,6 +92,7 @@ struct served {
         struct loop_defer pump;         /* reads the source on, one batch a turn */
         struct fifo rereads;            /* uint32_t chunks held by nobody, to read again */
         struct loop_defer reread;       /* reads them, by the name served, after the turn */
+        struct buf_slab *slab;          /* source chunks, sent with sendfile (--control=udp); or NULL */
         struct served *next;
 };
 

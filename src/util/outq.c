@@ -114,6 +114,12 @@ static int outq_push_lane(struct outq *q, const void *hdr, size_t hdr_len, struc
         if (body) {
                 it->body = buf_ref(body);
                 it->body_len = body->len;
+                /* a slab buffer is a file range: sendfile hands the kernel
+                 * its pages instead of copying them into this socket */
+                if (body->fd >= 0 && body->len > 0) {
+                        it->fd = body->fd;
+                        it->off = body->off;
+                }
         }
         if (prio)
                 outq_insert_prio(q, it);

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Output queue for one non-blocking stream socket. Each item is a small
  * header copied in plus an optional body: a refcounted buffer, or a range of
- * a file sent with sendfile(2). Partial writes and EAGAIN are normal: the
- * queue remembers how far it got. Consecutive memory items go out in one
- * writev. Two lanes: priority items (small control frames) go out before
+ * a file sent with sendfile(2) (so is a buffer in a memfd slab). Partial
+ * writes and EAGAIN are normal: the queue remembers how far it got.
+ * Consecutive memory items go out in one writev. Two lanes: priority items (small control frames) go out before
  * every ordinary item queued, in their own order, but never cut into an item
  * already partly written: a frame on the stream is never split. */
 #pragma once
@@ -27,7 +27,8 @@ struct outq {
 void outq_init(struct outq *q);
 void outq_fini(struct outq *q);                 /* drops everything unsent */
 /* Queues hdr (hdr_len <= OUTQ_HDR_MAX, copied) followed by body (may be NULL;
- * the queue takes its own reference). 0 or -ENOMEM. */
+ * the queue takes its own reference). 0 or -ENOMEM. A body in a slab
+ * (body->fd >= 0) goes out with sendfile(2), like a file item. */
 int outq_push(struct outq *q, const void *hdr, size_t hdr_len, struct buf *body);
 /* The same in the priority lane: after the priority items already queued
  * (and after a partly written head), before every ordinary item. */

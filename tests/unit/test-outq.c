@@ -64,6 +64,9 @@ static void expect_add(struct expect *e, const void *p, size_t n)
         e->len += n;
 }
 
+/* When set, some memory items are slab buffers (sent with sendfile). */
+static struct buf_slab *test_slab;
+
 /* Queues a random item and appends its bytes to the expected stream. */
 static void push_random(struct outq *q, struct expect *e, int fd, const uint8_t *file)
 {
@@ -85,8 +88,9 @@ static void push_random(struct outq *q, struct expect *e, int fd, const uint8_t 
                 ck_assert_int_eq(outq_push(q, hdr, hlen, NULL), 0);
         } else {
                 size_t len = rng() % 4 == 0 ? rng() % 10 : rng() % 200000;
-                struct buf *b = buf_new(len);
+                struct buf *b = test_slab && rng() % 2 ? buf_slab_alloc(test_slab, len) : buf_new(len);
 
+                ck_assert_ptr_nonnull(b);
                 for (size_t i = 0; i < len; i++)
                         b->data[i] = (uint8_t)rng();
                 ck_assert_int_eq(outq_push(q, hdr, hlen, b), 0);
@@ -106,6 +110,9 @@ static size_t inq(int fd)
 START_TEST(stream_exact)
 {
         struct expect e = { 0 };
+        /* _i: the loop test runs it once with heap buffers, once with a slab */
+        test_slab = _i ? buf_slab_new(64u << 20) : NULL;
+        ck_assert(!_i || test_slab);
         struct outq q;
         uint8_t *file, *got;
         int sv[2], fd = make_file(&file);
@@ -155,12 +162,47 @@ START_TEST(stream_exact)
         ck_assert(outq_empty(&q));
         ck_assert(memcmp(got, e.d, e.len) == 0);
         outq_fini(&q);
+        test_slab = buf_slab_unref(test_slab);
         free(got);
         free(e.d);
         free(file);
         close(fd);
         close(sv[0]);
         close(sv[1]);
+}
+END_TEST
+
+/* A slab hands out file ranges; a freed range is reused for the same size,
+ * and the slab outlives its owner while a buffer is still in use. */
+START_TEST(slab_reuse)
+{
+        struct buf_slab *s = buf_slab_new(1u << 20);
+        struct buf *a, *b, *c;
+        off_t off;
+
+        ck_assert_ptr_nonnull(s);
+        a = buf_slab_alloc(s, 65536);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_int_ge(a->fd, 0);
+        memset(a->data, 0x5a, a->len);
+        ck_assert_int_eq(pread(a->fd, &(uint8_t){ 0 }, 1, a->off), 1);
+        off = a->off;
+        buf_unref(a);
+        b = buf_slab_alloc(s, 65536);
+        ck_assert_int_eq(b->off, off);
+        /* punched: the old bytes are gone, not left for the next owner */
+        ck_assert_uint_eq(b->data[0], 0);
+        c = buf_slab_alloc(s, 100);
+        ck_assert_int_ne(c->off, off);
+        /* larger than what is left: a heap buffer */
+        a = buf_slab_alloc(s, 1u << 20);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_int_eq(a->fd, -1);
+        buf_unref(a);
+        ck_assert_ptr_null(buf_slab_unref(s));
+        memset(b->data, 1, b->len);     /* still mapped */
+        buf_unref(b);
+        buf_unref(c);
 }
 END_TEST
 
@@ -360,7 +402,8 @@ static Suite *outq_suite(void)
         suite_add_tcase(s, tc);
         tc = tcase_create("socket");
         tcase_set_timeout(tc, 60);
-        tcase_add_test(tc, stream_exact);
+        tcase_add_loop_test(tc, stream_exact, 0, 2);
+        tcase_add_test(tc, slab_reuse);
         tcase_add_test(tc, peer_closed);
         tcase_add_test(tc, file_too_short);
         tcase_add_test(tc, priority_lane);
