@@ -65,7 +65,10 @@ enum p2s_type {
         P2S_FRAG_NACK     = 20, /* either udp chunk incomplete; body: p2s_frag_ack + bitmap of missing frags from base */
         P2S_HAVE          = 21, /* C->S tcp  chunk: first index; body: bitmap of chunks held from a resumed file */
         P2S_PING          = 22, /* either ctl  keep-alive when quiet; answered with ACK */
-        P2S_TYPE_MAX      = 22,
+        /* What the server serves: on a TCP connection of its own, never a datagram. */
+        P2S_LIST          = 23, /* C->S tcp  body: struct p2s_list; token 0 or the COOKIE this connection got */
+        P2S_LISTING       = 24, /* S->C tcp  body: u16 count + entries (p2s_listing_entry); flags LAST, MORE */
+        P2S_TYPE_MAX      = 24,
 };
 
 enum p2s_flags {
@@ -73,6 +76,8 @@ enum p2s_flags {
         P2S_F_FROM_CACHE = 1u << 1, /* DATA: served from the server's cache */
         P2S_F_FATAL      = 1u << 2, /* ERR: the swarm (or session) is over */
         P2S_F_JOIN       = 1u << 3, /* ERR: answers a HELLO; the body starts with its nonce */
+        P2S_F_LAST       = 1u << 4, /* LISTING: the last frame answering this LIST */
+        P2S_F_MORE       = 1u << 5, /* LISTING with LAST: names remain after its last one */
 };
 
 enum p2s_control_mode {
@@ -136,6 +141,41 @@ struct p2s_frag_ack {
  * bits past the last chunk are 0 and ignored.
  * A bitmap longer than this is split over several frames. */
 #define P2S_HAVE_MAX 8192u
+
+/* The listing (p2s-fetch --list, -r), over TCP only: TCP's handshake has
+ * proven the peer's address, so nothing goes to a spoofed one. The first
+ * LIST of a connection has token 0 and is answered with a COOKIE frame
+ * (token: the cookie of the connection's address, body: the LIST's nonce);
+ * the LIST that echoes it carries proof = HMAC-SHA256(secret,
+ * P2S_LIST_LABEL || cookie || nonce || prefix) (32 zero bytes without a
+ * secret) and is answered by up to P2S_LIST_PAGE entries, names in byte
+ * order, P2S_LISTING_MAX per LISTING frame, the last frame flagged LAST
+ * (and MORE when the page was cut short: LIST again with after = the last
+ * name). A stale cookie gets a new COOKIE. */
+#define P2S_LIST_LABEL   "p2s-list-1"
+struct p2s_list {
+        uint8_t nonce[P2S_NONCE_SIZE];
+        uint8_t proof[P2S_PROOF_SIZE];
+        uint8_t prefix_len;     /* then prefix_len bytes of prefix (names that start with it) */
+        /* then after: 0..P2S_MAX_NAME bytes, the rest of the body: only
+         * names greater than it (bytewise); empty: from the first */
+};
+#define P2S_LIST_FIXED   (P2S_NONCE_SIZE + P2S_PROOF_SIZE + 1)
+#define P2S_LIST_MAX     (P2S_LIST_FIXED + 2 * P2S_MAX_NAME)
+/* One entry of a LISTING body, after its u16 count: */
+struct p2s_listing_entry {
+        uint64_t size;
+        int64_t mtime_sec;
+        uint8_t flags;          /* P2S_LISTING_HASH: sha256 is the file's, else 32 zero bytes */
+        uint8_t name_len;       /* 1..P2S_MAX_NAME */
+        uint8_t sha256[P2S_HASH_SIZE];
+        /* then name_len bytes of name, no NUL */
+};
+#define P2S_LISTING_HASH      1u
+#define P2S_LISTING_ENTRY_FIXED 50
+#define P2S_LISTING_MAX       64u       /* entries per LISTING frame */
+#define P2S_LIST_PAGE         1024u     /* entries answering one LIST */
+#define P2S_LISTING_BODY_MAX  (2 + P2S_LISTING_MAX * (P2S_LISTING_ENTRY_FIXED + P2S_MAX_NAME))
 
 struct p2s_start {
         uint64_t file_size;

@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* What p2sd serves: the name rules, opening a name beneath the root, the
+ * walk that lists every served file, and the hashes remembered for it. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -10,10 +13,20 @@
 #include <unistd.h>
 #include "daemon/catalog.h"
 
+struct catalog_hash {
+        char *name;
+        uint64_t size;
+        int64_t sec;
+        uint32_t nsec;
+        uint8_t sha256[32];
+};
+
 struct catalog {
         int root_fd;            /* -1 when serving FILE arguments */
         char **names, **paths;
         int n;
+        struct catalog_hash hashes[CATALOG_HASHES];     /* a ring: next is the oldest */
+        unsigned next_hash;
 };
 
 struct catalog *catalog_free(struct catalog *c)
@@ -28,6 +41,8 @@ struct catalog *catalog_free(struct catalog *c)
         }
         free(c->names);
         free(c->paths);
+        for (unsigned i = 0; i < CATALOG_HASHES; i++)
+                free(c->hashes[i].name);
         free(c);
         return NULL;
 }
@@ -196,4 +211,112 @@ int catalog_open(const struct catalog *c, const char *name)
 int catalog_open_components(const struct catalog *c, const char *name)
 {
         return catalog_open_via(c, name, false);
+}
+
+/* ---- the listing ---------------------------------------------------------- */
+
+void catalog_remember_hash(struct catalog *c, const char *name, uint64_t size, int64_t mtime_sec,
+                           uint32_t mtime_nsec, const uint8_t sha256[32])
+{
+        struct catalog_hash *slot = NULL;
+        for (unsigned i = 0; i < CATALOG_HASHES && !slot; i++)
+                if (c->hashes[i].name && !strcmp(c->hashes[i].name, name))
+                        slot = &c->hashes[i];
+        if (!slot) {
+                char *copy = strdup(name);
+                if (!copy)
+                        return;         /* a hash not shown: the listing says "-" */
+                slot = &c->hashes[c->next_hash];
+                c->next_hash = (c->next_hash + 1) % CATALOG_HASHES;
+                free(slot->name);
+                slot->name = copy;
+        }
+        slot->size = size;
+        slot->sec = mtime_sec;
+        slot->nsec = mtime_nsec;
+        memcpy(slot->sha256, sha256, 32);
+}
+
+/* A remembered hash counts only for the file as it was hashed. */
+static void fill_hash(const struct catalog *c, struct catalog_entry *e)
+{
+        e->has_hash = false;
+        for (unsigned i = 0; i < CATALOG_HASHES; i++) {
+                const struct catalog_hash *h = &c->hashes[i];
+                if (h->name && h->size == e->size && h->sec == e->mtime_sec && h->nsec == e->mtime_nsec &&
+                    !strcmp(h->name, e->name)) {
+                        memcpy(e->sha256, h->sha256, 32);
+                        e->has_hash = true;
+                        return;
+                }
+        }
+}
+
+static int emit(const struct catalog *c, const char *name, const struct stat *st, catalog_each_fn fn, void *ud)
+{
+        struct catalog_entry e = { .name = name, .size = (uint64_t)st->st_size, .mtime_sec = st->st_mtim.tv_sec,
+                                   .mtime_nsec = (uint32_t)st->st_mtim.tv_nsec };
+        fill_hash(c, &e);
+        return fn(&e, ud);
+}
+
+/* path holds the directory's relative name (len bytes, "" at the root);
+ * dfd is consumed. */
+static int walk(const struct catalog *c, int dfd, char *path, size_t len, unsigned depth, catalog_each_fn fn,
+                void *ud)
+{
+        DIR *d = fdopendir(dfd);
+        if (!d) {
+                close(dfd);
+                return 0;
+        }
+        int r = 0;
+        struct dirent *de;
+        while (r == 0 && (de = readdir(d))) {
+                const char *n = de->d_name;
+                if (!strcmp(n, ".") || !strcmp(n, ".."))
+                        continue;
+                size_t nl = strlen(n);
+                if (len + nl > 255)
+                        continue;       /* no name that long is served */
+                struct stat st;
+                if (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                memcpy(path + len, n, nl + 1);
+                if (S_ISREG(st.st_mode)) {
+                        if (catalog_name_ok(path))
+                                r = emit(c, path, &st, fn, ud);
+                } else if (S_ISDIR(st.st_mode) && depth < CATALOG_MAX_DEPTH && len + nl < 255) {
+                        int sub = openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+                        if (sub >= 0) {
+                                path[len + nl] = '/';
+                                path[len + nl + 1] = 0;
+                                r = walk(c, sub, path, len + nl + 1, depth + 1, fn, ud);
+                        }
+                }
+                path[len] = 0;
+        }
+        closedir(d);
+        return r;
+}
+
+int catalog_each(const struct catalog *c, catalog_each_fn fn, void *ud)
+{
+        if (c->root_fd < 0) {
+                for (int i = 0; i < c->n; i++) {
+                        struct stat st;
+                        /* served as open() finds it: symlinks given as FILE are followed */
+                        if (stat(c->paths[i], &st) < 0 || !S_ISREG(st.st_mode))
+                                continue;
+                        int r = emit(c, c->names[i], &st, fn, ud);
+                        if (r)
+                                return r;
+                }
+                return 0;
+        }
+        int dfd = openat(c->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
+        if (dfd < 0)
+                return -errno;
+        char path[256 + 2] = "";
+        return walk(c, dfd, path, 0, 0, fn, ud);
 }

@@ -13,7 +13,8 @@
  * MEMBER_QUEUE_MAX is queued, and past MEMBER_QUEUE_HARD it is dropped; an
  * UPLOAD body is allocated only while the swarm waits for that chunk and
  * RX_BODY_BUDGET has room, else it is read through and dropped (the swarm
- * asks again). Control frames go out before queued bulk data. */
+ * asks again). Control frames go out before queued bulk data. Instead of
+ * ATTACH a connection may ask for the listing (LIST, listing.c). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -230,7 +231,7 @@ static long conn_hdr(const uint8_t *raw, void *ud)
         /* before ATTACH only ATTACH; after it, never a body larger than a chunk
          * of this swarm: nothing big is allocated for an unproven peer */
         if (!c->m)
-                return h.type == P2S_ATTACH ? (long)h.body_len : -EPERM;
+                return h.type == P2S_ATTACH || h.type == P2S_LIST ? (long)h.body_len : -EPERM;
         uint32_t cs = c->m->sv ? swarm_chunk_size(c->m->sv->sw) : 0;
         r = wire_check_frame_hdr(&h, WIRE_DIR_C2S, c->srv->control, cs);
         if (r == WIRE_E_ROUTE)
@@ -308,6 +309,14 @@ static int conn_frame(const uint8_t *raw, struct buf *body, void *ud)
                         conn_kill(c, "second ATTACH");
                 else if (!swarm_full(c, &msg.hdr))
                         join_on_attach(c, &msg.hdr);
+                return c->dead;
+        }
+        if (msg.hdr.type == P2S_LIST) {
+                /* a listing is asked on a connection of its own */
+                if (c->m)
+                        conn_kill(c, "LIST from a member");
+                else
+                        listing_on_list(c, &msg);
                 return c->dead;
         }
         struct smember *m = c->m;
@@ -443,6 +452,8 @@ void conn_accept(struct loop *l, int fd, uint32_t events, void *ud)
                 loop_timer_init(&c->timer, conn_timer, c);
                 outq_init(&c->q);
                 net_addr_str((struct sockaddr *)&ss, c->peer);
+                memcpy(&c->addr, &ss, sl <= sizeof(ss) ? sl : sizeof(ss));
+                c->addrlen = sl <= sizeof(ss) ? sl : (socklen_t)sizeof(ss);
                 if (loop_add(srv->loop, cfd, EPOLLIN, conn_event, c) < 0) {
                         stream_rx_fini(&c->rx);
                         free(c);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "daemon/catalog.h"
 #include "daemon/srv.h"
 #include "proto/hash.h"
 #include "util/clock.h"
@@ -194,6 +195,9 @@ static void source_done(struct served *sv)
         if (mf) {
                 char hex[2 * P2S_HASH_SIZE + 1];
                 hash_hex(mf->file_hash, hex);
+                /* cheap to keep, and what a listing shows for this file */
+                catalog_remember_hash(sv->srv->cat, swarm_name(sv->sw), mf->file_size, sv->src_mtime_sec,
+                                      sv->src_mtime_nsec, mf->file_hash);
                 log_info("swarm %u: distributed %llu bytes in %u chunks to %u members, source closed, sha256 %s",
                          swarm_id(sv->sw), (unsigned long long)mf->file_size, mf->chunk_count,
                          swarm_member_count(sv->sw), hex);
@@ -322,6 +326,8 @@ static void start_swarm(struct served *sv)
                         log_notice("swarm %u: no memfd for the cache (%s), chunks are copied to members",
                                    swarm_id(sv->sw), strerror(errno));
         }
+        sv->src_mtime_sec = (int64_t)st.st_mtim.tv_sec;
+        sv->src_mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
         log_info("swarm %u: starting with %u members, %llu bytes", swarm_id(sv->sw),
                  swarm_member_count(sv->sw), (unsigned long long)sv->src_size);
         swarm_set_file_meta(sv->sw, (int64_t)st.st_mtim.tv_sec, (uint32_t)st.st_mtim.tv_nsec, (uint32_t)st.st_mode);

@@ -5,6 +5,7 @@
  *   join.c     HELLO, cookies, WELCOME, ATTACH: becoming a member
  *   conn.c     TCP connections: accept, framing, queues, closing
  *   served.c   served swarms: the source pump, the action drain, timers
+ *   listing.c  LIST on a connection that is no member's: what is served
  * Nothing is freed inside a callback that may still use it: connections are
  * marked dead and reaped by deferred work after the turn. */
 #pragma once
@@ -84,6 +85,8 @@ struct served {
         struct swarm *sw;
         int src_fd;
         uint64_t src_size;
+        int64_t src_mtime_sec;          /* at start: the hash remembered for a listing is of this */
+        uint32_t src_mtime_nsec;
         uint64_t born;
         bool over;
         unsigned nbacklogged;           /* members with DIST_HIWAT or more queued */
@@ -109,6 +112,8 @@ struct conn {
         size_t rx_body;                 /* bytes of RX_BODY_BUDGET the body being read holds */
         struct loop_timer timer;        /* at the earliest of the deadlines above */
         char peer[NET_ADDRSTRLEN];
+        struct sockaddr_storage addr;   /* the peer's: a LIST's cookie is bound to it */
+        socklen_t addrlen;
         struct conn *next, *prev;
         struct conn *zombie_next;
 };
@@ -176,6 +181,9 @@ static inline bool conn_backpressured(const struct conn *c) { return c && c->q.b
 /* The accept pause (out of descriptors) is over. */
 void conn_accept_resume(struct loop *l, struct loop_timer *t, void *ud);
 void conn_reap(struct loop *l, void *ud);
+
+/* listing.c: a LIST frame (checked) on a connection without a member. */
+void listing_on_list(struct conn *c, const struct p2s_msg *msg);
 
 /* served.c */
 struct served *served_find(struct server *srv, const char *name);

@@ -27,6 +27,9 @@ struct fetch_options {
         size_t njobs;
         const char *output_arg;         /* -o as given; NULL: none */
         unsigned parallel;              /* files fetched at once */
+        bool list;                      /* --list: print what the server serves under prefix */
+        bool recursive;                 /* -r: fetch all of it, mirrored under -o DIR */
+        const char *prefix;             /* of --list and -r ("" for everything) */
         const char *sha256;             /* --sha256 as given (64 hex digits) */
         uint8_t pinned[32];             /* its bytes, when have_pin */
         bool have_pin;

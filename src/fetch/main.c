@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* p2s-fetch: join the p2s swarm of each file named and leave a verified
  * copy of each. Several files run as several clients on the one loop,
- * --parallel at a time; a summary line per file when there are several. */
+ * --parallel at a time; a summary line per file when there are several.
+ * --list prints what the server serves; -r lists, then fetches each name
+ * as if it had been given, into the mirrored tree. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 #include "fetch/client.h"
 #include "fetch/exitcode.h"
+#include "fetch/listing.h"
 #include "fetch/options.h"
 #include "fetch/output.h"
 #include "fetch/progress.h"
@@ -88,6 +91,12 @@ static void start_next(struct run *r)
                 struct job *j = &r->jobs[r->next++];
                 char err[512];
                 int code;
+                if (j->code >= 0) {
+                        /* refused before it could start (-r: a name that may not be saved) */
+                        log_err("%s: %s", j->opt.name, j->reason);
+                        r->done++;
+                        continue;
+                }
                 j->started = now_usec();
                 j->c = client_new(&j->opt, r->loop, job_done, j, &code, err, sizeof(err));
                 if (!j->c) {
@@ -151,6 +160,42 @@ int main(int argc, char **argv)
                 }
                 opt.secret = &secret;
         }
+        static struct fetch_listing listing;
+        bool mirror = false;
+        if (opt.list || opt.recursive) {
+                const char *dir = opt.output_arg ? opt.output_arg : ".";
+                struct stat dst;
+                if (opt.recursive && (!*dir || (stat(dir, &dst) == 0 && !S_ISDIR(dst.st_mode)))) {
+                        fprintf(stderr, "p2s-fetch: -o %s: -r needs a directory (try 'p2s-fetch --help')\n", dir);
+                        return FETCH_EXIT_USAGE;
+                }
+                r = fetch_list(opt.host, opt.port, opt.prefix, opt.secret, opt.timeout_us, &listing, err,
+                               sizeof(err));
+                if (r) {
+                        fprintf(stderr, "p2s-fetch: %s\n", err);
+                        return r;
+                }
+                if (opt.list) {
+                        fetch_listing_print(&listing, stdout);
+                        fflush(stdout);
+                        return ferror(stdout) ? FETCH_EXIT_LOCAL : 0;
+                }
+                if (!listing.n) {
+                        fprintf(stderr, "p2s-fetch: nothing is served under '%s'\n", opt.prefix);
+                        return FETCH_EXIT_REFUSED;
+                }
+                static struct fetch_job *rjobs;
+                rjobs = calloc(listing.n, sizeof(*rjobs));
+                mirror = true;
+                if (!rjobs) {
+                        fprintf(stderr, "p2s-fetch: out of memory\n");
+                        return FETCH_EXIT_FAIL;
+                }
+                for (size_t i = 0; i < listing.n; i++)
+                        rjobs[i] = (struct fetch_job){ .host = opt.host, .port = opt.port, .name = listing.e[i].name };
+                opt.jobs = rjobs;
+                opt.njobs = listing.n;
+        }
         /* every output decided before anything is joined: a bad one is a
          * usage error now, not a rename failure after the download */
         struct job *jobs = calloc(opt.njobs, sizeof(*jobs));
@@ -165,6 +210,31 @@ int main(int argc, char **argv)
                 j->opt.port = opt.jobs[i].port;
                 j->opt.name = opt.jobs[i].name;
                 j->code = -1;
+                if (mirror) {
+                        /* a name that would leave DIR, or a path in the way, fails
+                         * that file alone: the others are fetched */
+                        const char *dir = opt.output_arg ? opt.output_arg : ".";
+                        j->output = fetch_mirror_path(dir, opt.prefix, j->opt.name, j->reason, sizeof(j->reason));
+                        struct stat ost;
+                        int e = j->output ? fetch_mirror_dirs(dir, j->output) : 0;
+                        if (!j->output) {
+                                j->code = FETCH_EXIT_REFUSED;
+                                j->output = strdup("-");
+                        } else if (e < 0) {
+                                j->code = FETCH_EXIT_LOCAL;
+                                snprintf(j->reason, sizeof(j->reason), "cannot create the directories of %s: %s",
+                                         j->output, strerror(-e));
+                        } else if (lstat(j->output, &ost) == 0 && !S_ISREG(ost.st_mode)) {
+                                j->code = FETCH_EXIT_USAGE;
+                                snprintf(j->reason, sizeof(j->reason), "%s exists and is not a regular file",
+                                         j->output);
+                        }
+                        if (!j->output) {
+                                fprintf(stderr, "p2s-fetch: out of memory\n");
+                                return FETCH_EXIT_FAIL;
+                        }
+                        goto resolved;
+                }
                 int code = output_resolve(opt.output_arg, opt.njobs, j->opt.name, &j->output, err, sizeof(err));
                 if (code) {
                         fprintf(stderr, "p2s-fetch: %s\n", err);
@@ -177,6 +247,7 @@ int main(int argc, char **argv)
                                 return FETCH_EXIT_USAGE;
                         }
                 }
+resolved:
                 j->opt.output = j->output;
                 j->opt.member.seed = now_usec() ^ ((uint64_t)getpid() << 32) ^ (i * 0x9e3779b97f4a7c15ull);
                 /* several bars would overwrite each other's line */
@@ -190,7 +261,8 @@ int main(int argc, char **argv)
         /* uploads use sendfile, which has no MSG_NOSIGNAL */
         signal(SIGPIPE, SIG_IGN);
 
-        struct run run = { .jobs = jobs, .njobs = opt.njobs, .parallel = opt.parallel, .summary = opt.njobs > 1 };
+        struct run run = { .jobs = jobs, .njobs = opt.njobs, .parallel = opt.parallel,
+                           .summary = opt.njobs > 1 || opt.recursive };
         the_run = &run;
         run.loop = loop_new();
         if (!run.loop) {
@@ -225,5 +297,6 @@ int main(int argc, char **argv)
                 fprintf(stderr, "p2s-fetch: %zu of %zu files fetched\n", ok, run.njobs);
         loop_free(run.loop);
         free(jobs);
+        fetch_listing_free(&listing);
         return worst;
 }

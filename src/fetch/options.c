@@ -28,6 +28,10 @@ const struct opt fetch_option_table[] = {
           .help = "where the copy goes: a file, or a directory\n"
                   "(existing, or ending in '/') for DIR/NAME" },
         { "parallel", 'P', "N", OPT_UINT, F(parallel), 1, 64, .help = "files fetched at once" },
+        { "list", 0, NULL, OPT_FLAG, F(list),
+          .help = "print what HOST serves under PREFIX:\nSIZE  SHA256-or-dash  NAME, sorted" },
+        { "recursive", 'r', NULL, OPT_FLAG, F(recursive),
+          .help = "fetch every file served under PREFIX,\nmirrored under -o DIR (default .)" },
         { "sha256", 0, "HEX", OPT_STRING, F(sha256), .unset_text = "(none)",
           .help = "the expected SHA-256 of the whole file:\na manifest that differs is refused" },
         { "remote-time", 'R', NULL, OPT_FLAG, F(remote_time),
@@ -75,6 +79,8 @@ void fetch_options_help(FILE *f)
         fetch_options_defaults(&def);
         fputs("Usage: " PROG " [OPTIONS] HOST[:PORT] NAME... [-o OUTPUT]\n"
               "       " PROG " [OPTIONS] p2s://HOST[:PORT]/NAME... [-o OUTPUT]\n"
+              "       " PROG " --list [OPTIONS] HOST[:PORT] [PREFIX]\n"
+              "       " PROG " -r [OPTIONS] HOST[:PORT] [PREFIX] [-o DIR]\n"
               "Join the p2s swarm for each NAME at HOST and leave a verified copy at OUTPUT.\n"
               "\n", f);
         opt_help(f, fetch_option_table, fetch_option_count, &def);
@@ -209,6 +215,57 @@ static int parse_hex256(const char *hex, uint8_t out[32])
         return 0;
 }
 
+/* --list and -r: HOST[:PORT] [PREFIX], or p2s://HOST[:PORT]/[PREFIX]. */
+static int parse_listing(struct fetch_options *o, int argc, char **argv, char *err, size_t errlen)
+{
+        static struct fetch_job job;
+        char why[600];
+        int nargs = argc - optind, r;
+        const char *mode = o->list ? "--list" : "-r";
+        if (o->list && o->recursive)
+                return usage_error(err, errlen, "--list and -r do not go together");
+        if (nargs < 1 || nargs > 2) {
+                snprintf(why, sizeof(why), "%s expects HOST[:PORT] and at most one PREFIX, got %d argument%s", mode,
+                         nargs, nargs == 1 ? "" : "s");
+                return usage_error(err, errlen, why);
+        }
+        if (o->sha256)
+                return usage_error(err, errlen, "--sha256 pins one file: not with --list or -r");
+        char *arg = argv[optind];
+        job = (struct fetch_job){ .port = P2S_DEFAULT_PORT, .name = nargs == 2 ? argv[optind + 1] : "" };
+        if (!strncmp(arg, P2S_URL_SCHEME, strlen(P2S_URL_SCHEME))) {
+                if (nargs == 2)
+                        return usage_error(err, errlen, "give the PREFIX in the URL or after HOST, not both");
+                char *hostpart = arg + strlen(P2S_URL_SCHEME);
+                char *slash = hostpart[0] == '[' ? strchr(hostpart, ']') : hostpart;
+                slash = slash ? strchr(slash, '/') : NULL;
+                if (slash) {
+                        *slash = 0;
+                        job.name = slash + 1;
+                }
+                arg = hostpart;
+        }
+        char shown[300];
+        snprintf(shown, sizeof(shown), "%s", arg);
+        if ((r = split_host(arg, &job.host, &job.port)) < 0)
+                return host_error(err, errlen, shown, r);
+        if (strlen(job.name) > 255)
+                return usage_error(err, errlen, "PREFIX must be at most 255 bytes long");
+        o->jobs = &job;
+        o->njobs = 1;
+        o->host = job.host;
+        o->port = job.port;
+        o->prefix = job.name;
+        o->name = NULL;
+        o->output = o->output_arg;
+        o->member.silence_timeout_us = 3 * o->timeout_us;
+        if (o->preserve)
+                o->remote_time = true;
+        if (o->quiet)
+                o->progress = PROGRESS_NONE;
+        return 0;
+}
+
 int fetch_options_parse(struct fetch_options *o, int argc, char **argv, char *err, size_t errlen)
 {
         struct opt_parser p;
@@ -237,6 +294,8 @@ int fetch_options_parse(struct fetch_options *o, int argc, char **argv, char *er
                 return usage_error(err, errlen, why);
         int nargs = argc - optind;
         bool urls = nargs > 0 && !strncmp(argv[optind], P2S_URL_SCHEME, strlen(P2S_URL_SCHEME));
+        if (o->list || o->recursive)
+                return parse_listing(o, argc, argv, err, errlen);
         if (nargs < (urls ? 1 : 2)) {
                 snprintf(why, sizeof(why), "expected HOST[:PORT] and NAME, got %d argument%s", nargs,
                          nargs == 1 ? "" : "s");

@@ -160,27 +160,45 @@ int swarm_secret_load(const char *path, struct swarm_secret *s, char *err, size_
         return 0;
 }
 
-void join_proof(const struct swarm_secret *s, uint64_t cookie, const uint8_t nonce[P2S_NONCE_SIZE],
-                const char *name, size_t name_len, uint8_t out[P2S_PROOF_SIZE])
+/* HMAC-SHA256(key, label || cookie || nonce || name): a HELLO's and a
+ * LIST's proofs differ in the label, so neither stands in for the other. */
+static void labeled_proof(const char *label, const struct swarm_secret *s, uint64_t cookie,
+                          const uint8_t nonce[P2S_NONCE_SIZE], const char *name, size_t name_len,
+                          uint8_t out[P2S_PROOF_SIZE])
 {
-        uint8_t msg[sizeof(P2S_PROOF_LABEL) - 1 + 8 + P2S_NONCE_SIZE + P2S_MAX_NAME];
-        size_t n = 0;
+        uint8_t msg[16 + 8 + P2S_NONCE_SIZE + P2S_MAX_NAME];
+        size_t n = 0, ll = strlen(label);
         unsigned outlen = 0;
 
         if (name_len > P2S_MAX_NAME)
                 name_len = P2S_MAX_NAME;
-        memcpy(msg, P2S_PROOF_LABEL, sizeof(P2S_PROOF_LABEL) - 1);
-        n += sizeof(P2S_PROOF_LABEL) - 1;
+        if (ll > 16)
+                ll = 16;
+        memcpy(msg, label, ll);
+        n += ll;
         for (int i = 7; i >= 0; i--)
                 msg[n++] = (uint8_t)(cookie >> (8 * i));
         memcpy(msg + n, nonce, P2S_NONCE_SIZE);
         n += P2S_NONCE_SIZE;
-        memcpy(msg + n, name, name_len);
+        if (name_len)
+                memcpy(msg + n, name, name_len);
         n += name_len;
         /* HMAC on valid arguments fails only when libcrypto is broken: a
          * zero proof then, which no server accepts */
         if (!HMAC(EVP_sha256(), s->key, (int)s->len, msg, n, out, &outlen) || outlen != P2S_PROOF_SIZE)
                 memset(out, 0, P2S_PROOF_SIZE);
+}
+
+void join_proof(const struct swarm_secret *s, uint64_t cookie, const uint8_t nonce[P2S_NONCE_SIZE],
+                const char *name, size_t name_len, uint8_t out[P2S_PROOF_SIZE])
+{
+        labeled_proof(P2S_PROOF_LABEL, s, cookie, nonce, name, name_len, out);
+}
+
+void list_proof(const struct swarm_secret *s, uint64_t cookie, const uint8_t nonce[P2S_NONCE_SIZE],
+                const char *prefix, size_t prefix_len, uint8_t out[P2S_PROOF_SIZE])
+{
+        labeled_proof(P2S_LIST_LABEL, s, cookie, nonce, prefix, prefix_len, out);
 }
 
 /* ---- the server's side of a HELLO ---------------------------------------- */
@@ -193,23 +211,41 @@ static bool all_zero(const uint8_t *p, size_t n)
         return acc == 0;
 }
 
+/* The verdict on a request that echoes token, proving label over name. */
+static enum join_verdict check_proven(const char *label, const uint8_t secret[COOKIE_SECRET_SIZE],
+                                      const struct swarm_secret *ss, uint64_t now_us, uint64_t token,
+                                      const uint8_t nonce[P2S_NONCE_SIZE], const uint8_t proof[P2S_PROOF_SIZE],
+                                      const char *name, size_t name_len, const struct sockaddr *from,
+                                      socklen_t fromlen)
+{
+        if (token == 0 || !cookie_check(secret, now_us, token, from, fromlen))
+                return JOIN_SEND_COOKIE;
+        if (!ss || ss->len == 0)
+                return JOIN_ACCEPT;     /* a proof we cannot check is ignored */
+        if (all_zero(proof, P2S_PROOF_SIZE))
+                return JOIN_NEED_SECRET;
+        uint8_t want[P2S_PROOF_SIZE];
+        labeled_proof(label, ss, token, nonce, name, name_len, want);
+        bool ok = CRYPTO_memcmp(want, proof, P2S_PROOF_SIZE) == 0 && !all_zero(want, P2S_PROOF_SIZE);
+        return ok ? JOIN_ACCEPT : JOIN_BAD_SECRET;
+}
+
 enum join_verdict join_check_hello(const uint8_t secret[COOKIE_SECRET_SIZE], const struct swarm_secret *ss,
                                    uint64_t now_us, const struct p2s_msg *msg, const struct sockaddr *from,
                                    socklen_t fromlen, struct wire_hello *hello)
 {
-        const struct p2s_hdr *h = &msg->hdr;
-
         wire_get_hello(msg, hello);
-        if (h->token == 0 || !cookie_check(secret, now_us, h->token, from, fromlen))
-                return JOIN_SEND_COOKIE;
-        if (!ss || ss->len == 0)
-                return JOIN_ACCEPT;     /* a proof we cannot check is ignored */
-        if (all_zero(hello->proof, P2S_PROOF_SIZE))
-                return JOIN_NEED_SECRET;
-        uint8_t want[P2S_PROOF_SIZE];
-        join_proof(ss, h->token, hello->nonce, hello->name, hello->name_len, want);
-        bool ok = CRYPTO_memcmp(want, hello->proof, P2S_PROOF_SIZE) == 0 && !all_zero(want, P2S_PROOF_SIZE);
-        return ok ? JOIN_ACCEPT : JOIN_BAD_SECRET;
+        return check_proven(P2S_PROOF_LABEL, secret, ss, now_us, msg->hdr.token, hello->nonce, hello->proof,
+                            hello->name, hello->name_len, from, fromlen);
+}
+
+enum join_verdict join_check_list(const uint8_t secret[COOKIE_SECRET_SIZE], const struct swarm_secret *ss,
+                                  uint64_t now_us, const struct p2s_msg *msg, const struct sockaddr *from,
+                                  socklen_t fromlen, struct wire_list *list)
+{
+        wire_get_list(msg, list);
+        return check_proven(P2S_LIST_LABEL, secret, ss, now_us, msg->hdr.token, list->nonce, list->proof,
+                            list->prefix, list->prefix_len, from, fromlen);
 }
 
 size_t join_cookie_reply(uint8_t *out, size_t cap, const uint8_t secret[COOKIE_SECRET_SIZE], uint64_t now_us,

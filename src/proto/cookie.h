@@ -43,6 +43,10 @@ int swarm_secret_load(const char *path, struct swarm_secret *s, char *err, size_
 void join_proof(const struct swarm_secret *s, uint64_t cookie, const uint8_t nonce[P2S_NONCE_SIZE],
                 const char *name, size_t name_len, uint8_t out[P2S_PROOF_SIZE]);
 
+/* HMAC-SHA256(key, P2S_LIST_LABEL || cookie || nonce || prefix): a LIST's. */
+void list_proof(const struct swarm_secret *s, uint64_t cookie, const uint8_t nonce[P2S_NONCE_SIZE],
+                const char *prefix, size_t prefix_len, uint8_t out[P2S_PROOF_SIZE]);
+
 /* ---- the server's side of a HELLO, without sockets ----------------------- */
 
 enum join_verdict {
@@ -56,6 +60,11 @@ enum join_verdict {
 enum join_verdict join_check_hello(const uint8_t secret[COOKIE_SECRET_SIZE], const struct swarm_secret *ss,
                                    uint64_t now_us, const struct p2s_msg *msg, const struct sockaddr *from,
                                    socklen_t fromlen, struct wire_hello *hello);
+/* The same for a decoded LIST (over TCP, from the connection's peer
+ * address): the proof is over its prefix, with P2S_LIST_LABEL. */
+enum join_verdict join_check_list(const uint8_t secret[COOKIE_SECRET_SIZE], const struct swarm_secret *ss,
+                                  uint64_t now_us, const struct p2s_msg *msg, const struct sockaddr *from,
+                                  socklen_t fromlen, struct wire_list *list);
 /* The COOKIE answering a HELLO: header and body into out (cap >= P2S_HDR_SIZE
  * + P2S_COOKIE_SIZE). Returns its length, never more than the HELLO's. */
 size_t join_cookie_reply(uint8_t *out, size_t cap, const uint8_t secret[COOKIE_SECRET_SIZE], uint64_t now_us,

@@ -16,7 +16,9 @@
  * on either transport in either mode: a retry escalates to TCP after two
  * lost datagrams, and NOHAVE without ACK always goes over TCP. Chunk bytes
  * travel as SHARE/DATA/UPLOAD frames only in udp mode, as FRAG datagrams
- * only in tcp mode. ERR goes server to member only: p2s-fetch sends none. */
+ * only in tcp mode. ERR goes server to member only: p2s-fetch sends none.
+ * The listing (LIST, LISTING, and the COOKIE answering a LIST) is TCP only:
+ * a datagram would reach whoever's address it claims. */
 #define D_C2S  WIRE_DIR_C2S
 #define D_S2C  WIRE_DIR_S2C
 #define D_BOTH (WIRE_DIR_C2S | WIRE_DIR_S2C)
@@ -40,7 +42,7 @@ static const struct wire_rule wire_rules[P2S_TYPE_MAX + 1] = {
         /*                      min, max, chunk, dir, udp mode, tcp mode, chunk sized */
         [P2S_HELLO]        = { P2S_HELLO_FIXED + 1, P2S_HELLO_FIXED + P2S_MAX_NAME, 0, D_C2S, C_UDP, C_UDP, 0,
                                "HELLO" },
-        [P2S_COOKIE]       = { P2S_COOKIE_SIZE, P2S_COOKIE_SIZE, 0, D_S2C, C_UDP, C_UDP, 0, "COOKIE" },
+        [P2S_COOKIE]       = { P2S_COOKIE_SIZE, P2S_COOKIE_SIZE, 0, D_S2C, C_BOTH, C_BOTH, 0, "COOKIE" },
         [P2S_WELCOME]      = { P2S_WELCOME_SIZE, P2S_WELCOME_SIZE, 0, D_S2C, C_UDP, C_UDP, 0, "WELCOME" },
         [P2S_ATTACH]       = { 0, 0, 0, D_C2S, C_TCP, C_TCP, 0, "ATTACH" },
         [P2S_START]        = { P2S_START_SIZE, P2S_START_SIZE, 0, D_S2C, C_TCP, C_TCP, 0, "START" },
@@ -65,6 +67,8 @@ static const struct wire_rule wire_rules[P2S_TYPE_MAX + 1] = {
                                C_UDP, 0, "FRAG_NACK" },
         [P2S_HAVE]         = { 1, P2S_HAVE_MAX, 1, D_C2S, C_TCP, C_TCP, 0, "HAVE" },
         [P2S_PING]         = { 0, 0, 0, D_BOTH, C_BOTH, C_BOTH, 0, "PING" },
+        [P2S_LIST]         = { P2S_LIST_FIXED, P2S_LIST_MAX, 0, D_C2S, C_TCP, C_TCP, 0, "LIST" },
+        [P2S_LISTING]      = { 2, P2S_LISTING_BODY_MAX, 0, D_S2C, C_TCP, C_TCP, 0, "LISTING" },
 };
 
 static bool frag_kind_ok(uint8_t kind)
@@ -305,6 +309,27 @@ int wire_check_body(const struct p2s_hdr *h, const uint8_t *body)
                 if ((uint64_t)h->chunk + h->body_len / P2S_HASH_SIZE > UINT32_MAX)
                         return WIRE_E_CHUNK;
                 break;
+        case P2S_LIST: {
+                /* the prefix fits the body, and what is left is a name's length */
+                uint32_t plen = body[P2S_LIST_FIXED - 1];
+                if (plen > P2S_MAX_NAME || plen > h->body_len - P2S_LIST_FIXED ||
+                    h->body_len - P2S_LIST_FIXED - plen > P2S_MAX_NAME)
+                        return WIRE_E_BODY;
+                if (memchr(body + P2S_LIST_FIXED, 0, h->body_len - P2S_LIST_FIXED))
+                        return WIRE_E_BODY;
+                break;
+        }
+        case P2S_LISTING: {
+                size_t off = 0;
+                struct wire_entry e;
+                unsigned n = 0;
+                int r2;
+                while ((r2 = wire_listing_next(body, h->body_len, &off, &e)) == 1)
+                        n++;
+                if (r2 < 0 || n != get_u16(body) || n > P2S_LISTING_MAX)
+                        return WIRE_E_BODY;
+                break;
+        }
         case P2S_HAVE:
                 /* every bit names a chunk a swarm can have */
                 if ((uint64_t)h->chunk + (uint64_t)h->body_len * 8 > (uint64_t)P2S_MAX_CHUNKS + 7)
@@ -563,4 +588,90 @@ void wire_get_frag_ack(const uint8_t in[P2S_FRAG_ACK_SIZE], struct p2s_frag_ack 
         a->kind = in[0];
         a->reserved = in[1];
         a->base = get_u16(in + 2);
+}
+
+/* ---- the listing --------------------------------------------------------- */
+
+void wire_get_list(const struct p2s_msg *msg, struct wire_list *out)
+{
+        const uint8_t *b = msg->body;
+        memcpy(out->nonce, b, P2S_NONCE_SIZE);
+        memcpy(out->proof, b + P2S_NONCE_SIZE, P2S_PROOF_SIZE);
+        out->prefix_len = b[P2S_LIST_FIXED - 1];
+        out->prefix = (const char *)b + P2S_LIST_FIXED;
+        out->after = out->prefix + out->prefix_len;
+        out->after_len = msg->hdr.body_len - P2S_LIST_FIXED - out->prefix_len;
+}
+
+size_t wire_put_list(uint8_t *out, size_t cap, const uint8_t nonce[P2S_NONCE_SIZE],
+                     const uint8_t proof[P2S_PROOF_SIZE], const char *prefix, size_t prefix_len,
+                     const char *after, size_t after_len)
+{
+        if (!out || prefix_len > P2S_MAX_NAME || after_len > P2S_MAX_NAME ||
+            cap < P2S_LIST_FIXED + prefix_len + after_len)
+                return 0;
+        if ((prefix_len && memchr(prefix, 0, prefix_len)) || (after_len && memchr(after, 0, after_len)))
+                return 0;
+        memcpy(out, nonce, P2S_NONCE_SIZE);
+        if (proof)
+                memcpy(out + P2S_NONCE_SIZE, proof, P2S_PROOF_SIZE);
+        else
+                memset(out + P2S_NONCE_SIZE, 0, P2S_PROOF_SIZE);
+        out[P2S_LIST_FIXED - 1] = (uint8_t)prefix_len;
+        if (prefix_len)
+                memcpy(out + P2S_LIST_FIXED, prefix, prefix_len);
+        if (after_len)
+                memcpy(out + P2S_LIST_FIXED + prefix_len, after, after_len);
+        return P2S_LIST_FIXED + prefix_len + after_len;
+}
+
+void wire_put_listing_count(uint8_t *body, uint16_t count)
+{
+        put_u16(body, count);
+}
+
+size_t wire_put_entry(uint8_t *out, size_t cap, const struct wire_entry *e)
+{
+        if (!out || e->name_len == 0 || e->name_len > P2S_MAX_NAME || memchr(e->name, 0, e->name_len) ||
+            cap < P2S_LISTING_ENTRY_FIXED + e->name_len)
+                return 0;
+        put_u64(out, e->size);
+        put_u64(out + 8, (uint64_t)e->mtime_sec);
+        out[16] = e->has_hash ? P2S_LISTING_HASH : 0;
+        out[17] = (uint8_t)e->name_len;
+        if (e->has_hash)
+                memcpy(out + 18, e->sha256, P2S_HASH_SIZE);
+        else
+                memset(out + 18, 0, P2S_HASH_SIZE);
+        memcpy(out + P2S_LISTING_ENTRY_FIXED, e->name, e->name_len);
+        return P2S_LISTING_ENTRY_FIXED + e->name_len;
+}
+
+int wire_listing_next(const uint8_t *body, uint32_t body_len, size_t *off, struct wire_entry *e)
+{
+        if (!body || body_len < 2)
+                return -1;
+        if (*off == 0)
+                *off = 2;
+        if (*off == body_len)
+                return 0;
+        if (*off > body_len || body_len - *off < P2S_LISTING_ENTRY_FIXED)
+                return -1;
+        const uint8_t *p = body + *off;
+        size_t nl = p[17];
+        if (nl == 0 || body_len - *off - P2S_LISTING_ENTRY_FIXED < nl)
+                return -1;
+        /* a flag we do not know is a peer we do not understand */
+        if (p[16] & ~P2S_LISTING_HASH)
+                return -1;
+        if (memchr(p + P2S_LISTING_ENTRY_FIXED, 0, nl))
+                return -1;
+        e->size = get_u64(p);
+        e->mtime_sec = (int64_t)get_u64(p + 8);
+        e->has_hash = p[16] & P2S_LISTING_HASH;
+        e->name_len = nl;
+        memcpy(e->sha256, p + 18, P2S_HASH_SIZE);
+        e->name = (const char *)p + P2S_LISTING_ENTRY_FIXED;
+        *off += P2S_LISTING_ENTRY_FIXED + nl;
+        return 1;
 }

@@ -2,6 +2,7 @@
 /* Wire codec: one pure function decodes, one encodes. Every length, type and
  * index is checked before use; nothing from the peer is trusted. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <p2s/proto.h>
@@ -85,6 +86,38 @@ size_t wire_put_join_err(uint8_t *out, size_t cap, const uint8_t nonce[P2S_NONCE
 /* The nonce a decoded COOKIE, WELCOME or P2S_F_JOIN ERR carries back, or
  * NULL for any other message (which therefore answers no HELLO). */
 const uint8_t *wire_reply_nonce(const struct p2s_msg *msg);
+
+/* The listing (p2s.7, "Listing"). A decoded LIST's body: prefix and
+ * after point into the message, not NUL-terminated. */
+struct wire_list {
+        uint8_t nonce[P2S_NONCE_SIZE];
+        uint8_t proof[P2S_PROOF_SIZE];
+        const char *prefix, *after;
+        size_t prefix_len, after_len;
+};
+void wire_get_list(const struct p2s_msg *msg, struct wire_list *out);
+/* A LIST body (proof NULL: 32 zero bytes); prefix and after of 0..P2S_MAX_NAME
+ * bytes without NUL. Its length, 0 if it does not fit cap or a name is bad. */
+size_t wire_put_list(uint8_t *out, size_t cap, const uint8_t nonce[P2S_NONCE_SIZE],
+                     const uint8_t proof[P2S_PROOF_SIZE], const char *prefix, size_t prefix_len,
+                     const char *after, size_t after_len);
+/* One entry of a LISTING; name points into the body (not NUL-terminated). */
+struct wire_entry {
+        uint64_t size;
+        int64_t mtime_sec;
+        bool has_hash;
+        uint8_t sha256[P2S_HASH_SIZE];
+        const char *name;
+        size_t name_len;
+};
+/* A LISTING body is its u16 count (written last, when known) then the entries. */
+void wire_put_listing_count(uint8_t *body, uint16_t count);
+/* Appends one entry at out; its length, 0 if it does not fit cap or the name is bad. */
+size_t wire_put_entry(uint8_t *out, size_t cap, const struct wire_entry *e);
+/* The next entry of a LISTING body, from *off (0 at first; advanced): 1 with
+ * *e filled, 0 at the end of the body, -1 for a malformed entry.
+ * wire_check_body has walked the body once, and checked the count. */
+int wire_listing_next(const uint8_t *body, uint32_t body_len, size_t *off, struct wire_entry *e);
 
 /* ERR body: code then reason (truncated to P2S_MAX_REASON). Returns body length. */
 size_t wire_put_err(uint8_t *out, size_t cap, uint16_t code, const char *reason);

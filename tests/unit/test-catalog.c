@@ -249,6 +249,158 @@ START_TEST(files_refused_at_start)
 }
 END_TEST
 
+/* What catalog_each saw: names joined by ' ' in sorted order, and sizes. */
+struct seen {
+        char *names[32];
+        uint64_t sizes[32];
+        bool hashed[32];
+        int n, stop_after;
+};
+
+static int collect(const struct catalog_entry *e, void *ud)
+{
+        struct seen *s = ud;
+        ck_assert_int_lt(s->n, 32);
+        ck_assert(catalog_name_ok(e->name));
+        s->names[s->n] = strdup(e->name);
+        s->sizes[s->n] = e->size;
+        s->hashed[s->n] = e->has_hash;
+        s->n++;
+        return s->stop_after && s->n == s->stop_after ? 42 : 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static const char *joined(struct seen *s)
+{
+        static char buf[1024];
+        qsort(s->names, (size_t)s->n, sizeof(char *), cmp_str);
+        buf[0] = 0;
+        for (int i = 0; i < s->n; i++) {
+                strcat(buf, i ? " " : "");
+                strcat(buf, s->names[i]);
+        }
+        return buf;
+}
+
+static void seen_free(struct seen *s)
+{
+        for (int i = 0; i < s->n; i++)
+                free(s->names[i]);
+        s->n = 0;
+}
+
+/* --root: every regular file beneath the root, by relative name; no
+ * symlink followed or listed (in, out, up, a directory's), no fifo, no
+ * directory, nothing named outside the rules. */
+START_TEST(each_root)
+{
+        make_tree();
+        put("root/bad\nname", "x");
+        put("root/.hidden", "h");
+        struct catalog *c = root_catalog();
+        struct seen s = { 0 };
+        ck_assert_int_eq(catalog_each(c, collect, &s), 0);
+        ck_assert_str_eq(joined(&s), ".hidden a.bin sub/b.bin sub/deeper/c.bin");
+        seen_free(&s);
+        /* fn stops the walk, and its value comes back */
+        s.stop_after = 2;
+        ck_assert_int_eq(catalog_each(c, collect, &s), 42);
+        ck_assert_int_eq(s.n, 2);
+        seen_free(&s);
+        /* an unreadable directory is skipped, the rest listed (root reads anything) */
+        if (geteuid() != 0) {
+                ck_assert_int_eq(chmod(h_path("root/sub/deeper"), 0), 0);
+                s.stop_after = 0;
+                ck_assert_int_eq(catalog_each(c, collect, &s), 0);
+                ck_assert_str_eq(joined(&s), ".hidden a.bin sub/b.bin");
+                seen_free(&s);
+                ck_assert_int_eq(chmod(h_path("root/sub/deeper"), 0755), 0);
+        }
+        catalog_free(c);
+}
+END_TEST
+
+/* Directories nested deeper than CATALOG_MAX_DEPTH are not walked. */
+START_TEST(each_root_depth)
+{
+        ck_assert_int_eq(mkdir(h_path("root"), 0755), 0);
+        char rel[256] = "root";
+        for (int i = 0; i < CATALOG_MAX_DEPTH + 2; i++) {
+                strcat(rel, "/d");
+                ck_assert_int_eq(mkdir(h_path("%s", rel), 0755), 0);
+                if (i == CATALOG_MAX_DEPTH - 1 || i == CATALOG_MAX_DEPTH) {
+                        char f[300];
+                        snprintf(f, sizeof(f), "%s/f", rel);
+                        put(f, "f");
+                }
+        }
+        struct catalog *c = root_catalog();
+        struct seen s = { 0 };
+        ck_assert_int_eq(catalog_each(c, collect, &s), 0);
+        ck_assert_int_eq(s.n, 1);
+        /* CATALOG_MAX_DEPTH directories down, then its file */
+        ck_assert_uint_eq(strlen(s.names[0]), 2 * CATALOG_MAX_DEPTH + 1);
+        seen_free(&s);
+        catalog_free(c);
+}
+END_TEST
+
+static int check_hash(const struct catalog_entry *e, void *ud)
+{
+        bool *flags = ud;
+        if (!strcmp(e->name, "a.bin")) {
+                flags[0] = e->has_hash;
+                if (e->has_hash)
+                        ck_assert_uint_eq(e->sha256[31], 7);
+        } else if (!strcmp(e->name, "b.bin")) {
+                flags[1] = e->has_hash;
+        }
+        return 0;
+}
+
+/* FILE mode: each name with its size; one gone since is skipped; a
+ * remembered hash shows while size and mtime are those it was taken at. */
+START_TEST(each_files_and_hashes)
+{
+        make_tree();
+        char *files[] = { own(h_path("root/a.bin")), own(h_path("root/sub/b.bin")),
+                          own(h_path("root/sub/deeper/c.bin")) };
+        char err[256] = "";
+        struct catalog *c = catalog_new(NULL, files, 3, err, sizeof(err));
+        ck_assert_msg(c, "catalog_new: %s", err);
+        struct seen s = { 0 };
+        ck_assert_int_eq(catalog_each(c, collect, &s), 0);
+        ck_assert_str_eq(joined(&s), "a.bin b.bin c.bin");
+        seen_free(&s);
+        ck_assert_int_eq(unlink(h_path("root/sub/deeper/c.bin")), 0);
+        struct stat st;
+        ck_assert_int_eq(stat(h_path("root/a.bin"), &st), 0);
+        uint8_t hash[32];
+        memset(hash, 7, sizeof(hash));
+        catalog_remember_hash(c, "a.bin", (uint64_t)st.st_size, st.st_mtim.tv_sec, (uint32_t)st.st_mtim.tv_nsec,
+                              hash);
+        catalog_remember_hash(c, "b.bin", 999, 0, 0, hash);   /* not as it is now */
+        ck_assert_int_eq(catalog_each(c, collect, &s), 0);
+        ck_assert_str_eq(joined(&s), "a.bin b.bin");
+        ck_assert_uint_eq(s.sizes[0] + s.sizes[1], strlen("a.bin") + strlen("sub/b.bin"));
+        seen_free(&s);
+        bool hc[2] = { false, false };
+        ck_assert_int_eq(catalog_each(c, check_hash, hc), 0);
+        ck_assert(hc[0]);
+        ck_assert(!hc[1]);
+        /* the file changed: the hash no longer counts */
+        put("root/a.bin", "a.bin, edited");
+        hc[0] = true;
+        ck_assert_int_eq(catalog_each(c, check_hash, hc), 0);
+        ck_assert(!hc[0]);
+        catalog_free(c);
+}
+END_TEST
+
 /* Destructors accept NULL. */
 START_TEST(free_null)
 {
@@ -264,10 +416,13 @@ static Suite *catalog_suite(void)
         tcase_add_loop_test(tc, root_refuses, 0, 2);
         tcase_add_test(tc, symlinks_inside_the_root);
         tcase_add_test(tc, root_must_be_a_directory);
+        tcase_add_test(tc, each_root);
+        tcase_add_test(tc, each_root_depth);
         suite_add_tcase(s, tc);
         tc = h_tcase("files", 30);
         tcase_add_loop_test(tc, files_by_base_name, 0, 2);
         tcase_add_test(tc, files_refused_at_start);
+        tcase_add_test(tc, each_files_and_hashes);
         suite_add_tcase(s, tc);
         tc = tcase_create("names");
         tcase_add_test(tc, name_ok);

@@ -45,7 +45,7 @@ static const struct sample {
         { "timeout", "2.5" }, { "quiet", NULL }, { "progress", "json" }, { "log-level", "warning" },
         { "no-resume", NULL }, { "verify-file", NULL }, { "parallel", "9" },
         { "sha256", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff" },
-        { "remote-time", NULL }, { "preserve", NULL },
+        { "remote-time", NULL }, { "preserve", NULL }, { "list", NULL }, { "recursive", NULL },
 };
 
 START_TEST(every_option_sets_its_field)

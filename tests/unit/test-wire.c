@@ -40,6 +40,8 @@ static uint32_t min_body(uint8_t type) {
         case P2S_FRAG_ACK: return P2S_FRAG_ACK_SIZE;
         case P2S_FRAG_NACK: return P2S_FRAG_ACK_SIZE + 1;
         case P2S_HAVE: return 1;
+        case P2S_LIST: return P2S_LIST_FIXED;
+        case P2S_LISTING: return 2;
         default: return 0;
         }
 }
@@ -58,6 +60,8 @@ static uint32_t max_body(uint8_t type) {
         case P2S_FRAG_ACK: return P2S_FRAG_ACK_SIZE;
         case P2S_FRAG_NACK: return P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX;
         case P2S_HAVE: return P2S_HAVE_MAX;
+        case P2S_LIST: return P2S_LIST_FIXED + 2 * P2S_MAX_NAME;
+        case P2S_LISTING: return 2 + 64 * (50 + P2S_MAX_NAME);
         default: return 0;
         }
 }
@@ -82,6 +86,22 @@ static void fill_body(uint8_t type, uint8_t *body, uint32_t len) {
                 wire_put_frag(body, &f);
         } else if (type == P2S_FRAG_ACK || type == P2S_FRAG_NACK) {
                 body[0] = P2S_UPLOAD;
+        } else if (type == P2S_LIST && len >= P2S_LIST_FIXED) {
+                /* the prefix as long as it may be, after takes the rest */
+                uint32_t rest = len - P2S_LIST_FIXED;
+                body[P2S_LIST_FIXED - 1] = (uint8_t)(rest > P2S_MAX_NAME ? P2S_MAX_NAME : rest);
+        } else if (type == P2S_LISTING && len >= 2) {
+                /* entries of even length that add up to len (none for 2) */
+                uint32_t n = len - 2, k = (n + 304) / 305, off = 2;
+                body[0] = (uint8_t)(k >> 8);
+                body[1] = (uint8_t)k;
+                for (uint32_t i = 0; i < k; i++) {
+                        uint32_t el = n / k + (i < n % k);
+                        memset(body + off, 0, 50);
+                        body[off + 16] = (uint8_t)(i & 1);
+                        body[off + 17] = (uint8_t)(el - 50);
+                        off += el;
+                }
         }
 }
 
@@ -776,11 +796,13 @@ static bool route_expected(uint8_t type, enum wire_dir dir, enum wire_channel ch
         switch (type) {
         case P2S_HELLO:
                 return c2s && udp;
-        case P2S_COOKIE: case P2S_WELCOME:
+        case P2S_WELCOME:
                 return !c2s && udp;
-        case P2S_ATTACH: case P2S_HAVE:
+        case P2S_COOKIE:
+                return !c2s;            /* a HELLO's over UDP, a LIST's on its connection */
+        case P2S_ATTACH: case P2S_HAVE: case P2S_LIST:
                 return c2s && !udp;
-        case P2S_START: case P2S_MANIFEST: case P2S_MANIFEST_END:
+        case P2S_START: case P2S_MANIFEST: case P2S_MANIFEST_END: case P2S_LISTING:
                 return !c2s && !udp;
         case P2S_SHARE: case P2S_DATA:
                 return !c2s && !udp && !tcp_mode;
@@ -861,6 +883,134 @@ START_TEST(test_route_examples) {
         ck_assert_int_eq(wire_check_route(P2S_COOKIE, WIRE_DIR_S2C, WIRE_CH_UDP, 0), WIRE_OK);
         ck_assert_int_eq(wire_check_route(P2S_FRAG, WIRE_DIR_S2C, WIRE_CH_UDP, 0), WIRE_E_ROUTE);
         ck_assert_int_eq(wire_check_route(P2S_DATA, WIRE_DIR_S2C, WIRE_CH_TCP, 0), WIRE_E_ROUTE);
+}
+END_TEST
+
+/* LIST and LISTING, byte by byte as p2s.7 writes them, and what is refused. */
+START_TEST(test_list_codec) {
+        uint8_t nonce[P2S_NONCE_SIZE], proof[P2S_PROOF_SIZE], body[P2S_LIST_MAX + 8], *buf;
+        struct p2s_hdr h;
+        struct p2s_msg m;
+        struct wire_list l;
+        size_t len, bl;
+
+        memset(nonce, 0x11, sizeof(nonce));
+        memset(proof, 0x22, sizeof(proof));
+        bl = wire_put_list(body, sizeof(body), nonce, proof, "img/", 4, "img/a", 5);
+        ck_assert_uint_eq(bl, P2S_LIST_FIXED + 9);
+        ck_assert_uint_eq(body[48], 4);
+        ck_assert_mem_eq(body + 49, "img/img/a", 9);
+        h = make_hdr(P2S_LIST, (uint32_t)bl);
+        buf = build(&h, body, (uint32_t)bl, &len);
+        ck_assert_int_eq(wire_decode(buf, len, &m), WIRE_OK);
+        wire_get_list(&m, &l);
+        ck_assert_mem_eq(l.nonce, nonce, P2S_NONCE_SIZE);
+        ck_assert_mem_eq(l.proof, proof, P2S_PROOF_SIZE);
+        ck_assert_uint_eq(l.prefix_len, 4);
+        ck_assert_mem_eq(l.prefix, "img/", 4);
+        ck_assert_uint_eq(l.after_len, 5);
+        ck_assert_mem_eq(l.after, "img/a", 5);
+        /* a prefix longer than the body, and a NUL in either name */
+        buf[P2S_HDR_SIZE + 48] = 10;
+        ck_assert_int_eq(wire_decode(buf, len, NULL), WIRE_E_BODY);
+        buf[P2S_HDR_SIZE + 48] = 4;
+        buf[P2S_HDR_SIZE + 50] = 0;
+        ck_assert_int_eq(wire_decode(buf, len, NULL), WIRE_E_BODY);
+        free(buf);
+        /* the empty prefix from the start: the fixed part alone; no proof: zeros */
+        bl = wire_put_list(body, sizeof(body), nonce, NULL, "", 0, "", 0);
+        ck_assert_uint_eq(bl, P2S_LIST_FIXED);
+        for (int i = 0; i < P2S_PROOF_SIZE; i++)
+                ck_assert_uint_eq(body[P2S_NONCE_SIZE + i], 0);
+        /* after longer than a name (prefix empty) cannot be sent nor decoded */
+        char longname[P2S_MAX_NAME + 2];
+        memset(longname, 'n', sizeof(longname));
+        ck_assert_uint_eq(wire_put_list(body, sizeof(body), nonce, NULL, "", 0, longname, P2S_MAX_NAME + 1), 0);
+        ck_assert_uint_eq(wire_put_list(body, P2S_LIST_FIXED + 2, nonce, NULL, "abc", 3, "", 0), 0);
+        memset(body, 'a', sizeof(body));
+        body[48] = 0;
+        h = make_hdr(P2S_LIST, P2S_LIST_FIXED + P2S_MAX_NAME + 1);
+        buf = build(&h, body, P2S_LIST_FIXED + P2S_MAX_NAME + 1, &len);
+        ck_assert_int_eq(wire_decode(buf, len, NULL), WIRE_E_BODY);
+        free(buf);
+
+        /* LISTING: two entries, one with a hash */
+        uint8_t lb[2 + 2 * (P2S_LISTING_ENTRY_FIXED + 16)];
+        struct wire_entry e1 = { .size = 0x0102030405060708ull, .mtime_sec = -2, .has_hash = true,
+                                 .name = "dir/one", .name_len = 7 };
+        struct wire_entry e2 = { .size = 5, .mtime_sec = 1700000000, .name = "two", .name_len = 3 }, got;
+        memset(e1.sha256, 0xab, sizeof(e1.sha256));
+        memset(e2.sha256, 0xcd, sizeof(e2.sha256));   /* not sent: no hash flag */
+        size_t off = 2, n;
+        n = wire_put_entry(lb + off, sizeof(lb) - off, &e1);
+        ck_assert_uint_eq(n, P2S_LISTING_ENTRY_FIXED + 7);
+        static const uint8_t want1[] = { 1, 2, 3, 4, 5, 6, 7, 8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+                                         1, 7, 0xab };
+        ck_assert_mem_eq(lb + off, want1, sizeof(want1));
+        ck_assert_mem_eq(lb + off + 50, "dir/one", 7);
+        off += n;
+        n = wire_put_entry(lb + off, sizeof(lb) - off, &e2);
+        ck_assert_uint_eq(n, P2S_LISTING_ENTRY_FIXED + 3);
+        ck_assert_uint_eq(lb[off + 16], 0);
+        ck_assert_uint_eq(lb[off + 18], 0);
+        off += n;
+        wire_put_listing_count(lb, 2);
+        ck_assert_uint_eq(lb[0], 0);
+        ck_assert_uint_eq(lb[1], 2);
+        ck_assert_uint_eq(wire_put_entry(lb, P2S_LISTING_ENTRY_FIXED + 6, &e1), 0);   /* no room */
+        h = make_hdr(P2S_LISTING, (uint32_t)off);
+        h.flags = P2S_F_LAST;
+        buf = build(&h, lb, (uint32_t)off, &len);
+        ck_assert_int_eq(wire_decode(buf, len, &m), WIRE_OK);
+        size_t pos = 0;
+        ck_assert_int_eq(wire_listing_next(m.body, m.hdr.body_len, &pos, &got), 1);
+        ck_assert_uint_eq(got.size, e1.size);
+        ck_assert_int_eq(got.mtime_sec, -2);
+        ck_assert(got.has_hash);
+        ck_assert_mem_eq(got.sha256, e1.sha256, P2S_HASH_SIZE);
+        ck_assert_uint_eq(got.name_len, 7);
+        ck_assert_mem_eq(got.name, "dir/one", 7);
+        ck_assert_int_eq(wire_listing_next(m.body, m.hdr.body_len, &pos, &got), 1);
+        ck_assert(!got.has_hash);
+        ck_assert_mem_eq(got.name, "two", 3);
+        ck_assert_int_eq(wire_listing_next(m.body, m.hdr.body_len, &pos, &got), 0);
+        /* a count that lies, an unknown entry flag, an empty name, a NUL, a name past the body */
+        buf[P2S_HDR_SIZE + 1] = 3;
+        ck_assert_int_eq(wire_decode(buf, len, NULL), WIRE_E_BODY);
+        buf[P2S_HDR_SIZE + 1] = 2;
+        buf[P2S_HDR_SIZE + 2 + 16] = 3;
+        ck_assert_int_eq(wire_decode(buf, len, NULL), WIRE_E_BODY);
+        buf[P2S_HDR_SIZE + 2 + 16] = 1;
+        buf[P2S_HDR_SIZE + 2 + 17] = 0;
+        ck_assert_int_eq(wire_decode(buf, len, NULL), WIRE_E_BODY);
+        buf[P2S_HDR_SIZE + 2 + 17] = 7;
+        buf[P2S_HDR_SIZE + 2 + 50 + 3] = 0;
+        ck_assert_int_eq(wire_decode(buf, len, NULL), WIRE_E_BODY);
+        buf[P2S_HDR_SIZE + 2 + 50 + 3] = '/';
+        buf[P2S_HDR_SIZE + 2 + 17] = 200;
+        ck_assert_int_eq(wire_decode(buf, len, NULL), WIRE_E_BODY);
+        buf[P2S_HDR_SIZE + 2 + 17] = 7;
+        ck_assert_int_eq(wire_decode(buf, len, NULL), WIRE_OK);
+        free(buf);
+        /* more than P2S_LISTING_MAX entries in one frame */
+        static uint8_t big[2 + 65 * 51];
+        size_t boff = 2;
+        for (int i = 0; i < 65; i++) {
+                struct wire_entry e = { .size = (uint64_t)i, .name = "x", .name_len = 1 };
+                boff += wire_put_entry(big + boff, sizeof(big) - boff, &e);
+        }
+        wire_put_listing_count(big, 65);
+        h = make_hdr(P2S_LISTING, (uint32_t)boff);
+        buf = build(&h, big, (uint32_t)boff, &len);
+        ck_assert_int_eq(wire_decode(buf, len, NULL), WIRE_E_BODY);
+        free(buf);
+        /* the listing is TCP only: a datagram would go to a claimed address */
+        ck_assert_int_eq(wire_check_route(P2S_LIST, WIRE_DIR_C2S, WIRE_CH_UDP, P2S_CONTROL_UDP), WIRE_E_ROUTE);
+        ck_assert_int_eq(wire_check_route(P2S_LISTING, WIRE_DIR_S2C, WIRE_CH_UDP, 0), WIRE_E_ROUTE);
+        ck_assert_int_eq(wire_check_route(P2S_LIST, WIRE_DIR_C2S, WIRE_CH_TCP, 0), WIRE_OK);
+        ck_assert_int_eq(wire_check_route(P2S_COOKIE, WIRE_DIR_S2C, WIRE_CH_TCP, 0), WIRE_OK);
+        ck_assert_str_eq(wire_type_name(P2S_LIST), "LIST");
+        ck_assert_str_eq(wire_type_name(P2S_LISTING), "LISTING");
 }
 END_TEST
 
@@ -1042,6 +1192,7 @@ static Suite *wire_suite(void) {
         tcase_add_test(tc, test_route_table);
         tcase_add_test(tc, test_route_examples);
         tcase_add_test(tc, test_frag_route);
+        tcase_add_test(tc, test_list_codec);
         tcase_add_test(tc, test_max_body_chunk);
         tcase_add_test(tc, test_frame_hdr);
         tcase_add_test(tc, test_random);
