@@ -25,11 +25,13 @@
  * Usage: evil-peer [FLAGS] PORT NAME (the server is 127.0.0.1). It prints
  * "evil: member ID at ADDR" (ADDR: its end of the TCP connection, as p2sd
  * names it) once attached. Exit: 0 after DONE, 3 after a fatal ERR, 4 when
- * the server closed the connection, 1 on a local failure. */
+ * the server closed the connection, 5 on SIGTERM with --spoof-fd (after its
+ * report), 1 on a local failure. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +60,13 @@ static uint8_t **fragmap;               /* per chunk: fragments received (tcp mo
 static uint32_t held;
 static struct sockaddr_in server_addr;  /* where spoofed datagrams go */
 static unsigned long long spoof_bytes, spoof_dgrams;
+static volatile sig_atomic_t got_term;  /* SIGTERM: exit (5) through atexit */
+
+static void on_term(int sig)
+{
+        (void)sig;
+        got_term = 1;
+}
 static uint32_t flood_next;
 static double complete_at;
 
@@ -457,8 +466,10 @@ static void tick(void)
         if (!relay || opt.silent || opt.stop_reading)
                 return;
         double t = now();
-        if (opt.spoof_fd >= 0) {
+        static double spoofed_at;
+        if (opt.spoof_fd >= 0 && t - spoofed_at >= 0.02) {
                 /* control datagrams that once moved a member's address */
+                spoofed_at = t;
                 struct p2s_hdr h = hdr_of(P2S_PING, 0, P2S_NO_CHUNK);
                 spoof_send(&h, NULL, 0);
                 for (uint32_t c = 0; c < st.chunk_count; c++)
@@ -589,8 +600,11 @@ int main(int argc, char **argv)
         setvbuf(stdout, NULL, _IOLBF, 0);
         server_addr = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[i])) };
         server_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (opt.spoof_fd >= 0)
+        if (opt.spoof_fd >= 0) {
                 atexit(spoof_report);
+                struct sigaction sa = { .sa_handler = on_term };
+                sigaction(SIGTERM, &sa, NULL);
+        }
         join((uint16_t)atoi(argv[i]), argv[i + 1]);
         struct timeval tv = { .tv_sec = 5 };
         setsockopt(tcp, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -620,6 +634,8 @@ int main(int argc, char **argv)
         for (;;) {
                 struct pollfd p[2] = { { .fd = tcp, .events = POLLIN }, { .fd = udp, .events = POLLIN } };
                 int r = poll(p, 2, 20);
+                if (got_term)
+                        exit(5);
                 if (r < 0 && errno != EINTR)
                         die("poll");
                 if (p[0].revents)
