@@ -10,7 +10,9 @@
 #   2. the unit, integration and loss suites in build-san/, built with
 #      -Db_sanitize=address,undefined (with clang when it is installed, which
 #      also builds the libFuzzer targets), under the 'sanitize' test setup;
-#   3. the unit suites in build/ under valgrind (--setup valgrind).
+#   3. when build-san has the libFuzzer targets: the fuzz suite there, each
+#      target fuzzed for 30 s (-Dfuzz_seconds) from a copy of its corpus;
+#   4. the unit suites in build/ under valgrind (--setup valgrind).
 # It ends with one plain line, the total over the runs:
 # "N passed, N failed, N skipped", and exits non-zero if any test failed.
 # P2S_BUILD_DIR and P2S_SAN_BUILD_DIR name the build directories.
@@ -76,6 +78,11 @@ else
 	P2S_BUILD_DIR=$P2S_SAN_BUILD_DIR p2s_build --reconfigure \
 		-Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
 	run_tests "$P2S_SAN_BUILD_DIR" --setup=sanitize --suite unit --suite integration --suite loss
+	if [[ -x $P2S_SAN_BUILD_DIR/tests/fuzz/fuzz-wire ]]; then
+		run_tests "$P2S_SAN_BUILD_DIR" --setup=sanitize --suite fuzz
+	else
+		p2s_say "no libFuzzer targets in $P2S_SAN_BUILD_DIR (clang with -fsanitize=fuzzer): not fuzzing"
+	fi
 	run_tests "$P2S_BUILD_DIR" --setup=valgrind --suite unit
 fi
 # one plain closing line any CI reads

@@ -25,7 +25,7 @@
 #include <p2s/proto.h>
 #include <sys/types.h>
 
-#define H_MAX_PROCS 96
+#define H_MAX_PROCS 256
 #define H_MAX_NOTIFY 96
 
 /* ---- fixtures --------------------------------------------------------------- */

@@ -14,15 +14,24 @@
  *                      0xffffffff, UPLOAD bodies of wrong sizes
  *   --stop-reading     never reads its TCP connection (nor its UDP socket)
  *   --silent           joins, then sends nothing at all
+ *   --spoof-fd N       also sends, from the UDP socket N (another address,
+ *                      given by the test: the victim), PING and REQ every
+ *                      tick and a FRAG_NACK asking again for every fragment
+ *                      it receives, all with its valid ids and token, so
+ *                      that a server following a token would send the
+ *                      victim chunk data; it prints what it sent from there
+ *                      ("evil: spoofed N bytes in M datagrams") at exit
  *
  * Usage: evil-peer [FLAGS] PORT NAME (the server is 127.0.0.1). It prints
  * "evil: member ID at ADDR" (ADDR: its end of the TCP connection, as p2sd
  * names it) once attached. Exit: 0 after DONE, 3 after a fatal ERR, 4 when
- * the server closed the connection, 1 on a local failure. */
+ * the server closed the connection, 5 on SIGTERM with --spoof-fd (after its
+ * report), 1 on a local failure. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +44,8 @@
 
 static struct {
         bool corrupt, claim, nohave, flood, bad, stop_reading, silent;
-} opt;
+        int spoof_fd;                   /* -1 for none */
+} opt = { .spoof_fd = -1 };
 
 static int tcp = -1, udp = -1;
 static struct p2s_hdr ids;              /* swarm_id, member_id, token */
@@ -48,6 +58,15 @@ static uint8_t *have;                   /* per chunk: 1 held */
 static double *req_at;                  /* per chunk: last REQ, 0 for none */
 static uint8_t **fragmap;               /* per chunk: fragments received (tcp mode) */
 static uint32_t held;
+static struct sockaddr_in server_addr;  /* where spoofed datagrams go */
+static unsigned long long spoof_bytes, spoof_dgrams;
+static volatile sig_atomic_t got_term;  /* SIGTERM: exit (5) through atexit */
+
+static void on_term(int sig)
+{
+        (void)sig;
+        got_term = 1;
+}
 static uint32_t flood_next;
 static double complete_at;
 
@@ -99,6 +118,23 @@ static void udp_send(const struct p2s_hdr *h, const void *body, uint32_t len)
         size_t n = wire_encode(pkt, sizeof(pkt), h, body, len);
         if (n)
                 send(udp, pkt, n, 0);
+}
+
+/* The same datagram from the victim's socket (sent only, never read). */
+static void spoof_send(const struct p2s_hdr *h, const void *body, uint32_t len)
+{
+        uint8_t pkt[P2S_MAX_DGRAM];
+        size_t n = wire_encode(pkt, sizeof(pkt), h, body, len);
+        if (n && sendto(opt.spoof_fd, pkt, n, 0, (struct sockaddr *)&server_addr, sizeof(server_addr)) ==
+                         (ssize_t)n) {
+                spoof_bytes += n;
+                spoof_dgrams++;
+        }
+}
+
+static void spoof_report(void)
+{
+        printf("evil: spoofed %llu bytes in %llu datagrams\n", spoof_bytes, spoof_dgrams);
 }
 
 static struct p2s_hdr hdr_of(uint8_t type, uint16_t flags, uint32_t chunk)
@@ -253,6 +289,18 @@ static void frag_in(const struct p2s_msg *m)
         if (m->hdr.type == P2S_FRAG) {
                 if (f.kind == P2S_UPLOAD || !started || c >= st.chunk_count || f.chunk_len != chunk_len(c))
                         return;
+                if (opt.spoof_fd >= 0) {
+                        /* every fragment of the chunk again, to the victim */
+                        uint8_t sb[P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX];
+                        struct p2s_frag_ack n = { .kind = f.kind, .base = 0 };
+                        wire_put_frag_ack(sb, &n);
+                        unsigned bytes = ((unsigned)f.count + 7) / 8;
+                        if (bytes > P2S_NACK_MAP_MAX)
+                                bytes = P2S_NACK_MAP_MAX;
+                        memset(sb + P2S_FRAG_ACK_SIZE, 0xff, bytes);
+                        struct p2s_hdr sh = hdr_of(P2S_FRAG_NACK, m->hdr.flags, c);
+                        spoof_send(&sh, sb, P2S_FRAG_ACK_SIZE + bytes);
+                }
                 struct p2s_frag_ack a = { .kind = f.kind };
                 uint8_t ab[P2S_FRAG_ACK_SIZE];
                 wire_put_frag_ack(ab, &a);
@@ -418,6 +466,19 @@ static void tick(void)
         if (!relay || opt.silent || opt.stop_reading)
                 return;
         double t = now();
+        static double spoofed_at;
+        if (opt.spoof_fd >= 0 && t - spoofed_at >= 0.02) {
+                /* control datagrams that once moved a member's address */
+                spoofed_at = t;
+                struct p2s_hdr h = hdr_of(P2S_PING, 0, P2S_NO_CHUNK);
+                spoof_send(&h, NULL, 0);
+                for (uint32_t c = 0; c < st.chunk_count; c++)
+                        if (!have[c]) {
+                                h = hdr_of(P2S_REQ, 0, c);
+                                spoof_send(&h, NULL, 0);
+                                break;
+                        }
+        }
         if (opt.flood) {
                 for (int i = 0; i < 256 && st.chunk_count; i++) {
                         ctl(P2S_REQ, 0, flood_next);
@@ -525,6 +586,8 @@ int main(int argc, char **argv)
                         opt.stop_reading = true;
                 else if (!strcmp(a, "--silent"))
                         opt.silent = true;
+                else if (!strcmp(a, "--spoof-fd") && i + 1 < argc)
+                        opt.spoof_fd = atoi(argv[++i]);
                 else {
                         fprintf(stderr, "evil: unknown flag %s\n", a);
                         return 2;
@@ -535,6 +598,13 @@ int main(int argc, char **argv)
                 return 2;
         }
         setvbuf(stdout, NULL, _IOLBF, 0);
+        server_addr = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[i])) };
+        server_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (opt.spoof_fd >= 0) {
+                atexit(spoof_report);
+                struct sigaction sa = { .sa_handler = on_term };
+                sigaction(SIGTERM, &sa, NULL);
+        }
         join((uint16_t)atoi(argv[i]), argv[i + 1]);
         struct timeval tv = { .tv_sec = 5 };
         setsockopt(tcp, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -564,6 +634,8 @@ int main(int argc, char **argv)
         for (;;) {
                 struct pollfd p[2] = { { .fd = tcp, .events = POLLIN }, { .fd = udp, .events = POLLIN } };
                 int r = poll(p, 2, 20);
+                if (got_term)
+                        exit(5);
                 if (r < 0 && errno != EINTR)
                         die("poll");
                 if (p[0].revents)
