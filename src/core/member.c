@@ -1,55 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Client-side member state machine. See member.h. */
-#include <errno.h>
+/* Client-side member state machine (see member.h): its life and accessors,
+ * the action queue, and the clock (silence, PING, REQ and COMPLETE
+ * retries). The server's messages are member-events.c's. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include "core/member.h"
-#include "proto/hash.h"
-#include "util/fifo.h"
-#include "util/rtt.h"
-
-struct inflight {
-        uint32_t chunk;
-        unsigned retries;
-        uint64_t seq;                   /* order of its last REQ among ours */
-        uint64_t first_sent, deadline, rto;
-};
-
-struct member {
-        struct member_config cfg;
-        enum member_state state;
-        struct manifest mf;
-        struct bitmap have;             /* verified chunks, and share chunks until the manifest */
-        struct bitmap asked;            /* chunks with a request in flight */
-        struct bitmap share;            /* chunks that came as our share */
-        struct bitmap parts;            /* MANIFEST frames received */
-        struct bitmap resumed;          /* chunks found in the output file of an earlier run */
-        uint8_t (*share_digest)[P2S_HASH_SIZE];
-        uint32_t *order;                /* random order: a permutation; NULL for sequential */
-        uint32_t cursor;
-
-        struct inflight *fl;
-        unsigned nfl;
-        struct rtt rtt;
-        uint64_t req_seq;               /* REQs sent, first tries and retries */
-        uint64_t answered_seq;          /* the latest REQ whose chunk has come */
-        uint64_t last_data;             /* when a requested chunk last came */
-
-        uint64_t last_heard;
-        bool clock_started;             /* the silence clock starts at the first tick, or a message */
-        uint64_t last_ping;
-        bool complete_acked;
-        unsigned complete_tries;
-        uint64_t complete_deadline, complete_rto;
-
-        uint64_t rng;
-        uint16_t exit_err;              /* the fatal ERR's code, for EXIT */
-        /* Room reserved for the actions that must come out: BYE and EXIT. */
-        struct fifo actions;
-        struct member_stats stats;
-};
+#include "core/member-internal.h"
 
 void member_config_defaults(struct member_config *c)
 {
@@ -133,7 +89,7 @@ enum member_want member_wants_chunk(const struct member *m, uint8_t kind, uint32
  * member_new, so they always come out, EXIT last. */
 static void exit_oom(struct member *m);
 
-static void push(struct member *m, struct member_action *a)
+void member_push(struct member *m, struct member_action *a)
 {
         if (m->state == MEMBER_EXITED || fifo_push(&m->actions, a) < 0) {
                 buf_unref(a->body);
@@ -141,7 +97,7 @@ static void push(struct member *m, struct member_action *a)
         }
 }
 
-static void push_critical(struct member *m, struct member_action *a)
+void member_push_critical(struct member *m, struct member_action *a)
 {
         if (m->state == MEMBER_EXITED || fifo_push_reserved(&m->actions, a) < 0)
                 buf_unref(a->body);
@@ -149,7 +105,7 @@ static void push_critical(struct member *m, struct member_action *a)
 
 /* A state change after actions were queued: a failed push may have ended
  * the member meanwhile, and exited is exited. */
-static bool set_state(struct member *m, enum member_state st)
+bool member_set_state(struct member *m, enum member_state st)
 {
         if (m->state == MEMBER_EXITED)
                 return false;
@@ -157,31 +113,31 @@ static bool set_state(struct member *m, enum member_state st)
         return true;
 }
 
-static void send_msg_via(struct member *m, uint8_t msg, uint32_t chunk, bool reliable)
+void member_send_msg_via(struct member *m, uint8_t msg, uint32_t chunk, bool reliable)
 {
         struct member_action a = { .type = MEMBER_ACT_SEND, .msg = msg, .chunk = chunk, .reliable = reliable };
-        push(m, &a);
+        member_push(m, &a);
 }
 
-static void send_msg(struct member *m, uint8_t msg, uint32_t chunk)
+void member_send_msg(struct member *m, uint8_t msg, uint32_t chunk)
 {
-        send_msg_via(m, msg, chunk, false);
+        member_send_msg_via(m, msg, chunk, false);
 }
 
-static void simple(struct member *m, enum member_act_type type, uint32_t chunk)
+void member_simple(struct member *m, enum member_act_type type, uint32_t chunk)
 {
         struct member_action a = { .type = type, .chunk = chunk };
-        push(m, &a);
+        member_push(m, &a);
 }
 
-static void write_chunk(struct member *m, uint32_t chunk, struct buf *data)
+void member_write_chunk(struct member *m, uint32_t chunk, struct buf *data)
 {
         struct member_action a = { .type = MEMBER_ACT_WRITE, .chunk = chunk, .body = buf_ref(data) };
-        push(m, &a);
+        member_push(m, &a);
 }
 
 __attribute__((format(printf, 3, 4)))
-static void exit_with(struct member *m, int code, const char *fmt, ...)
+void member_exit_with(struct member *m, int code, const char *fmt, ...)
 {
         if (m->state == MEMBER_EXITED)
                 return;
@@ -191,374 +147,13 @@ static void exit_with(struct member *m, int code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(a.reason, sizeof(a.reason), fmt, ap);
         va_end(ap);
-        push_critical(m, &a);
+        member_push_critical(m, &a);
         m->state = MEMBER_EXITED;
 }
 
 static void exit_oom(struct member *m)
 {
-        exit_with(m, MEMBER_EXIT_FAIL, "out of memory");
-}
-
-/* ---- requests ------------------------------------------------------------ */
-
-static uint64_t rng_next(struct member *m)
-{
-        /* xorshift64*: only spreads the request order, nothing secret */
-        m->rng ^= m->rng >> 12;
-        m->rng ^= m->rng << 25;
-        m->rng ^= m->rng >> 27;
-        return m->rng * 2685821657736338717ull;
-}
-
-static uint32_t next_wanted(struct member *m)
-{
-        while (m->cursor < m->mf.chunk_count) {
-                uint32_t c = m->order ? m->order[m->cursor] : m->cursor;
-                m->cursor++;
-                if (!bitmap_test(&m->have, c) && !bitmap_test(&m->asked, c))
-                        return c;
-        }
-        return P2S_NO_CHUNK;
-}
-
-static void fill_window(struct member *m, uint64_t now)
-{
-        while (m->nfl < m->cfg.window) {
-                uint32_t c = next_wanted(m);
-                if (c == P2S_NO_CHUNK)
-                        break;
-                struct inflight *f = &m->fl[m->nfl++];
-                *f = (struct inflight){ .chunk = c, .seq = ++m->req_seq, .first_sent = now,
-                                        .rto = m->rtt.rto, .deadline = now + m->rtt.rto };
-                bitmap_set(&m->asked, c);
-                send_msg(m, P2S_REQ, c);
-                m->stats.requests_sent++;
-        }
-}
-
-static void start_verify(struct member *m)
-{
-        if (set_state(m, MEMBER_VERIFYING))
-                simple(m, MEMBER_ACT_VERIFY, P2S_NO_CHUNK);
-}
-
-/* ---- events -------------------------------------------------------------- */
-
-void member_on_start(struct member *m, const struct p2s_start *st, uint64_t now)
-{
-        m->last_heard = now;
-        if (m->state != MEMBER_WAIT_START) {
-                m->stats.dropped_msgs++;
-                return;
-        }
-        int r = manifest_init(&m->mf, st->file_size, st->chunk_size);
-        if (r == 0 && m->mf.chunk_count != st->chunk_count)
-                r = -EINVAL;
-        if (r < 0) {
-                exit_with(m, MEMBER_EXIT_SWARM, "server sent an unusable START (size %llu, chunk size %u)",
-                          (unsigned long long)st->file_size, st->chunk_size);
-                return;
-        }
-        uint32_t n = m->mf.chunk_count;
-        uint32_t nparts = (n + P2S_MANIFEST_PART - 1) / P2S_MANIFEST_PART;
-        if (bitmap_init(&m->have, n) < 0 || bitmap_init(&m->asked, n) < 0 ||
-            bitmap_init(&m->share, n) < 0 || bitmap_init(&m->parts, nparts) < 0 ||
-            bitmap_init(&m->resumed, n) < 0 ||
-            !(m->share_digest = calloc(n ? n : 1, P2S_HASH_SIZE))) {
-                exit_with(m, MEMBER_EXIT_FAIL, "out of memory for %u chunks", n);
-                return;
-        }
-        if (m->cfg.order == MEMBER_ORDER_RANDOM && n) {
-                m->order = malloc((size_t)n * sizeof(*m->order));
-                if (!m->order) {
-                        exit_with(m, MEMBER_EXIT_FAIL, "out of memory for %u chunks", n);
-                        return;
-                }
-                for (uint32_t i = 0; i < n; i++)
-                        m->order[i] = i;
-                for (uint32_t i = n - 1; i > 0; i--) {
-                        uint32_t j = (uint32_t)(rng_next(m) % (i + 1));
-                        uint32_t t = m->order[i];
-                        m->order[i] = m->order[j];
-                        m->order[j] = t;
-                }
-        }
-        set_state(m, MEMBER_WAIT_MANIFEST);
-        struct member_action a = { .type = MEMBER_ACT_PREPARE, .file_size = st->file_size,
-                                   .chunk = P2S_NO_CHUNK };
-        push(m, &a);
-}
-
-static bool chunk_fits(const struct member *m, uint32_t chunk, const struct buf *data)
-{
-        return chunk < m->mf.chunk_count && data && data->len == manifest_chunk_len(&m->mf, chunk);
-}
-
-static struct inflight *find_inflight(struct member *m, uint32_t chunk);
-
-void member_on_share(struct member *m, uint32_t chunk, struct buf *data, uint64_t now)
-{
-        m->last_heard = now;
-        bool early = m->state == MEMBER_WAIT_MANIFEST;
-        /* over datagrams a share chunk may overtake START or trail the
-         * manifest: after the manifest it is checked like any other chunk */
-        bool late = m->state == MEMBER_FETCHING;
-        if ((!early && !late) || !chunk_fits(m, chunk, data) || bitmap_test(&m->share, chunk) ||
-            bitmap_test(&m->have, chunk)) {
-                m->stats.dropped_msgs++;
-                return;
-        }
-        if (late) {
-                if (!manifest_verify_chunk(&m->mf, chunk, data->data, data->len)) {
-                        m->stats.bad_chunks++;
-                        send_msg_via(m, P2S_NOHAVE, chunk, true);  /* the server counts it as ours */
-                        return;
-                }
-        } else {
-                /* the manifest comes after the share: remember what we got, check it then */
-                hash_sha256(data->data, data->len, m->share_digest[chunk]);
-        }
-        bitmap_set(&m->share, chunk);
-        bitmap_set(&m->have, chunk);
-        m->stats.chunks_share++;
-        m->stats.bytes_in += data->len;
-        write_chunk(m, chunk, data);
-        if (late) {
-                struct inflight *f = find_inflight(m, chunk);
-                if (f)
-                        *f = m->fl[--m->nfl];
-                bitmap_clear(&m->asked, chunk);
-                if (bitmap_full(&m->have))
-                        start_verify(m);
-                else
-                        fill_window(m, now);
-        }
-}
-
-int member_resume_chunk(struct member *m, uint32_t chunk)
-{
-        if (m->state != MEMBER_WAIT_MANIFEST || chunk >= m->mf.chunk_count)
-                return -EINVAL;
-        if (bitmap_test(&m->have, chunk))
-                return 0;
-        bitmap_set(&m->have, chunk);
-        bitmap_set(&m->resumed, chunk);
-        m->stats.chunks_resumed++;
-        return 0;
-}
-
-/* The server counts what it sent us; what we brought along it learns from
- * HAVE, a frame per P2S_HAVE_MAX bytes of bitmap that has any bit set. */
-static void offer_resumed(struct member *m)
-{
-        const uint32_t span = P2S_HAVE_MAX * 8;
-        uint32_t n = m->mf.chunk_count;
-        for (uint32_t first = 0; first < n && bitmap_count(&m->resumed); first += span) {
-                uint32_t count = n - first < span ? n - first : span;
-                size_t next = bitmap_next_set(&m->resumed, first);
-                if (next >= (size_t)first + count)
-                        continue;
-                struct member_action a = { .type = MEMBER_ACT_HAVE, .chunk = first, .count = count };
-                push(m, &a);
-        }
-}
-
-void member_on_manifest(struct member *m, uint32_t first, const uint8_t *hashes, uint32_t n, uint64_t now)
-{
-        m->last_heard = now;
-        /* frames must be exactly the server's split: whole parts, each once */
-        uint32_t part = first / P2S_MANIFEST_PART;
-        uint32_t want = m->mf.chunk_count - first < P2S_MANIFEST_PART ? m->mf.chunk_count - first
-                                                                      : P2S_MANIFEST_PART;
-        if (m->state != MEMBER_WAIT_MANIFEST || first % P2S_MANIFEST_PART || first >= m->mf.chunk_count ||
-            n != want || bitmap_test(&m->parts, part) ||
-            manifest_set_hashes(&m->mf, first, hashes, n) < 0) {
-                m->stats.dropped_msgs++;
-                return;
-        }
-        bitmap_set(&m->parts, part);
-}
-
-void member_on_manifest_end(struct member *m, const uint8_t file_hash[P2S_HASH_SIZE], uint64_t now)
-{
-        m->last_heard = now;
-        if (m->state != MEMBER_WAIT_MANIFEST) {
-                m->stats.dropped_msgs++;
-                return;
-        }
-        if (!bitmap_full(&m->parts)) {
-                exit_with(m, MEMBER_EXIT_SWARM, "server sent an incomplete manifest (%zu of %zu parts)",
-                          bitmap_count(&m->parts), m->parts.nbits);
-                return;
-        }
-        memcpy(m->mf.file_hash, file_hash, P2S_HASH_SIZE);
-        for (uint32_t c = 0; c < m->mf.chunk_count; c++) {
-                if (bitmap_test(&m->share, c) && memcmp(m->share_digest[c], m->mf.hashes[c], P2S_HASH_SIZE)) {
-                        bitmap_clear(&m->have, c);
-                        m->stats.bad_chunks++;
-                        /* the server counts it as ours: say it is not (over TCP: it must
-                         * arrive, or our requests for it would be ignored), then ask */
-                        send_msg_via(m, P2S_NOHAVE, c, true);
-                }
-        }
-        free(m->share_digest);
-        m->share_digest = NULL;
-        if (!set_state(m, MEMBER_FETCHING))
-                return;
-        offer_resumed(m);
-        if (bitmap_full(&m->have))
-                start_verify(m);
-        else
-                fill_window(m, now);
-}
-
-static struct inflight *find_inflight(struct member *m, uint32_t chunk)
-{
-        for (unsigned i = 0; i < m->nfl; i++)
-                if (m->fl[i].chunk == chunk)
-                        return &m->fl[i];
-        return NULL;
-}
-
-void member_on_data(struct member *m, uint32_t chunk, struct buf *data, bool from_cache, uint64_t now)
-{
-        m->last_heard = now;
-        if (m->state == MEMBER_EXITED)
-                return;
-        if (m->state != MEMBER_FETCHING || !chunk_fits(m, chunk, data)) {
-                m->stats.dropped_msgs++;
-                return;
-        }
-        if (bitmap_test(&m->have, chunk)) {
-                m->stats.dup_chunks++;
-                return;
-        }
-        struct inflight *f = find_inflight(m, chunk);
-        if (!manifest_verify_chunk(&m->mf, chunk, data->data, data->len)) {
-                m->stats.bad_chunks++;
-                /* the server counts it as ours and would not send it again:
-                 * say it is not (over TCP: it must arrive), then ask again at
-                 * once; the server verified it, so this is rare */
-                send_msg_via(m, P2S_NOHAVE, chunk, true);
-                if (f) {
-                        f->deadline = now;
-                        f->seq = 0;     /* answered, wrongly: nothing to wait for */
-                }
-                return;
-        }
-        if (f) {
-                if (f->retries == 0)
-                        rtt_sample(&m->rtt, now - f->first_sent);
-                if (f->seq > m->answered_seq)
-                        m->answered_seq = f->seq;
-                m->last_data = now;
-                struct member_action a = { .type = MEMBER_ACT_RTT, .chunk = chunk,
-                                           .req_time_us = f->first_sent, .rtt_us = now - f->first_sent,
-                                           .from_cache = from_cache };
-                push(m, &a);
-                *f = m->fl[--m->nfl];
-        }
-        bitmap_clear(&m->asked, chunk);
-        bitmap_set(&m->have, chunk);
-        if (from_cache)
-                m->stats.chunks_cache++;
-        else
-                m->stats.chunks_peer++;
-        m->stats.bytes_in += data->len;
-        write_chunk(m, chunk, data);
-        if (bitmap_full(&m->have))
-                start_verify(m);
-        else
-                fill_window(m, now);
-}
-
-void member_on_query(struct member *m, uint32_t chunk, uint64_t now)
-{
-        m->last_heard = now;
-        if (m->state == MEMBER_EXITED || m->state == MEMBER_WAIT_START)
-                return;
-        m->stats.queries++;
-        if (chunk < m->mf.chunk_count && bitmap_test(&m->have, chunk)) {
-                simple(m, MEMBER_ACT_UPLOAD, chunk);
-                m->stats.bytes_uploaded += manifest_chunk_len(&m->mf, chunk);
-        } else {
-                /* flagged as the answer it is: an unflagged NOHAVE would say we
-                 * threw away a chunk the server counts as ours */
-                struct member_action a = { .type = MEMBER_ACT_SEND, .msg = P2S_NOHAVE, .chunk = chunk,
-                                           .flags = P2S_F_ACK };
-                push(m, &a);
-        }
-}
-
-void member_on_verified(struct member *m, const uint8_t *file_hash, uint64_t now)
-{
-        if (m->state != MEMBER_VERIFYING)
-                return;
-        if (!file_hash || memcmp(file_hash, m->mf.file_hash, P2S_HASH_SIZE)) {
-                exit_with(m, MEMBER_EXIT_VERIFY, "whole-file SHA-256 does not match the manifest%s",
-                          file_hash ? "" : " (file could not be read)");
-                return;
-        }
-        simple(m, MEMBER_ACT_FINALIZE, P2S_NO_CHUNK);
-        if (!set_state(m, MEMBER_COMPLETE))
-                return;
-        m->last_heard = now;
-        m->complete_rto = m->rtt.rto;
-        m->complete_deadline = now + m->complete_rto;
-        send_msg(m, P2S_COMPLETE, P2S_NO_CHUNK);
-}
-
-void member_on_complete_ack(struct member *m, uint64_t now)
-{
-        m->last_heard = now;
-        if (m->state == MEMBER_COMPLETE)
-                m->complete_acked = true;
-}
-
-void member_on_done(struct member *m, uint64_t now)
-{
-        m->last_heard = now;
-        if (m->state == MEMBER_EXITED)
-                return;
-        /* reserved room: the server must hear it even now */
-        struct member_action bye = { .type = MEMBER_ACT_SEND, .msg = P2S_BYE, .chunk = P2S_NO_CHUNK };
-        push_critical(m, &bye);
-        if (m->state == MEMBER_COMPLETE)
-                exit_with(m, 0, "swarm complete");
-        else
-                exit_with(m, MEMBER_EXIT_SWARM, "server ended the swarm before this copy was complete");
-}
-
-void member_on_error(struct member *m, uint16_t code, const char *reason, bool fatal, uint64_t now)
-{
-        m->last_heard = now;
-        if (fatal) {
-                m->exit_err = code;
-                exit_with(m, MEMBER_EXIT_SERVER, "server: %s", reason);
-        }
-        else
-                m->stats.dropped_msgs++;
-}
-
-void member_on_ping(struct member *m, bool ack, uint64_t now)
-{
-        m->last_heard = now;
-        if (m->state == MEMBER_EXITED || ack)
-                return;
-        struct member_action a = { .type = MEMBER_ACT_SEND, .msg = P2S_PING, .chunk = P2S_NO_CHUNK,
-                                   .flags = P2S_F_ACK };
-        push(m, &a);
-}
-
-void member_on_disconnect(struct member *m, const char *why, uint64_t now)
-{
-        exit_with(m, MEMBER_EXIT_GONE, "lost the connection to the server: %s", why);
-}
-
-void member_fail(struct member *m, const char *reason, uint64_t now)
-{
-        exit_with(m, MEMBER_EXIT_FAIL, "%s", reason);
+        member_exit_with(m, MEMBER_EXIT_FAIL, "out of memory");
 }
 
 /* ---- time ---------------------------------------------------------------- */
@@ -603,14 +198,14 @@ void member_on_tick(struct member *m, uint64_t now)
                 m->last_heard = now;
         m->clock_started = true;
         if (now >= m->last_heard + m->cfg.silence_timeout_us) {
-                exit_with(m, MEMBER_EXIT_GONE, "server silent for %.1f s: giving up (p2sd stopped or unreachable?)",
-                          (double)m->cfg.silence_timeout_us / 1e6);
+                member_exit_with(m, MEMBER_EXIT_GONE, "server silent for %.1f s: giving up (p2sd stopped or unreachable?)",
+                                 (double)m->cfg.silence_timeout_us / 1e6);
                 return;
         }
         uint64_t since = m->last_ping > m->last_heard ? m->last_ping : m->last_heard;
         if (now >= since + ping_after(m)) {
                 m->last_ping = now;
-                send_msg_via(m, P2S_PING, P2S_NO_CHUNK, now - m->last_heard >= 2 * ping_after(m));
+                member_send_msg_via(m, P2S_PING, P2S_NO_CHUNK, now - m->last_heard >= 2 * ping_after(m));
         }
         bool backed_off = false;
         for (unsigned i = 0; i < m->nfl; i++) {
@@ -637,7 +232,7 @@ void member_on_tick(struct member *m, uint64_t now)
                 f->rto = f->rto * 2 > m->cfg.rto_max_us ? m->cfg.rto_max_us : f->rto * 2;
                 f->deadline = now + f->rto;
                 f->seq = ++m->req_seq;
-                send_msg_via(m, P2S_REQ, f->chunk, f->retries >= m->cfg.escalate_after);
+                member_send_msg_via(m, P2S_REQ, f->chunk, f->retries >= m->cfg.escalate_after);
                 m->stats.retries++;
         }
         if (m->state == MEMBER_COMPLETE && !m->complete_acked && now >= m->complete_deadline) {
@@ -645,7 +240,7 @@ void member_on_tick(struct member *m, uint64_t now)
                                                                            : m->complete_rto * 2;
                 m->complete_deadline = now + m->complete_rto;
                 m->complete_tries++;
-                send_msg_via(m, P2S_COMPLETE, P2S_NO_CHUNK, m->complete_tries >= m->cfg.escalate_after);
+                member_send_msg_via(m, P2S_COMPLETE, P2S_NO_CHUNK, m->complete_tries >= m->cfg.escalate_after);
         }
 }
 

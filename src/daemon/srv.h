@@ -4,7 +4,9 @@
  *   listen.c   listening sockets: socket activation or our own bind
  *   join.c     HELLO, cookies, WELCOME, ATTACH: becoming a member
  *   conn.c     TCP connections: accept, framing, queues, closing
- *   served.c   served swarms: the source pump, the action drain, timers
+ *   served.c   served swarms: the action drain, timers, members' messages,
+ *              the data channel's callbacks, housekeeping
+ *   served-source.c  a swarm's source: opened at START, the pump, re-reads
  *   listing.c  LIST on a connection that is no member's: what is served
  * Nothing is freed inside a callback that may still use it: connections are
  * marked dead and reaped by deferred work after the turn. */
@@ -204,3 +206,14 @@ void served_housekeep(struct server *srv);
 /* Frees swarms that are over and have nobody left. */
 void served_reap(struct server *srv);
 extern const struct datachan_ops served_data_ops;
+void served_source_close(struct served *sv);
+/* The pump runs only while no member is backlogged. */
+bool served_pump_wanted(const struct served *sv);
+
+/* served-source.c */
+/* Opens the source and starts the distribution (SWARM_ACT_START). */
+void served_start_swarm(struct served *sv);
+/* Deferred work: the next batch of the source. */
+void served_pump(struct loop *l, void *ud);
+/* Deferred work: the chunks queued in sv->rereads read again. */
+void served_reread(struct loop *l, void *ud);

@@ -2,6 +2,8 @@
 /* p2s-fetch's internals shared by its I/O files, one concern each:
  *   client.c   the session: member actions, server messages, the TCP
  *              connection, the member's timer, the whole-file check
+ *   resuming.c an earlier run resumed: OUTPUT.part.p2s loaded, checked
+ *              and saved, its chunks re-verified, HAVE; the --sha256 pin
  *   link.c     the TCP connection and the UDP socket to the server
  *   join.c     HELLO -> COOKIE -> HELLO(cookie) -> WELCOME, connect, ATTACH
  * Chunk data over UDP is io/datachan's. */
@@ -19,6 +21,8 @@
 #include "util/net.h"
 #include "util/outq.h"
 #include "util/stream.h"
+
+#define VERIFY_SLICE     (8u << 20)     /* bytes hashed per loop turn */
 
 enum join_state { JOIN_HELLO, JOIN_CONNECTING, JOIN_ATTACHED, JOIN_DONE };
 
@@ -87,6 +91,19 @@ void client_fail(struct client *c, int code, const char *reason);
 void client_drain(struct client *c);
 /* A message from the server, decoded and checked as ours. */
 void client_on_server_msg(struct client *c, const struct p2s_msg *msg, struct buf *body);
+
+/* resuming.c */
+/* PREPARE: OUTPUT.part opened, kept when an earlier run's state fits START. */
+int client_prepare(struct client *c, uint64_t size, char *why, size_t whylen);
+/* A chunk about to be written over one the earlier run listed. */
+void client_guard_prior(struct client *c, uint32_t chunk, const struct buf *data);
+void client_forget_prior(struct client *c, bool say);
+void client_on_manifest_end(struct client *c, const uint8_t *hash, uint64_t now);
+void client_send_have(struct client *c, uint32_t first, uint32_t count);
+void client_state_arm(struct client *c);
+void client_state_save(struct client *c);
+void client_save_timer(struct loop *l, struct loop_timer *t, void *ud);
+void client_check_step(struct loop *l, void *ud);
 
 /* link.c */
 void client_fill_hdr(struct client *c, struct p2s_hdr *h, uint8_t type, uint32_t chunk, uint32_t body_len);
