@@ -111,6 +111,9 @@ struct p2s_welcome {
         uint8_t nonce[P2S_NONCE_SIZE];  /* the HELLO's */
 };
 #define P2S_WELCOME_SIZE 24
+/* The body of a PING the server answers while its swarm gathers: u32
+ * members joined, u32 --min-clients (0: the swarm starts on its timeout). */
+#define P2S_GATHER_SIZE 8
 
 /* One fragment of a chunk: payload bytes [index * frag_size, ...) of the
  * chunk; every fragment but the last carries exactly frag_size bytes. */

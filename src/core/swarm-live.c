@@ -50,8 +50,15 @@ void swarm_on_ping(struct swarm *s, struct swarm_member *m, bool ack, uint64_t n
         if (s->state == SWARM_OVER)
                 return;
         heard(m, now);
-        if (!ack)
-                swarm_send_msg(s, m, P2S_PING, P2S_F_ACK, P2S_NO_CHUNK, NULL);
+        if (ack)
+                return;
+        /* while gathering the answer says how many have joined: the members'
+         * progress shows it, and it costs no message of its own */
+        struct buf *b = s->state == SWARM_GATHER ? buf_new(P2S_GATHER_SIZE) : NULL;
+        if (b)
+                wire_put_gather(b->data, s->nmembers, s->cfg.min_clients);
+        swarm_send_msg(s, m, P2S_PING, P2S_F_ACK, P2S_NO_CHUNK, b);
+        buf_unref(b);
 }
 
 void swarm_expel(struct swarm *s, struct swarm_member *m, int code, const char *why, uint64_t now)

@@ -295,6 +295,11 @@ void client_on_server_msg(struct client *c, const struct p2s_msg *msg, struct bu
                 member_on_done(c->mb, now);
                 break;
         case P2S_PING:
+                if ((h->flags & P2S_F_ACK) && h->body_len == P2S_GATHER_SIZE) {
+                        uint32_t joined, min_clients;
+                        wire_get_gather(msg->body, &joined, &min_clients);
+                        progress_set_members(&c->progress, joined);
+                }
                 member_on_ping(c->mb, h->flags & P2S_F_ACK, now);
                 break;
         case P2S_ERR: {

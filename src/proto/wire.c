@@ -66,7 +66,7 @@ static const struct wire_rule wire_rules[P2S_TYPE_MAX + 1] = {
         [P2S_FRAG_NACK]    = { P2S_FRAG_ACK_SIZE + 1, P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX, 1, D_BOTH, C_NONE,
                                C_UDP, 0, "FRAG_NACK" },
         [P2S_HAVE]         = { 1, P2S_HAVE_MAX, 1, D_C2S, C_TCP, C_TCP, 0, "HAVE" },
-        [P2S_PING]         = { 0, 0, 0, D_BOTH, C_BOTH, C_BOTH, 0, "PING" },
+        [P2S_PING]         = { 0, P2S_GATHER_SIZE, 0, D_BOTH, C_BOTH, C_BOTH, 0, "PING" },
         [P2S_LIST]         = { P2S_LIST_FIXED, P2S_LIST_MAX, 0, D_C2S, C_TCP, C_TCP, 0, "LIST" },
         [P2S_LISTING]      = { 2, P2S_LISTING_BODY_MAX, 0, D_S2C, C_TCP, C_TCP, 0, "LISTING" },
 };
@@ -330,6 +330,11 @@ int wire_check_body(const struct p2s_hdr *h, const uint8_t *body)
                         return WIRE_E_BODY;
                 break;
         }
+        case P2S_PING:
+                /* bare, or the gather counts of an answer */
+                if (h->body_len != 0 && h->body_len != P2S_GATHER_SIZE)
+                        return WIRE_E_LENGTH;
+                break;
         case P2S_HAVE:
                 /* every bit names a chunk a swarm can have */
                 if ((uint64_t)h->chunk + (uint64_t)h->body_len * 8 > (uint64_t)P2S_MAX_CHUNKS + 7)
@@ -674,4 +679,16 @@ int wire_listing_next(const uint8_t *body, uint32_t body_len, size_t *off, struc
         e->name = (const char *)p + P2S_LISTING_ENTRY_FIXED;
         *off += P2S_LISTING_ENTRY_FIXED + nl;
         return 1;
+}
+
+void wire_put_gather(uint8_t out[P2S_GATHER_SIZE], uint32_t members, uint32_t min_clients)
+{
+        put_u32(out, members);
+        put_u32(out + 4, min_clients);
+}
+
+void wire_get_gather(const uint8_t in[P2S_GATHER_SIZE], uint32_t *members, uint32_t *min_clients)
+{
+        *members = get_u32(in);
+        *min_clients = get_u32(in + 4);
 }

@@ -65,6 +65,10 @@ void wire_put_frag(uint8_t out[P2S_FRAG_SIZE], const struct p2s_frag *f);
 void wire_get_frag(const uint8_t in[P2S_FRAG_SIZE], struct p2s_frag *f);
 void wire_put_frag_ack(uint8_t out[P2S_FRAG_ACK_SIZE], const struct p2s_frag_ack *a);
 void wire_get_frag_ack(const uint8_t in[P2S_FRAG_ACK_SIZE], struct p2s_frag_ack *a);
+/* The body of a PING answered while gathering: members joined and the
+ * --min-clients the swarm waits for (p2s-fetch shows "(k members)"). */
+void wire_put_gather(uint8_t out[P2S_GATHER_SIZE], uint32_t members, uint32_t min_clients);
+void wire_get_gather(const uint8_t in[P2S_GATHER_SIZE], uint32_t *members, uint32_t *min_clients);
 /* The HELLO body of a decoded message (wire_decode checked its length):
  * name points into the message and is not NUL-terminated. */
 struct wire_hello {

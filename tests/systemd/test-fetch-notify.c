@@ -156,6 +156,8 @@ START_TEST(waiting_on_a_terminal_and_json_lines)
         h_member_start_tty(&m[0], port, "w.bin", "w.0", NULL, true);
         ck_assert_msg(h_member_joined(&m[0], 10), "%s", h_log(m[0].p));
         ck_assert_msg(h_log_wait_for(m[0].p, "\rw.bin: waiting for the swarm to start", 5), "%s", h_log(m[0].p));
+        /* the server's answer to the member's keep-alive PING brings the count */
+        ck_assert_msg(h_log_wait_for(m[0].p, "waiting for the swarm to start (1 member)", 5), "%s", h_log(m[0].p));
         const char *json[] = { "--progress=json", NULL };
         h_member_start_tty(&m[1], port, "w.bin", "w.1", json, false);
         ck_assert_msg(h_wait_for(m[1].p, 30), "%s", h_log(m[1].p));

@@ -2021,6 +2021,41 @@ START_TEST(dropped_msgs_counted)
 END_TEST
 
 /* Before the swarm starts nothing but joining and leaving is valid. */
+/* A PING answered while gathering says how many joined and how many the
+ * swarm waits for; once it started, the answer is bare again. */
+START_TEST(ping_answer_while_gathering)
+{
+        struct swarm_config cfg;
+        swarm_config_defaults(&cfg);
+        cfg.chunk_size = CS;
+        cfg.min_clients = 3;
+        struct lru *cache = lru_new(4 * CS);
+        struct swarm *s = swarm_new(&cfg, 1, "g", cache);
+        struct swarm_member *m = swarm_join(s, 100, NULL, T0);
+        swarm_join(s, 101, NULL, T0);
+        struct swarm_action a;
+        while (swarm_next_action(s, &a))
+                buf_unref(a.body);
+        swarm_on_ping(s, m, false, T0 + 1);
+        ck_assert(swarm_next_action(s, &a));
+        ck_assert_int_eq(a.type, SWARM_ACT_SEND);
+        ck_assert_uint_eq(a.msg, P2S_PING);
+        ck_assert(a.flags & P2S_F_ACK);
+        ck_assert_ptr_nonnull(a.body);
+        ck_assert_uint_eq(a.body->len, P2S_GATHER_SIZE);
+        uint32_t joined, min_clients;
+        wire_get_gather(a.body->data, &joined, &min_clients);
+        ck_assert_uint_eq(joined, 2);
+        ck_assert_uint_eq(min_clients, 3);
+        buf_unref(a.body);
+        /* an answer to our own PING (ACK) is not answered */
+        swarm_on_ping(s, m, true, T0 + 2);
+        ck_assert(!swarm_next_action(s, &a));
+        swarm_free(s);
+        lru_free(cache);
+}
+END_TEST
+
 START_TEST(dropped_msgs_in_gather)
 {
         struct swarm_config cfg;
@@ -2071,6 +2106,7 @@ static Suite *swarm_suite(void)
         tcase_add_test(tc, leave_only_copy_reread);
         tcase_add_loop_test(tc, leave_only_copy, 0, 2);
         tcase_add_test(tc, all_leave_in_gather);
+        tcase_add_test(tc, ping_answer_while_gathering);
         tcase_add_test(tc, gather_timeout);
         tcase_add_test(tc, late_joiner_relay);
         tcase_add_test(tc, late_joiner_distribution);

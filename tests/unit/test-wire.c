@@ -62,6 +62,7 @@ static uint32_t max_body(uint8_t type) {
         case P2S_HAVE: return P2S_HAVE_MAX;
         case P2S_LIST: return P2S_LIST_FIXED + 2 * P2S_MAX_NAME;
         case P2S_LISTING: return 2 + 64 * (50 + P2S_MAX_NAME);
+        case P2S_PING: return P2S_GATHER_SIZE;
         default: return 0;
         }
 }
