@@ -166,11 +166,51 @@ void conn_close_soon(struct conn *c)
         conn_touch(c);
 }
 
+/* Connections without ATTACH wait in a FIFO: when it is full the oldest
+ * gives way, so idle connections re-opened as fast as they are closed
+ * cannot lock honest joins out (an honest client sends ATTACH at once). */
+static void wait_add(struct conn *c)
+{
+        struct server *srv = c->srv;
+        c->waiting = true;
+        c->wait_next = NULL;
+        c->wait_prev = srv->wait_tail;
+        if (srv->wait_tail)
+                srv->wait_tail->wait_next = c;
+        else
+                srv->wait_head = c;
+        srv->wait_tail = c;
+        srv->npreattach++;
+}
+
+static void wait_remove(struct conn *c)
+{
+        struct server *srv = c->srv;
+        if (!c->waiting)
+                return;
+        if (c->wait_prev)
+                c->wait_prev->wait_next = c->wait_next;
+        else
+                srv->wait_head = c->wait_next;
+        if (c->wait_next)
+                c->wait_next->wait_prev = c->wait_prev;
+        else
+                srv->wait_tail = c->wait_prev;
+        c->waiting = false;
+        srv->npreattach--;
+}
+
+void conn_attached(struct conn *c)
+{
+        wait_remove(c);
+}
+
 void conn_kill(struct conn *c, const char *why)
 {
         if (c->dead)
                 return;
         c->dead = true;
+        wait_remove(c);
         if (why)
                 log_info("%s: connection closed (%s)%s", c->peer, why, c->m ? "" : " before ATTACH");
         c->zombie_next = c->srv->zombies;
@@ -194,8 +234,7 @@ void conn_reap(struct loop *l, void *ud)
                 if (c->next)
                         c->next->prev = c->prev;
                 struct smember *m = c->m;
-                if (!m)
-                        srv->npreattach--;
+                wait_remove(c);
                 srv->nconns--;
                 srv->rx_bodies -= c->rx_body;
                 loop_timer_disarm(srv->loop, &c->timer);
@@ -432,11 +471,12 @@ void conn_accept(struct loop *l, int fd, uint32_t events, void *ud)
                         refuse_fd(cfd, max_connections(srv));
                         continue;
                 }
-                /* each costs a read buffer before it has proven anything */
-                if (srv->npreattach >= MAX_PRE_ATTACH) {
-                        log_rl(LOG_WARNING, "refused a TCP connection: %u are waiting for their ATTACH", srv->npreattach);
-                        close(cfd);
-                        continue;
+                /* each costs a read buffer before it has proven anything:
+                 * at the bound the one that waited longest makes room */
+                if (srv->npreattach >= MAX_PRE_ATTACH && srv->wait_head) {
+                        log_rl(LOG_WARNING, "%u TCP connections wait for their ATTACH: closing the oldest",
+                               srv->npreattach);
+                        conn_kill(srv->wait_head, NULL);
                 }
                 struct conn *c = calloc(1, sizeof(*c));
                 if (!c || stream_rx_init(&c->rx, P2S_HDR_SIZE, RX_BUF, conn_hdr, conn_frame, c) < 0) {
@@ -464,7 +504,7 @@ void conn_accept(struct loop *l, int fd, uint32_t events, void *ud)
                 if (srv->conns)
                         srv->conns->prev = c;
                 srv->conns = c;
-                srv->npreattach++;
+                wait_add(c);
                 srv->nconns++;
                 conn_touch(c);
         }

@@ -320,7 +320,7 @@ void join_on_attach(struct conn *c, const struct p2s_hdr *h)
         }
         struct served *sv = m->sv;
         pending_del(srv, m);
-        srv->npreattach--;
+        conn_attached(c);
         m->conn = c;
         c->m = m;
         if (sv->over || !swarm_joinable(sv->sw)) {

@@ -118,6 +118,8 @@ struct conn {
         socklen_t addrlen;
         struct conn *next, *prev;
         struct conn *zombie_next;
+        bool waiting;                   /* in the server's FIFO of connections without ATTACH */
+        struct conn *wait_next, *wait_prev;
 };
 
 struct server {
@@ -140,7 +142,8 @@ struct server {
         struct conn *conns;
         struct conn *zombies;
         unsigned nunattached;
-        unsigned npreattach;            /* TCP connections without ATTACH */
+        unsigned npreattach;            /* TCP connections without ATTACH: the wait FIFO's length */
+        struct conn *wait_head, *wait_tail;     /* oldest first */
         unsigned nconns;                /* TCP connections, all of them */
         unsigned max_conns_auto;        /* --max-connections 0: from RLIMIT_NOFILE, once */
         size_t rx_bodies;               /* of RX_BODY_BUDGET, in use */
@@ -176,6 +179,8 @@ void conn_flush(struct conn *c);
 /* Flushes what is queued, then half-closes; killed at now + LINGER_US. */
 void conn_close_soon(struct conn *c);
 void conn_kill(struct conn *c, const char *why);
+/* The connection sent its ATTACH: it no longer waits for one. */
+void conn_attached(struct conn *c);
 /* MEMBER_QUEUE_MAX or more is queued toward the member: its REQs should wait
  * (dropped; its retry comes back). conn.c applies it to REQs over TCP;
  * server.c should to REQs over UDP. */

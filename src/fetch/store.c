@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* The copy being fetched, on disk: OUTPUT.part created, sized, locked,
+ * written in place, read back, hashed a slice at a time and renamed. See
+ * store.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

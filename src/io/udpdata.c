@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* Batched UDP I/O for chunk data: sendmmsg with UDP GSO (header and payload
+ * iovecs, no copy), recvmmsg with UDP GRO split back into datagrams. See
+ * udpdata.h. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>

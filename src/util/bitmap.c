@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Fixed-size bitmap with a running count of set bits. See bitmap.h. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* CLOCK_MONOTONIC in microseconds. */
 #include <time.h>
 #include "clock.h"
 

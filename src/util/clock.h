@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Time in microseconds on CLOCK_MONOTONIC, and its units. */
 #pragma once
 #include <stdint.h>
 

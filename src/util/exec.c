@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* exec_argv: execv through a writable copy of a const argv. See exec.h. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* The event loop: epoll, one timerfd over a deadline heap, a signalfd, and
+ * deferred work run once after each turn. See loop.h. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* Socket helpers shared by the programs: address parsing and printing,
+ * buffer sizes, randomness for tokens and secrets. See net.h. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

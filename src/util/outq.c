@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* A stream socket's output queue: partial writes, a priority lane for
+ * control frames, bodies sent from memory or with sendfile. See outq.h. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

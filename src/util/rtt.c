@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Round-trip time estimate and retransmission timeout (RFC 6298). See rtt.h. */
 #include "rtt.h"
 
 void rtt_init(struct rtt *r, uint64_t initial, uint64_t min, uint64_t max)

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* Frame reassembly for a byte stream: a fixed header, then the body its
+ * length gives, across any split of reads. See stream.h. */
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Map from a 32-bit id to a pointer, open addressing. See u32map.h. */
 #include <errno.h>
 #include <stdlib.h>
 #include "u32map.h"

@@ -190,6 +190,37 @@ START_TEST(out_of_descriptors)
 }
 END_TEST
 
+/* 1100 idle TCP connections that never send ATTACH (more than the 1024 that
+ * may wait): the oldest give way, so an honest fetch still joins at once
+ * instead of finding every slot taken (issue 8, bug 5). */
+START_TEST(idle_connections_give_way)
+{
+        enum { IDLE = 1100 };
+        h_make_file("src.bin", 200 * 1000, 34);
+        struct rlimit rl;
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        if (rl.rlim_cur < IDLE + 256 && rl.rlim_max >= IDLE + 256) {
+                rl.rlim_cur = IDLE + 256;
+                ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        }
+        if (rl.rlim_cur < IDLE + 256)
+                return;         /* cannot open that many here: nothing to show */
+        unsigned port;
+        struct h_proc *d = h_p2sd(&port, "--min-clients", "1", "src.bin", NULL);
+        static int idle[IDLE];
+        for (int i = 0; i < IDLE; i++)
+                idle[i] = sock_to(port, SOCK_STREAM);
+        h_log_wait(d, "wait for their ATTACH: closing the oldest", 10);
+        double t0 = h_now();
+        ck_assert_int_eq(h_fetch_once(port, "src.bin", "out.bin", NULL), 0);
+        ck_assert_msg(h_now() - t0 < 8, "the fetch took %.1f s", h_now() - t0);
+        h_assert_fetched("src.bin", "out.bin");
+        for (int i = 0; i < IDLE; i++)
+                close(idle[i]);
+        h_stop_p2sd(d, 5);
+}
+END_TEST
+
 /* A member that asks for every chunk and never reads: dropped with a log
  * line, p2sd's RSS stays within cache + 32 MiB, and the honest member
  * (whose distribution waited on it) completes. --replicas 2: the honest one
@@ -243,6 +274,7 @@ static Suite *bounds_suite(void)
         tcase_add_test(tc, slowloris);
         tcase_add_test(tc, max_members);
         tcase_add_test(tc, out_of_descriptors);
+        tcase_add_test(tc, idle_connections_give_way);
         tcase_add_test(tc, non_reading_member);
         suite_add_tcase(s, tc);
         return s;
