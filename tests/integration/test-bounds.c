@@ -19,42 +19,26 @@
 #include "proto/wire.h"
 #include "runner.h"
 
-static int sock_to(unsigned port, int type)
-{
-        int fd = socket(AF_INET, type, 0);
-        ck_assert_int_ge(fd, 0);
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-        return fd;
-}
 
-static ssize_t recv_within(int fd, uint8_t *buf, size_t cap, int timeout_ms)
-{
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (poll(&p, 1, timeout_ms) != 1)
-                return -1;
-        return recv(fd, buf, cap, 0);
-}
 
 /* HELLO, COOKIE, HELLO(cookie), WELCOME; then ATTACH on a new TCP
  * connection, returned. *ids gets the member's header fields. */
 static int join_attach(unsigned port, const char *name, struct p2s_hdr *ids, int *udp)
 {
         uint8_t pkt[512], in[512];
-        int u = sock_to(port, SOCK_DGRAM);
+        int u = h_sock_to(port, SOCK_DGRAM);
         uint64_t cookie = 0;
         struct p2s_msg m;
         for (int step = 0; step < 2; step++) {
                 size_t n = h_hello(pkt, sizeof(pkt), name, cookie);
                 ck_assert_int_eq(send(u, pkt, n, 0), (ssize_t)n);
-                ssize_t r = recv_within(u, in, sizeof(in), 3000);
+                ssize_t r = h_recv_within(u, in, sizeof(in), 3000);
                 ck_assert_msg(r > 0 && wire_decode(in, (size_t)r, &m) == WIRE_OK, "no answer to HELLO");
                 ck_assert_int_eq(m.hdr.type, step ? P2S_WELCOME : P2S_COOKIE);
                 cookie = m.hdr.token;
         }
         *ids = m.hdr;
-        int t = sock_to(port, SOCK_STREAM);
+        int t = h_sock_to(port, SOCK_STREAM);
         struct p2s_hdr at = { .type = P2S_ATTACH, .swarm_id = ids->swarm_id, .member_id = ids->member_id,
                               .token = ids->token, .chunk = P2S_NO_CHUNK };
         wire_encode_hdr(pkt, &at);
@@ -150,19 +134,6 @@ static double cpu_seconds(pid_t pid)
         return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static unsigned long rss_kib(pid_t pid)
-{
-        char path[64], line[256];
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-        FILE *f = fopen(path, "r");
-        ck_assert_ptr_nonnull(f);
-        unsigned long kib = 0;
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "VmRSS: %lu kB", &kib) == 1)
-                        break;
-        fclose(f);
-        return kib;
-}
 
 /* With 64 descriptors, 100 idle TCP connections: p2sd does not spin on
  * accept errors, logs it, and serves an honest fetch once they are gone. */
@@ -175,7 +146,7 @@ START_TEST(out_of_descriptors)
         ck_assert_int_eq(prlimit(d->pid, RLIMIT_NOFILE, &rl, NULL), 0);
         int idle[100];
         for (int i = 0; i < 100; i++)
-                idle[i] = sock_to(port, SOCK_STREAM);
+                idle[i] = h_sock_to(port, SOCK_STREAM);
         h_log_wait(d, "not accepting", 5);
         double c0 = cpu_seconds(d->pid), t0 = h_now();
         while (h_now() - t0 < 2)
@@ -209,7 +180,7 @@ START_TEST(idle_connections_give_way)
         struct h_proc *d = h_p2sd(&port, "--min-clients", "1", "src.bin", NULL);
         static int idle[IDLE];
         for (int i = 0; i < IDLE; i++)
-                idle[i] = sock_to(port, SOCK_STREAM);
+                idle[i] = h_sock_to(port, SOCK_STREAM);
         h_log_wait(d, "wait for their ATTACH: closing the oldest", 10);
         double t0 = h_now();
         ck_assert_int_eq(h_fetch_once(port, "src.bin", "out.bin", NULL), 0);
@@ -233,7 +204,7 @@ START_TEST(non_reading_member)
         unsigned port;
         struct h_proc *d = h_p2sd(&port, "--min-clients", "2", "--gather-timeout", "20", "--cache", "8M", "--replicas", "2",
                                   "--frame-timeout", "2", "--log-level", "info", "src.bin", NULL);
-        unsigned long rss0 = rss_kib(d->pid);
+        unsigned long rss0 = h_rss_kib(d->pid);
         struct p2s_hdr ids;
         int u;
         int t = join_attach(port, "src.bin", &ids, &u);
@@ -254,7 +225,7 @@ START_TEST(non_reading_member)
         unsigned long peak = 0;
         double end = h_now() + 30;
         while (h_now() < end && !h_log_has(d, "dropped")) {
-                unsigned long r = rss_kib(d->pid);
+                unsigned long r = h_rss_kib(d->pid);
                 peak = r > peak ? r : peak;
                 poll(NULL, 0, 50);
         }

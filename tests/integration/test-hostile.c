@@ -25,29 +25,7 @@
 #include "proto/wire.h"
 #include "runner.h"
 
-static int sock_to(unsigned port, int type)
-{
-        int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(fd, 0);
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-        return fd;
-}
 
-static unsigned long rss_kib(pid_t pid)
-{
-        char path[64], line[256];
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-        FILE *f = fopen(path, "r");
-        ck_assert_ptr_nonnull(f);
-        unsigned long kib = 0;
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "VmRSS: %lu kB", &kib) == 1)
-                        break;
-        fclose(f);
-        return kib;
-}
 
 static bool alive(struct h_proc *p)
 {
@@ -422,7 +400,7 @@ START_TEST(spray)
         struct h_proc *d = h_p2sd(&port, "--min-clients", "10", "--gather-timeout", "20", "--cache", "1M",
                                   "--replicas", "2", "--frame-timeout", "2", "--log-level", "info", "src.bin",
                                   NULL);
-        unsigned long rss0 = rss_kib(d->pid), peak = rss0;
+        unsigned long rss0 = h_rss_kib(d->pid), peak = rss0;
         int stop;
         pid_t sp = sprayer_start(port, &stop);
 
@@ -431,7 +409,7 @@ START_TEST(spray)
         int slow[SLOW];
         double slow_t0 = h_now(), slow_closed[SLOW];
         for (int i = 0; i < SLOW; i++) {
-                slow[i] = sock_to(port, SOCK_STREAM);
+                slow[i] = h_sock_to(port, SOCK_STREAM);
                 struct p2s_hdr h = { .type = P2S_ATTACH, .member_id = 1, .token = rnd(), .chunk = P2S_NO_CHUNK };
                 uint8_t pkt[P2S_HDR_SIZE];
                 wire_encode_hdr(pkt, &h);
@@ -454,7 +432,7 @@ START_TEST(spray)
                         if (!slow_closed[i] && closed_by_peer(slow[i]))
                                 slow_closed[i] = h_now();
                 ck_assert_msg(alive(d), "p2sd died:\n%s", h_tail(d));
-                unsigned long r = rss_kib(d->pid);
+                unsigned long r = h_rss_kib(d->pid);
                 peak = r > peak ? r : peak;
                 bool slow_open = false;
                 for (int i = 0; i < SLOW; i++)
@@ -485,7 +463,7 @@ START_TEST(spray)
                 slowest = slow_closed[i] - slow_t0 > slowest ? slow_closed[i] - slow_t0 : slowest;
                 close(slow[i]);
         }
-        unsigned long rss1 = rss_kib(d->pid);
+        unsigned long rss1 = h_rss_kib(d->pid);
         fprintf(stderr, "# spray: rss-start %lu KiB, peak %lu KiB, end %lu KiB; slow connections closed within %.2f s\n",
                 rss0, peak, rss1, slowest);
         ck_assert_msg(slowest < 2 + 2.5, "a slow connection lasted %.2f s with --frame-timeout 2", slowest);
@@ -500,7 +478,7 @@ END_TEST
 static int join_attach(unsigned port, const char *name, struct p2s_hdr *ids, int *udp)
 {
         uint8_t pkt[512], in[512];
-        int u = sock_to(port, SOCK_DGRAM);
+        int u = h_sock_to(port, SOCK_DGRAM);
         uint64_t cookie = 0;
         struct p2s_msg m;
         for (int step = 0; step < 2; step++) {
@@ -514,7 +492,7 @@ static int join_attach(unsigned port, const char *name, struct p2s_hdr *ids, int
                 cookie = m.hdr.token;
         }
         *ids = m.hdr;
-        int t = sock_to(port, SOCK_STREAM);
+        int t = h_sock_to(port, SOCK_STREAM);
         struct p2s_hdr at = { .type = P2S_ATTACH, .swarm_id = ids->swarm_id, .member_id = ids->member_id,
                               .token = ids->token, .chunk = P2S_NO_CHUNK };
         wire_encode_hdr(pkt, &at);
@@ -546,7 +524,7 @@ START_TEST(stalled_uploads)
         struct h_proc *d = h_p2sd(&port, "--min-clients", "50", "--gather-timeout", "60", "--cache", "1M",
                                   "--chunk-size", "16M", "--frame-timeout", "2", "--log-level", "info", "src.bin",
                                   NULL);
-        unsigned long rss0 = rss_kib(d->pid), peak = rss0;
+        unsigned long rss0 = h_rss_kib(d->pid), peak = rss0;
         enum { N = 50 };
         int t[N], u[N];
         struct p2s_hdr ids[N];
@@ -587,7 +565,7 @@ START_TEST(stalled_uploads)
                                 ping(u[i], &ids[i]);
                         pinged = h_now();
                 }
-                unsigned long r = rss_kib(d->pid);
+                unsigned long r = h_rss_kib(d->pid);
                 peak = r > peak ? r : peak;
                 poll(NULL, 0, 1);
         }
@@ -612,7 +590,7 @@ START_TEST(stalled_uploads)
                                 ping(u[i], &ids[i]);
                         pinged = h_now();
                 }
-                unsigned long r = rss_kib(d->pid);
+                unsigned long r = h_rss_kib(d->pid);
                 peak = r > peak ? r : peak;
                 if (!open || h_now() > deadline)
                         break;

@@ -34,13 +34,6 @@ static int udp_from(const char *ip, unsigned port)
         return fd;
 }
 
-static ssize_t recv_within(int fd, uint8_t *buf, size_t cap, int timeout_ms)
-{
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (poll(&p, 1, timeout_ms) != 1)
-                return -1;
-        return recv(fd, buf, cap, 0);
-}
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 static uint64_t rng(void)
@@ -154,7 +147,7 @@ struct tally {
 static bool take_reply(int fd, struct tally *t, int timeout_ms, const uint8_t marker[P2S_NONCE_SIZE], bool *got)
 {
         static uint8_t in[70000];
-        ssize_t r = recv_within(fd, in, sizeof(in), timeout_ms);
+        ssize_t r = h_recv_within(fd, in, sizeof(in), timeout_ms);
         *got = r > 0;
         if (r <= 0)
                 return false;
@@ -357,12 +350,12 @@ static int proven_join(const char *ip, unsigned port, uint32_t seq)
         memcpy(nonce, &seq, sizeof(seq));
         size_t n = hello_pkt(pkt, sizeof(pkt), nonce, "src.bin", 0);
         ck_assert_int_eq(send(fd, pkt, n, 0), (ssize_t)n);
-        ssize_t r = recv_within(fd, in, sizeof(in), 3000);
+        ssize_t r = h_recv_within(fd, in, sizeof(in), 3000);
         struct p2s_msg m;
         ck_assert(r > 0 && wire_decode(in, (size_t)r, &m) == WIRE_OK && m.hdr.type == P2S_COOKIE);
         n = hello_pkt(pkt, sizeof(pkt), nonce, "src.bin", m.hdr.token);
         ck_assert_int_eq(send(fd, pkt, n, 0), (ssize_t)n);
-        r = recv_within(fd, in, sizeof(in), 3000);
+        r = h_recv_within(fd, in, sizeof(in), 3000);
         close(fd);
         ck_assert(r > 0 && wire_decode(in, (size_t)r, &m) == WIRE_OK);
         ck_assert(join_reply_is_ours(&m, nonce));

@@ -17,34 +17,8 @@
 #include "proto/wire.h"
 #include "runner.h"
 
-static int udp_to(unsigned port)
-{
-        int fd = socket(AF_INET, SOCK_DGRAM, 0);
-        ck_assert_int_ge(fd, 0);
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-        return fd;
-}
 
-static int tcp_to(unsigned port)
-{
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        ck_assert_int_ge(fd, 0);
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-        return fd;
-}
 
-/* One datagram within timeout_ms, or -1. */
-static ssize_t recv_within(int fd, uint8_t *buf, size_t cap, int timeout_ms)
-{
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (poll(&p, 1, timeout_ms) != 1)
-                return -1;
-        return recv(fd, buf, cap, 0);
-}
 
 
 /* HELLO, COOKIE, HELLO(cookie), WELCOME: the member's header ids and token. */
@@ -53,7 +27,7 @@ static struct p2s_hdr join(int fd, const char *name, uint64_t *cookie)
         uint8_t pkt[512], in[512];
         size_t n = h_hello(pkt, sizeof(pkt), name, 0);
         ck_assert_int_eq(send(fd, pkt, n, 0), (ssize_t)n);
-        ssize_t r = recv_within(fd, in, sizeof(in), 3000);
+        ssize_t r = h_recv_within(fd, in, sizeof(in), 3000);
         struct p2s_msg m;
         ck_assert_msg(r > 0 && wire_decode(in, (size_t)r, &m) == WIRE_OK && m.hdr.type == P2S_COOKIE,
                       "no COOKIE for a first HELLO");
@@ -62,7 +36,7 @@ static struct p2s_hdr join(int fd, const char *name, uint64_t *cookie)
         *cookie = m.hdr.token;
         n = h_hello(pkt, sizeof(pkt), name, *cookie);
         ck_assert_int_eq(send(fd, pkt, n, 0), (ssize_t)n);
-        r = recv_within(fd, in, sizeof(in), 3000);
+        r = h_recv_within(fd, in, sizeof(in), 3000);
         ck_assert_msg(r > 0 && wire_decode(in, (size_t)r, &m) == WIRE_OK && m.hdr.type == P2S_WELCOME,
                       "no WELCOME for a HELLO with its cookie");
         return m.hdr;
@@ -75,14 +49,14 @@ START_TEST(hostile_datagrams)
         h_make_file("src.bin", 300 * 1000 + 1, 21);
         unsigned port;
         struct h_proc *d = h_p2sd(&port, "--min-clients", "2", "--log-level", "info", "src.bin", NULL);
-        int fd = udp_to(port);
+        int fd = h_sock_to(port, SOCK_DGRAM);
         uint8_t pkt[2048], in[2048];
 
         /* a future version: ERR VERSION, no larger than what we sent */
         size_t n = h_hello(pkt, sizeof(pkt), "src.bin", 0);
         pkt[4] = P2S_VERSION + 1;
         ck_assert_int_eq(send(fd, pkt, n, 0), (ssize_t)n);
-        ssize_t r = recv_within(fd, in, sizeof(in), 3000);
+        ssize_t r = h_recv_within(fd, in, sizeof(in), 3000);
         ck_assert_msg(r > 0, "no answer to an unknown version");
         ck_assert_int_le(r, (ssize_t)n);
         struct p2s_hdr eh;
@@ -92,7 +66,7 @@ START_TEST(hostile_datagrams)
         /* a HELLO with a made-up cookie: another COOKIE, no member */
         n = h_hello(pkt, sizeof(pkt), "src.bin", 0x1234567890abcdefull);
         ck_assert_int_eq(send(fd, pkt, n, 0), (ssize_t)n);
-        r = recv_within(fd, in, sizeof(in), 3000);
+        r = h_recv_within(fd, in, sizeof(in), 3000);
         struct p2s_msg m;
         ck_assert(r > 0 && wire_decode(in, (size_t)r, &m) == WIRE_OK);
         ck_assert_int_eq(m.hdr.type, P2S_COOKIE);
@@ -136,7 +110,7 @@ START_TEST(hostile_tcp)
         /* an UPLOAD header claiming a 16 MiB body, before any ATTACH */
         struct p2s_hdr up = { .type = P2S_UPLOAD, .body_len = P2S_MAX_CHUNK, .chunk = 0 };
         wire_encode_hdr(pkt, &up);
-        int t = tcp_to(port);
+        int t = h_sock_to(port, SOCK_STREAM);
         ck_assert_int_eq(send(t, pkt, P2S_HDR_SIZE, 0), P2S_HDR_SIZE);
         struct pollfd p = { .fd = t, .events = POLLIN };
         ck_assert_msg(poll(&p, 1, 5000) == 1 && recv(t, in, sizeof(in), 0) <= 0,
@@ -144,13 +118,13 @@ START_TEST(hostile_tcp)
         close(t);
 
         /* an ATTACH with a real member id but the wrong token */
-        int u = udp_to(port);
+        int u = h_sock_to(port, SOCK_DGRAM);
         uint64_t cookie;
         struct p2s_hdr w = join(u, "src.bin", &cookie);
         struct p2s_hdr at = { .type = P2S_ATTACH, .swarm_id = w.swarm_id, .member_id = w.member_id,
                               .token = w.token ^ 1, .chunk = P2S_NO_CHUNK };
         wire_encode_hdr(pkt, &at);
-        t = tcp_to(port);
+        t = h_sock_to(port, SOCK_STREAM);
         ck_assert_int_eq(send(t, pkt, P2S_HDR_SIZE, 0), P2S_HDR_SIZE);
         p = (struct pollfd){ .fd = t, .events = POLLIN };
         ck_assert_msg(poll(&p, 1, 5000) == 1 && recv(t, in, sizeof(in), 0) <= 0,
@@ -174,7 +148,7 @@ START_TEST(join_outlives_swarm)
         h_make_file("src.bin", 200 * 1000 + 9, 23);
         unsigned port;
         struct h_proc *d = h_p2sd(&port, "--min-clients", "2", "--log-level", "info", "src.bin", NULL);
-        int u = udp_to(port);
+        int u = h_sock_to(port, SOCK_DGRAM);
         uint64_t cookie;
         struct p2s_hdr w = join(u, "src.bin", &cookie);
 
@@ -186,7 +160,7 @@ START_TEST(join_outlives_swarm)
         uint8_t pkt[512], in[512];
         size_t n = h_hello(pkt, sizeof(pkt), "src.bin", cookie);
         ck_assert_int_eq(send(u, pkt, n, 0), (ssize_t)n);
-        ssize_t r = recv_within(u, in, sizeof(in), 3000);
+        ssize_t r = h_recv_within(u, in, sizeof(in), 3000);
         struct p2s_msg m;
         ck_assert_msg(r > 0 && wire_decode(in, (size_t)r, &m) == WIRE_OK &&
                       (m.hdr.type == P2S_WELCOME || m.hdr.type == P2S_COOKIE),
@@ -197,7 +171,7 @@ START_TEST(join_outlives_swarm)
                               .token = w.token, .chunk = P2S_NO_CHUNK };
         if (m.hdr.type != P2S_WELCOME || m.hdr.swarm_id != w.swarm_id) {
                 wire_encode_hdr(pkt, &at);
-                int t = tcp_to(port);
+                int t = h_sock_to(port, SOCK_STREAM);
                 ck_assert_int_eq(send(t, pkt, P2S_HDR_SIZE, 0), P2S_HDR_SIZE);
                 struct pollfd p = { .fd = t, .events = POLLIN };
                 /* closed at once, or an ERR then closed: never a member of a freed swarm */

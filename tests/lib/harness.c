@@ -1151,3 +1151,35 @@ size_t h_hello(uint8_t *out, size_t cap, const char *name, uint64_t token)
         struct p2s_hdr h = { .type = P2S_HELLO, .token = token, .chunk = P2S_NO_CHUNK, .body_len = (uint32_t)bl };
         return wire_encode(out, cap, &h, body, h.body_len);
 }
+
+int h_sock_to(unsigned port, int type)
+{
+        int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        return fd;
+}
+
+ssize_t h_recv_within(int fd, uint8_t *buf, size_t cap, int timeout_ms)
+{
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, timeout_ms) != 1)
+                return -1;
+        return recv(fd, buf, cap, 0);
+}
+
+unsigned long h_rss_kib(pid_t pid)
+{
+        char path[64], line[256];
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        FILE *f = fopen(path, "r");
+        ck_assert_ptr_nonnull(f);
+        unsigned long kib = 0;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmRSS: %lu kB", &kib) == 1)
+                        break;
+        fclose(f);
+        return kib;
+}

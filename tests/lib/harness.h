@@ -239,3 +239,9 @@ extern const uint8_t h_test_nonce[P2S_NONCE_SIZE];
 /* A whole HELLO datagram for name with token (0: the first, else the
  * cookie), h_test_nonce and no proof, into out; its length. */
 size_t h_hello(uint8_t *out, size_t cap, const char *name, uint64_t token);
+/* A socket of type (SOCK_STREAM, SOCK_DGRAM) connected to 127.0.0.1:port. */
+int h_sock_to(unsigned port, int type);
+/* What fd receives within timeout_ms (one datagram, or what a stream has), or -1. */
+ssize_t h_recv_within(int fd, uint8_t *buf, size_t cap, int timeout_ms);
+/* The process's resident set (VmRSS), KiB. */
+unsigned long h_rss_kib(pid_t pid);
