@@ -35,7 +35,8 @@ static int entry_cmp(const void *a, const void *b)
 
 static void page_trim(struct page *p, size_t keep)
 {
-        qsort(p->e, p->n, sizeof(*p->e), entry_cmp);
+        if (p->n > 1)   /* qsort's array may not be NULL, even when empty */
+                qsort(p->e, p->n, sizeof(*p->e), entry_cmp);
         for (size_t i = keep; i < p->n; i++)
                 free(p->e[i].name);
         if (p->n > keep)
@@ -50,7 +51,7 @@ static int page_add(const struct catalog_entry *e, void *ud)
         struct page *p = ud;
         const struct wire_list *l = p->req;
         size_t nl = strlen(e->name);
-        if (nl < l->prefix_len || memcmp(e->name, l->prefix, l->prefix_len))
+        if (nl < l->prefix_len || (l->prefix_len && memcmp(e->name, l->prefix, l->prefix_len)))
                 return 0;
         if (l->after_len) {
                 /* bytewise, as strcmp orders the page */

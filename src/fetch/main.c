@@ -142,6 +142,16 @@ static void on_signal(struct loop *l, int signo, void *ud)
                 loop_quit(l, 0);
 }
 
+/* Leaves before the loop ran: what main allocated for the jobs goes too. */
+static int bail(struct job *jobs, size_t n, struct fetch_listing *listing, int code)
+{
+        for (size_t i = 0; jobs && i < n; i++)
+                free(jobs[i].output);
+        free(jobs);
+        fetch_listing_free(listing);
+        return code;
+}
+
 int main(int argc, char **argv)
 {
         struct fetch_options opt;
@@ -231,20 +241,20 @@ int main(int argc, char **argv)
                         }
                         if (!j->output) {
                                 fprintf(stderr, "p2s-fetch: out of memory\n");
-                                return FETCH_EXIT_FAIL;
+                                return bail(jobs, opt.njobs, &listing, FETCH_EXIT_FAIL);
                         }
                         goto resolved;
                 }
                 int code = output_resolve(opt.output_arg, opt.njobs, j->opt.name, &j->output, err, sizeof(err));
                 if (code) {
                         fprintf(stderr, "p2s-fetch: %s\n", err);
-                        return code;
+                        return bail(jobs, opt.njobs, &listing, code);
                 }
                 for (size_t k = 0; k < i; k++) {
                         if (!strcmp(jobs[k].output, j->output)) {
                                 fprintf(stderr, "p2s-fetch: '%s' and '%s' would both be saved as %s "
                                         "(try 'p2s-fetch --help')\n", jobs[k].opt.name, j->opt.name, j->output);
-                                return FETCH_EXIT_USAGE;
+                                return bail(jobs, opt.njobs, &listing, FETCH_EXIT_USAGE);
                         }
                 }
 resolved:
@@ -267,13 +277,14 @@ resolved:
         run.loop = loop_new();
         if (!run.loop) {
                 log_err("cannot create the event loop: %m");
-                return FETCH_EXIT_FAIL;
+                return bail(jobs, opt.njobs, &listing, FETCH_EXIT_FAIL);
         }
         loop_defer_init(&reaper, reap, &run);
         static const int sigs[] = { SIGINT, SIGTERM, SIGWINCH };
         if (loop_signals(run.loop, sigs, 3, on_signal, &run) < 0) {
                 log_err("cannot handle signals: %m");
-                return FETCH_EXIT_FAIL;
+                loop_free(run.loop);
+                return bail(jobs, opt.njobs, &listing, FETCH_EXIT_FAIL);
         }
         start_next(&run);
         if (run.done < run.njobs)

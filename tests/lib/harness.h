@@ -245,3 +245,17 @@ int h_sock_to(unsigned port, int type);
 ssize_t h_recv_within(int fd, uint8_t *buf, size_t cap, int timeout_ms);
 /* The process's resident set (VmRSS), KiB. */
 unsigned long h_rss_kib(pid_t pid);
+
+/* How much more memory a process may take in this build: 1, or 4 under
+ * AddressSanitizer, whose shadow memory and quarantine count in RSS too
+ * (a memory bound is the normal build's to prove). */
+#if defined(__SANITIZE_ADDRESS__)
+#define H_RSS_SLACK 4
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define H_RSS_SLACK 4
+#endif
+#endif
+#ifndef H_RSS_SLACK
+#define H_RSS_SLACK 1
+#endif
