@@ -17,25 +17,7 @@
 #include "harness.h"
 #include "runner.h"
 
-/* p2s-fetch with exactly args (after the program), to completion. */
-static struct h_proc *fetch_args(const char *const *args, double timeout_s)
-{
-        const char *argv[32] = { h_bin_fetch() };
-        size_t n = 1;
-        for (; *args; args++) {
-                ck_assert(n < 31);
-                argv[n++] = *args;
-        }
-        argv[n] = NULL;
-        return h_run_prog("p2s-fetch", argv, timeout_s);
-}
 
-static const char *hostport(unsigned port)
-{
-        static char b[32];
-        snprintf(b, sizeof(b), "127.0.0.1:%u", port);
-        return b;
-}
 
 static void expect(struct h_proc *p, int code, const char *needle)
 {
@@ -50,15 +32,15 @@ START_TEST(refused_outputs)
         h_make_file("src.bin", 5000, 1);
         unsigned port;
         struct h_proc *d = h_p2sd(&port, h_path("src.bin"), "--min-clients", "1", NULL);
-        const char *hp = hostport(port);
+        const char *hp = h_hostport(port);
         /* a character device: never renamed over */
-        struct h_proc *p = fetch_args((const char *const[]){ hp, "src.bin", "-o", "/dev/null", NULL }, 10);
+        struct h_proc *p = h_fetch_args((const char *const[]){ hp, "src.bin", "-o", "/dev/null", NULL }, 10);
         expect(p, 2, "/dev/null is a character device");
         struct stat st;
         ck_assert(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode));
         /* a FIFO */
         ck_assert(mkfifo(h_path("fifo"), 0600) == 0);
-        p = fetch_args((const char *const[]){ hp, "src.bin", "-o", h_path("fifo"), NULL }, 10);
+        p = h_fetch_args((const char *const[]){ hp, "src.bin", "-o", h_path("fifo"), NULL }, 10);
         expect(p, 2, "is a FIFO");
         ck_assert(stat(h_path("fifo"), &st) == 0 && S_ISFIFO(st.st_mode));
         ck_assert(!h_exists(h_path("fifo.part")));
@@ -67,21 +49,21 @@ START_TEST(refused_outputs)
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", h_path("sock"));
         ck_assert(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-        p = fetch_args((const char *const[]){ hp, "src.bin", "-o", h_path("sock"), NULL }, 10);
+        p = h_fetch_args((const char *const[]){ hp, "src.bin", "-o", h_path("sock"), NULL }, 10);
         expect(p, 2, "is a socket");
         close(fd);
         /* standard output */
-        p = fetch_args((const char *const[]){ hp, "src.bin", "-o", "-", NULL }, 10);
+        p = h_fetch_args((const char *const[]){ hp, "src.bin", "-o", "-", NULL }, 10);
         expect(p, 2, "-o -: writing to standard output is not supported");
         ck_assert(!h_exists("-"));
         /* empty */
-        p = fetch_args((const char *const[]){ hp, "src.bin", "-o", "", NULL }, 10);
+        p = h_fetch_args((const char *const[]){ hp, "src.bin", "-o", "", NULL }, 10);
         expect(p, 2, "--output '': must not be empty");
         /* several files into one file name */
-        p = fetch_args((const char *const[]){ hp, "src.bin", "other", "-o", h_path("one.bin"), NULL }, 10);
+        p = h_fetch_args((const char *const[]){ hp, "src.bin", "other", "-o", h_path("one.bin"), NULL }, 10);
         expect(p, 2, "several files need a directory");
         /* two names with one base name */
-        p = fetch_args((const char *const[]){ hp, "a/x", "b/x", "-o", h_path("d/"), NULL }, 10);
+        p = h_fetch_args((const char *const[]){ hp, "a/x", "b/x", "-o", h_path("d/"), NULL }, 10);
         expect(p, 2, "would both be saved as");
         /* nothing of these reached the server */
         ck_assert_msg(!h_log_has(d, "new swarm for"), "%s", h_tail(d));
@@ -95,12 +77,12 @@ START_TEST(output_directory)
         unsigned port;
         struct h_proc *d = h_p2sd(&port, h_path("src.bin"), "--min-clients", "1", NULL);
         ck_assert(mkdir(h_path("existing"), 0755) == 0);
-        struct h_proc *p = fetch_args((const char *const[]){ "--quiet", hostport(port), "src.bin", "-o",
+        struct h_proc *p = h_fetch_args((const char *const[]){ "--quiet", h_hostport(port), "src.bin", "-o",
                                                             h_path("existing"), NULL }, 30);
         ck_assert_msg(p->code == 0, "%s", h_tail(p));
         h_assert_fetched(h_path("src.bin"), h_path("existing/src.bin"));
         /* a name ending in '/' is created */
-        p = fetch_args((const char *const[]){ "--quiet", hostport(port), "src.bin", "-o", h_path("new/"), NULL }, 30);
+        p = h_fetch_args((const char *const[]){ "--quiet", h_hostport(port), "src.bin", "-o", h_path("new/"), NULL }, 30);
         ck_assert_msg(p->code == 0, "%s", h_tail(p));
         h_assert_fetched(h_path("src.bin"), h_path("new/src.bin"));
         h_stop_p2sd(d, 5);
@@ -117,7 +99,7 @@ START_TEST(output_locked)
         struct h_member a;
         h_member_start(&a, port, "src.bin", "same.bin", NULL);
         ck_assert(h_member_joined(&a, 10));
-        struct h_proc *b = fetch_args((const char *const[]){ "--quiet", hostport(port), "src.bin", "-o",
+        struct h_proc *b = h_fetch_args((const char *const[]){ "--quiet", h_hostport(port), "src.bin", "-o",
                                                             h_path("same.bin"), NULL }, 10);
         expect(b, 7, "same.bin.part is in use by another p2s-fetch");
         ck_assert_msg(b->t_end - b->t_start < 2.0, "refused after %.1f s", b->t_end - b->t_start);
@@ -167,7 +149,7 @@ START_TEST(several_files)
         h_make_file("root/c.bin", 1, 7);
         unsigned port;
         struct h_proc *d = h_p2sd(&port, "--root", h_path("root"), "--min-clients", "1", NULL);
-        struct h_proc *p = fetch_args((const char *const[]){ "--parallel", "2", hostport(port), "a.bin", "sub/b.bin",
+        struct h_proc *p = h_fetch_args((const char *const[]){ "--parallel", "2", h_hostport(port), "a.bin", "sub/b.bin",
                                                             "c.bin", "-o", h_path("out/"), NULL }, 60);
         ck_assert_msg(p->code == 0, "%s", h_tail(p));
         h_assert_fetched(h_path("root/a.bin"), h_path("out/a.bin"));
@@ -176,7 +158,7 @@ START_TEST(several_files)
         ck_assert_msg(h_log_has(p, "ok     sub/b.bin -> "), "%s", h_tail(p));
         ck_assert_msg(h_log_has(p, "3 of 3 files fetched"), "%s", h_tail(p));
         /* one missing: the others still fetched, exit 4, its summary line */
-        p = fetch_args((const char *const[]){ hostport(port), "a.bin", "nope.bin", "-o", h_path("out2/"), NULL }, 60);
+        p = h_fetch_args((const char *const[]){ h_hostport(port), "a.bin", "nope.bin", "-o", h_path("out2/"), NULL }, 60);
         expect(p, 4, "FAILED nope.bin -> ");
         ck_assert_msg(h_log_has(p, "1 of 2 files fetched"), "%s", h_tail(p));
         h_assert_fetched(h_path("root/a.bin"), h_path("out2/a.bin"));
@@ -184,7 +166,7 @@ START_TEST(several_files)
         /* URLs, one with IPv4 and a port */
         char url[128];
         snprintf(url, sizeof(url), "p2s://127.0.0.1:%u/sub/b.bin", port);
-        p = fetch_args((const char *const[]){ "--quiet", url, "-o", h_path("u.bin"), NULL }, 30);
+        p = h_fetch_args((const char *const[]){ "--quiet", url, "-o", h_path("u.bin"), NULL }, 30);
         ck_assert_msg(p->code == 0, "%s", h_tail(p));
         h_assert_fetched(h_path("root/sub/b.bin"), h_path("u.bin"));
         h_stop_p2sd(d, 5);
@@ -228,9 +210,9 @@ START_TEST(exit_codes)
         unsigned port;
         struct h_proc *d = h_p2sd(&port, h_path("src.bin"), "--min-clients", "1", NULL);
         /* 2: usage */
-        struct h_proc *p = fetch_args((const char *const[]){ "--window", "0", "h", "n", NULL }, 10);
+        struct h_proc *p = h_fetch_args((const char *const[]){ "--window", "0", "h", "n", NULL }, 10);
         expect(p, 2, "p2s-fetch: --window 0: must be between 1 and 1024 (try 'p2s-fetch --help')");
-        p = fetch_args((const char *const[]){ "::1:7720", "n", NULL }, 10);
+        p = h_fetch_args((const char *const[]){ "::1:7720", "n", NULL }, 10);
         expect(p, 2, "write [::1]:7720 for a port");
         /* 3: nothing listens: refused at once, not after --timeout */
         int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -239,22 +221,22 @@ START_TEST(exit_codes)
         ck_assert(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
         ck_assert(getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
         close(fd);
-        p = fetch_args((const char *const[]){ "--timeout", "20", hostport(ntohs(sa.sin_port)), "x", NULL }, 10);
+        p = h_fetch_args((const char *const[]){ "--timeout", "20", h_hostport(ntohs(sa.sin_port)), "x", NULL }, 10);
         expect(p, 3, "connection refused by 127.0.0.1");
         ck_assert_msg(p->t_end - p->t_start < 3.0, "took %.1f s", p->t_end - p->t_start);
-        p = fetch_args((const char *const[]){ "no-such-host.invalid", "x", NULL }, 30);
+        p = h_fetch_args((const char *const[]){ "no-such-host.invalid", "x", NULL }, 30);
         expect(p, 3, "cannot resolve 'no-such-host.invalid'");
         /* 4: not served */
-        p = fetch_args((const char *const[]){ hostport(port), "missing.bin", NULL }, 10);
+        p = h_fetch_args((const char *const[]){ h_hostport(port), "missing.bin", NULL }, 10);
         expect(p, 4, "no such file is served");
         ck_assert(!h_exists("missing.bin.part"));
         /* 7: the output cannot be written */
         ck_assert(mkdir(h_path("ro"), 0500) == 0);
         if (geteuid() != 0) {
-                p = fetch_args((const char *const[]){ hostport(port), "src.bin", "-o", h_path("ro/x"), NULL }, 10);
+                p = h_fetch_args((const char *const[]){ h_hostport(port), "src.bin", "-o", h_path("ro/x"), NULL }, 10);
                 expect(p, 7, "cannot write");
         }
-        p = fetch_args((const char *const[]){ hostport(port), "src.bin", "-o", h_path("nodir/sub/x"), NULL }, 10);
+        p = h_fetch_args((const char *const[]){ h_hostport(port), "src.bin", "-o", h_path("nodir/sub/x"), NULL }, 10);
         expect(p, 7, "No such file or directory");
         /* 0 */
         p = h_fetch(port, "src.bin", "ok.bin", NULL);

@@ -20,29 +20,12 @@
 #include "proto/wire.h"
 #include "runner.h"
 
-static struct h_proc *fetch_args(const char *const *args, double timeout_s)
-{
-        const char *argv[32] = { h_bin_fetch() };
-        size_t n = 1;
-        for (; *args; args++) {
-                ck_assert(n < 31);
-                argv[n++] = *args;
-        }
-        argv[n] = NULL;
-        return h_run_prog("p2s-fetch", argv, timeout_s);
-}
 
-static const char *hostport(unsigned port)
-{
-        static char b[32];
-        snprintf(b, sizeof(b), "127.0.0.1:%u", port);
-        return b;
-}
 
 /* A listing's output: the log of a p2s-fetch that printed only it. */
 static const char *listing(unsigned port, const char *prefix, int want_code)
 {
-        struct h_proc *p = fetch_args((const char *const[]){ "--list", hostport(port), prefix, NULL }, 30);
+        struct h_proc *p = h_fetch_args((const char *const[]){ "--list", h_hostport(port), prefix, NULL }, 30);
         ck_assert_msg(p->code == want_code, "exit %d, want %d: %s", p->code, want_code, h_tail(p));
         return h_log(p);
 }
@@ -98,7 +81,7 @@ START_TEST(list_root)
         ck_assert_str_eq(listing(port, "img", 0), "10  -  img/a.bin\n20  -  img/sub/b.bin\n30  -  imgx.bin\n");
         char url[64];
         snprintf(url, sizeof(url), "p2s://127.0.0.1:%u/other/", port);
-        struct h_proc *p = fetch_args((const char *const[]){ "--list", url, NULL }, 30);
+        struct h_proc *p = h_fetch_args((const char *const[]){ "--list", url, NULL }, 30);
         ck_assert_int_eq(p->code, 0);
         ck_assert_str_eq(h_log(p), "40  -  other/c.bin\n");
         h_stop_p2sd(d, 5);
@@ -144,13 +127,13 @@ START_TEST(list_secret)
         ck_assert_int_eq(chmod("other.key", 0600), 0);
         unsigned port;
         struct h_proc *d = h_p2sd(&port, "--secret-file", "swarm.key", h_path("src.bin"), NULL);
-        struct h_proc *p = fetch_args((const char *const[]){ "--list", hostport(port), NULL }, 30);
+        struct h_proc *p = h_fetch_args((const char *const[]){ "--list", h_hostport(port), NULL }, 30);
         ck_assert_int_eq(p->code, 4);
         ck_assert_msg(h_log_has(p, "requires a swarm secret") && !h_log_has(p, "src.bin  "), "%s", h_tail(p));
-        p = fetch_args((const char *const[]){ "--list", "--secret-file", "other.key", hostport(port), NULL }, 30);
+        p = h_fetch_args((const char *const[]){ "--list", "--secret-file", "other.key", h_hostport(port), NULL }, 30);
         ck_assert_int_eq(p->code, 4);
         ck_assert_msg(h_log_has(p, "wrong swarm secret"), "%s", h_tail(p));
-        p = fetch_args((const char *const[]){ "--list", "--secret-file", "swarm.key", hostport(port), NULL }, 30);
+        p = h_fetch_args((const char *const[]){ "--list", "--secret-file", "swarm.key", h_hostport(port), NULL }, 30);
         ck_assert_msg(p->code == 0, "%s", h_tail(p));
         ck_assert_str_eq(h_log(p), "100  -  src.bin\n");
         h_stop_p2sd(d, 5);
@@ -201,7 +184,7 @@ START_TEST(recursive_mirror)
         h_make_file("root/else.bin", 100, 5);
         unsigned port;
         struct h_proc *d = h_p2sd(&port, "--root", h_path("root"), NULL);
-        struct h_proc *p = fetch_args((const char *const[]){ "-r", hostport(port), "set/", "-o", h_path("copy"),
+        struct h_proc *p = h_fetch_args((const char *const[]){ "-r", h_hostport(port), "set/", "-o", h_path("copy"),
                                                              "--timeout", "10", NULL }, 60);
         ck_assert_msg(p->code == 0, "%s", h_tail(p));
         h_assert_fetched(h_path("root/set/x.bin"), h_path("copy/x.bin"));
@@ -211,11 +194,11 @@ START_TEST(recursive_mirror)
         ck_assert_msg(h_log_has(p, "ok     set/sub/y.bin -> ") && h_log_has(p, "3 of 3 files fetched"), "%s",
                       h_tail(p));
         /* nothing under a prefix: status 4 */
-        p = fetch_args((const char *const[]){ "-r", hostport(port), "none/", "-o", h_path("copy2"), NULL }, 30);
+        p = h_fetch_args((const char *const[]){ "-r", h_hostport(port), "none/", "-o", h_path("copy2"), NULL }, 30);
         ck_assert_int_eq(p->code, 4);
         ck_assert_msg(h_log_has(p, "nothing is served under 'none/'"), "%s", h_tail(p));
         /* -o naming a file is a usage error */
-        p = fetch_args((const char *const[]){ "-r", hostport(port), "set/", "-o", h_path("root/else.bin"), NULL }, 30);
+        p = h_fetch_args((const char *const[]){ "-r", h_hostport(port), "set/", "-o", h_path("root/else.bin"), NULL }, 30);
         ck_assert_int_eq(p->code, 2);
         h_stop_p2sd(d, 5);
 }
@@ -244,7 +227,7 @@ START_TEST(recursive_unreadable)
         ck_assert_int_eq(chmod(h_path("root/t/b.bin"), 0), 0);
         unsigned port;
         struct h_proc *d = h_p2sd(&port, "--root", h_path("root"), NULL);
-        struct h_proc *p = fetch_args((const char *const[]){ "-r", hostport(port), "t/", "-o", h_path("copy"),
+        struct h_proc *p = h_fetch_args((const char *const[]){ "-r", h_hostport(port), "t/", "-o", h_path("copy"),
                                                              "--timeout", "10", NULL }, 60);
         ck_assert_msg(p->code == 4, "exit %d: %s", p->code, h_tail(p));
         h_assert_fetched(h_path("root/t/a.bin"), h_path("copy/a.bin"));

@@ -1152,6 +1152,25 @@ size_t h_hello(uint8_t *out, size_t cap, const char *name, uint64_t token)
         return wire_encode(out, cap, &h, body, h.body_len);
 }
 
+struct h_proc *h_fetch_args(const char *const *args, double timeout_s)
+{
+        const char *argv[32] = { h_bin_fetch() };
+        size_t n = 1;
+        for (; *args; args++) {
+                ck_assert(n < 31);
+                argv[n++] = *args;
+        }
+        argv[n] = NULL;
+        return h_run_prog("p2s-fetch", argv, timeout_s);
+}
+
+const char *h_hostport(unsigned port)
+{
+        static char b[32];
+        snprintf(b, sizeof(b), "127.0.0.1:%u", port);
+        return b;
+}
+
 int h_sock_to(unsigned port, int type)
 {
         int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);

@@ -239,6 +239,11 @@ extern const uint8_t h_test_nonce[P2S_NONCE_SIZE];
 /* A whole HELLO datagram for name with token (0: the first, else the
  * cookie), h_test_nonce and no proof, into out; its length. */
 size_t h_hello(uint8_t *out, size_t cap, const char *name, uint64_t token);
+/* p2s-fetch with exactly args (NULL-terminated, after the program), run to
+ * completion within timeout_s. */
+struct h_proc *h_fetch_args(const char *const *args, double timeout_s);
+/* "127.0.0.1:port" in a static buffer. */
+const char *h_hostport(unsigned port);
 /* A socket of type (SOCK_STREAM, SOCK_DGRAM) connected to 127.0.0.1:port. */
 int h_sock_to(unsigned port, int type);
 /* What fd receives within timeout_ms (one datagram, or what a stream has), or -1. */
