@@ -74,7 +74,8 @@ void served_pump(struct loop *l, void *ud)
         size_t budget = PUMP_BATCH_BYTES;
         uint32_t idx;
         while (served_pump_wanted(sv) && (idx = swarm_source_next(sv->sw)) != P2S_NO_CHUNK) {
-                if (budget < swarm_chunk_size(sv->sw)) {
+                /* at least one chunk a turn, however large (up to 16M) */
+                if (budget < PUMP_BATCH_BYTES && budget < swarm_chunk_size(sv->sw)) {
                         loop_defer(l, &sv->pump);
                         return;
                 }

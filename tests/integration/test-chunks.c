@@ -64,6 +64,25 @@ START_TEST(default_chunks_48m)
 }
 END_TEST
 
+/* The largest chunks: more than one turn's reading budget (4 MiB) each.
+ * The pump must still read one a turn, not defer itself forever. */
+START_TEST(largest_chunks_16m)
+{
+        h_make_file("src.bin", 40 * MiB + 9, 27);
+        static const char *const dargs[] = { "--chunk-size", "16M", "--cache", "64M", NULL };
+        struct h_proc *d = h_swarm("src.bin", 2, dargs, NULL, 120);
+        ck_assert_uint_eq(h_distributed_chunks(d, 40 * MiB + 9), 3);
+}
+END_TEST
+
+START_TEST(eight_mib_chunks_control_tcp)
+{
+        h_make_file("src.bin", 20 * MiB + 1, 28);
+        static const char *const dargs[] = { "--chunk-size", "8M", "--control", "tcp", "--max-datagram", "65000", NULL };
+        h_swarm("src.bin", 2, dargs, NULL, 120);
+}
+END_TEST
+
 /* The original assignment's workload: 100 MB in 1 KB chunks, 10 clients. */
 START_TEST(course_workload)
 {
@@ -88,6 +107,8 @@ static Suite *chunks_suite(void)
         tcase_add_test(tc, three_members_1k_chunks);
         tcase_add_test(tc, control_tcp_1k_chunks);
         tcase_add_test(tc, default_chunks_48m);
+        tcase_add_test(tc, largest_chunks_16m);
+        tcase_add_test(tc, eight_mib_chunks_control_tcp);
         suite_add_tcase(s, tc);
         tc = h_tcase("course", 300);
         tcase_add_test(tc, course_workload);
