@@ -226,6 +226,14 @@ void conn_reap(struct loop *l, void *ud)
                 struct conn *c = srv->zombies;
                 srv->zombies = c->zombie_next;
                 loop_del(srv->loop, c->fd);
+                /* what is still queued is dropped anyway: reset the
+                 * connection, or the kernel keeps the bytes it took and
+                 * probes a peer that reads nothing, and that peer never
+                 * learns it was closed */
+                if (!outq_empty(&c->q)) {
+                        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+                        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+                }
                 close(c->fd);
                 if (c->prev)
                         c->prev->next = c->next;
