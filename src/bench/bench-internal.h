@@ -9,7 +9,9 @@
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/un.h>
+#include <stdio.h>
 #include "bench/bench.h"
+#include "bench/cpustat.h"
 #include "bench/proc.h"
 #include "proto/hash.h"
 #include "util/clock.h"
@@ -20,6 +22,7 @@
 #define STATUS_WAIT_US  (3 * USEC_PER_SEC)      /* p2sd sends STATUS= every 2 s */
 #define CONNECT_POLL_US (10 * USEC_PER_MSEC)
 #define PROGRESS_US     (250 * USEC_PER_MSEC)
+#define CPU_TICK_US     (100 * USEC_PER_MSEC)     /* machine CPU use sampled this often */
 #define TAIL_LINES      12
 
 enum phase { PH_IDLE, PH_READY, PH_CLIENTS, PH_STATUS, PH_STOP };
@@ -56,6 +59,13 @@ struct bench {
         unsigned spawned, done, failed;
         uint64_t t0, t1;
         struct loop_timer deadline, progress, poll;
+        /* the machine's CPU use over the clock (cpu_t1 read when it stops) */
+        struct loop_timer cpu_tick;
+        struct cpustat cpu_t0, cpu_last, cpu_t1;
+        bool cpu_ok;
+        double cpu_min;
+        unsigned cpu_ticks, cpu_low;
+        FILE *cpu_trace;
 };
 
 /* bench.c */
@@ -81,4 +91,8 @@ bool bench_srv_log_read(struct bench *b);
 int bench_notify_open(struct bench *b);
 int bench_start_p2sd(struct bench *b);
 void bench_on_connect_poll(struct loop *l, struct loop_timer *t, void *ud);
+
+/* bench-round.c */
+
+void bench_on_cpu_tick(struct loop *l, struct loop_timer *t, void *ud);
 int bench_start_nginx(struct bench *b);

@@ -197,6 +197,52 @@ static void collect_clients(struct bench *b, struct bench_result *res)
         samples_clear(&rtt);
 }
 
+/* The machine's CPU use over the last tick: an idle machine while clients
+ * still run means the swarm waits on something other than work. */
+void bench_on_cpu_tick(struct loop *l, struct loop_timer *t, void *ud)
+{
+        struct bench *b = ud;
+        struct cpustat now;
+        if (cpustat_read(&now) < 0) {
+                b->cpu_ok = false;
+                return;
+        }
+        double busy = cpustat_busy(&b->cpu_last, &now);
+        b->cpu_last = now;
+        if (!b->cpu_ticks++ || busy < b->cpu_min)
+                b->cpu_min = busy;
+        if (busy < 0.5)
+                b->cpu_low++;
+        if (b->cpu_trace)
+                fprintf(b->cpu_trace, "%s,%u,%.0f,%.1f\n", b->side == BENCH_P2S ? "p2s" : "http", b->round + 1,
+                        (double)(now_usec() - b->t0) / 1e3, 100 * busy);
+        /* on a steady grid from t0; a late tick just covers a longer span */
+        uint64_t next = t->node.key + CPU_TICK_US;
+        loop_timer_arm(l, t, next > now_usec() ? next : now_usec() + CPU_TICK_US);
+}
+
+static void cpu_start(struct bench *b)
+{
+        b->cpu_ticks = b->cpu_low = 0;
+        b->cpu_min = 0;
+        b->cpu_ok = cpustat_read(&b->cpu_t0) == 0;
+        b->cpu_last = b->cpu_t0;
+        if (b->cpu_ok)
+                loop_timer_arm(b->loop, &b->cpu_tick, b->t0 + CPU_TICK_US);
+}
+
+static void cpu_stop(struct bench *b, struct bench_result *res)
+{
+        loop_timer_disarm(b->loop, &b->cpu_tick);
+        if (!b->cpu_ok || !b->cpu_t1.total)
+                return;
+        res->have_cpu = true;
+        res->cpu_busy = cpustat_busy(&b->cpu_t0, &b->cpu_t1);
+        res->cpu_ticks = b->cpu_ticks;
+        res->cpu_busy_min = b->cpu_min;
+        res->cpu_low_ticks = b->cpu_low;
+}
+
 int bench_run(struct bench *b, enum bench_side side, unsigned round, struct bench_result *res)
 {
         *res = (struct bench_result){ 0 };
@@ -234,6 +280,8 @@ int bench_run(struct bench *b, enum bench_side side, unsigned round, struct benc
         }
 
         b->t0 = now_usec();
+        b->cpu_t1 = (struct cpustat){ 0 };
+        cpu_start(b);
         for (unsigned i = 0; i < b->o.clients; i++)
                 if ((r = spawn_client(b, i)) < 0)
                         goto out;
@@ -246,6 +294,7 @@ int bench_run(struct bench *b, enum bench_side side, unsigned round, struct benc
                 r = 0;
         }
         loop_timer_disarm(b->loop, &b->progress);
+        cpu_stop(b, res);
         bench_progress_clear(b);
         if (r == -ETIMEDOUT) {
                 fprintf(stderr, "p2s-bench: round %u %s: %u of %u clients still running after %.0f s: stopping them\n",

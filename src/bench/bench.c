@@ -184,6 +184,8 @@ void bench_on_cli_exit(struct proc *p, void *ud)
                 b->failed++;
         if (b->done == b->o.clients && b->phase == PH_CLIENTS) {
                 b->t1 = now_usec();
+                if (b->cpu_ok && cpustat_read(&b->cpu_t1) < 0)
+                        b->cpu_ok = false;
                 loop_quit(b->loop, 0);
         }
 }
@@ -217,6 +219,7 @@ void bench_side_cleanup(struct bench *b)
 {
         loop_timer_disarm(b->loop, &b->progress);
         loop_timer_disarm(b->loop, &b->poll);
+        loop_timer_disarm(b->loop, &b->cpu_tick);
         clients_free(b);
         bench_srv_stop(b);
 }
@@ -299,6 +302,14 @@ struct bench *bench_new(const struct bench_opts *o, char *err, size_t errlen)
         loop_timer_init(&b->deadline, on_deadline, b);
         loop_timer_init(&b->progress, on_progress, b);
         loop_timer_init(&b->poll, bench_on_connect_poll, b);
+        loop_timer_init(&b->cpu_tick, bench_on_cpu_tick, b);
+        if (o->cpu_trace) {
+                if (!(b->cpu_trace = fopen(o->cpu_trace, "we"))) {
+                        snprintf(err, errlen, "--cpu-trace: cannot create %s: %s", o->cpu_trace, strerror(errno));
+                        return bench_free(b);
+                }
+                fputs("side,round,ms,busy_pct\n", b->cpu_trace);
+        }
         static const int sigs[] = { SIGINT, SIGTERM };
         int r = loop_signals(b->loop, sigs, 2, on_signal, b);
         if (r < 0) {
@@ -396,6 +407,8 @@ struct bench *bench_free(struct bench *b)
                 rm_tree(b->copies);
         rm_tree(b->work);
         loop_free(b->loop);
+        if (b->cpu_trace)
+                fclose(b->cpu_trace);
         free(b->cli);
         free(b);
         return NULL;

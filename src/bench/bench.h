@@ -17,6 +17,7 @@ struct bench_opts {
         const char *order, *window;                                     /* p2s-fetch */
         const char *out;                /* parent of the copies' directory, or NULL */
         const char *keep_rtt;           /* copy the clients' RTT logs here, or NULL */
+        const char *cpu_trace;          /* write the machine's CPU use per tick here, or NULL */
         const char *p2sd, *fetch, *nginx, *curl;
         uint64_t timeout_us;            /* per round and side */
         bool http, verbose, progress;
@@ -41,6 +42,11 @@ struct bench_result {
         struct p2sd_complete complete;
         uint64_t rtt_n, rtt_cache, rtt_peer, rtt_p50_us, rtt_p99_us;
         double rtt_mean_us;
+        /* the whole machine while the clock ran (cpustat.h): the share busy,
+         * and per CPU_TICK_US the least busy tick and the ticks under half */
+        bool have_cpu;
+        double cpu_busy, cpu_busy_min;
+        unsigned cpu_ticks, cpu_low_ticks;
 };
 
 struct bench;

@@ -34,6 +34,8 @@ static const char usage[] =
 "                           disk; default: the bench's directory under $TMPDIR or /tmp)\n"
 "      --keep-rtt DIR       copy each client's RTT log to DIR/rtt-rROUND-cCLIENT.csv\n"
 "                           (DIR is created if missing)\n"
+"      --cpu-trace FILE     write the machine's CPU use every 100 ms of each clock\n"
+"                           to FILE (CSV)\n"
 "      --http               also download with curl from nginx, and compare\n"
 "      --json               print one JSON object instead of text\n"
 "  -t, --timeout SEC        give up on a side of a round after SEC (default 300)\n"
@@ -64,7 +66,7 @@ struct cmdline {
 static int parse_args(struct cmdline *c, int argc, char **argv)
 {
         enum { OPT_CONTROL = 0x100, OPT_CACHE, OPT_CHUNK, OPT_QUERY, OPT_REPLICAS, OPT_ORDER, OPT_WINDOW,
-               OPT_HTTP, OPT_JSON, OPT_P2SD, OPT_FETCH, OPT_KEEP_RTT };
+               OPT_HTTP, OPT_JSON, OPT_P2SD, OPT_FETCH, OPT_KEEP_RTT, OPT_CPU_TRACE };
         static const struct option longopts[] = {
                 { "clients", required_argument, NULL, 'n' },
                 { "size", required_argument, NULL, 's' },
@@ -79,6 +81,7 @@ static int parse_args(struct cmdline *c, int argc, char **argv)
                 { "window", required_argument, NULL, OPT_WINDOW },
                 { "out", required_argument, NULL, 'o' },
                 { "keep-rtt", required_argument, NULL, OPT_KEEP_RTT },
+                { "cpu-trace", required_argument, NULL, OPT_CPU_TRACE },
                 { "http", no_argument, NULL, OPT_HTTP },
                 { "json", no_argument, NULL, OPT_JSON },
                 { "timeout", required_argument, NULL, 't' },
@@ -160,6 +163,11 @@ static int parse_args(struct cmdline *c, int argc, char **argv)
                         if (!*optarg)
                                 return bad("--keep-rtt", optarg, "a directory");
                         o->keep_rtt = optarg;
+                        break;
+                case OPT_CPU_TRACE:
+                        if (!*optarg)
+                                return bad("--cpu-trace", optarg, "a file");
+                        o->cpu_trace = optarg;
                         break;
                 case OPT_HTTP:
                         o->http = true;
@@ -269,6 +277,13 @@ static double goodput_mib_s(const struct bench_opts *o, uint64_t size, const str
         return r->wall_s > 0 ? (double)o->clients * (double)size / (1024.0 * 1024.0) / r->wall_s : 0;
 }
 
+static void text_cpu(const struct bench_result *r)
+{
+        if (r->have_cpu)
+                printf("  machine: %.0f%% busy over the clock, least busy 100 ms %.0f%%, %u of %u ticks under half busy\n",
+                       100 * r->cpu_busy, 100 * r->cpu_busy_min, r->cpu_low_ticks, r->cpu_ticks);
+}
+
 static void text_round(const struct bench_opts *o, uint64_t size, unsigned round, enum bench_side side,
                        const struct bench_result *r)
 {
@@ -299,6 +314,7 @@ static void text_round(const struct bench_opts *o, uint64_t size, unsigned round
                        (unsigned long long)r->srv_hwm_kib, r->srv_cpu_s, (unsigned long long)r->cli_max_rss_kib,
                        r->cli_cpu_s);
         }
+        text_cpu(r);
 }
 
 static void json_string(const char *s)
@@ -341,6 +357,9 @@ static void json_round(const struct bench_opts *o, uint64_t size, unsigned round
                        (unsigned long long)r->rtt_peer, r->rtt_mean_us, (unsigned long long)r->rtt_p50_us,
                        (unsigned long long)r->rtt_p99_us);
         }
+        if (r->have_cpu)
+                printf(", \"machine_busy\": %.4f, \"machine_busy_min_tick\": %.4f, \"ticks\": %u, \"ticks_under_half\": %u",
+                       r->cpu_busy, r->cpu_busy_min, r->cpu_ticks, r->cpu_low_ticks);
         putchar('}');
 }
 
