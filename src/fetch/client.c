@@ -33,7 +33,7 @@ void client_finish(struct client *c, int code, const char *reason)
         snprintf(c->reason, sizeof(c->reason), "%s", reason);
         if (code != 0 && c->state_ok) {
                 /* whatever ended us, the next run starts from here */
-                client_state_save(c);
+                client_state_save(c, true);
                 if (c->saved)
                         log_info("kept %s with %zu of %llu chunks verified: the same command resumes it",
                                  c->store.part_path, c->saved, (unsigned long long)member_total(c->mb));

@@ -154,7 +154,7 @@ static void sync_dir(const char *path)
         free(dir);
 }
 
-int resume_save(const char *path, const struct resume_state *st)
+int resume_save(const char *path, const struct resume_state *st, bool durable)
 {
         if (st->done.nbits != st->chunk_count)
                 return -EINVAL;
@@ -182,7 +182,7 @@ int resume_save(const char *path, const struct resume_state *st)
                 r = -errno;
         if (r == 0)
                 r = write_all(fd, b, len);
-        if (r == 0 && fsync(fd) < 0)
+        if (r == 0 && durable && fsync(fd) < 0)
                 r = -errno;
         if (fd >= 0 && close(fd) < 0 && r == 0)
                 r = -errno;
@@ -190,7 +190,7 @@ int resume_save(const char *path, const struct resume_state *st)
                 r = -errno;
         if (r < 0)
                 unlink(tmp);
-        else
+        else if (durable)
                 sync_dir(path);
         free(tmp);
         free(b);

@@ -24,10 +24,15 @@ void client_state_arm(struct client *c)
                 loop_timer_arm(c->loop, &c->save_timer, loop_now(c->loop) + SAVE_INTERVAL_US);
 }
 
-/* Lists only what is on disk for sure: OUTPUT.part is synced first, and
- * the chunks listed are those written before that sync and verified. Runs
- * on a timer and at exit, never per chunk. */
-void client_state_save(struct client *c)
+/* Lists the chunks written and verified. Runs on a timer and at exit,
+ * never per chunk. The timer's saves do not flush OUTPUT.part: the next run
+ * re-verifies every chunk listed, so one the kernel had not written back
+ * when the machine went down is fetched again, not trusted; forcing the
+ * copy to disk twice a second would instead make every fetch as slow as
+ * the disk, where a download leaves that to the kernel's writeback. The
+ * save at exit (durable) flushes OUTPUT.part, then the state, so what an
+ * interrupted run kept survives the machine too. */
+void client_state_save(struct client *c, bool durable)
 {
         if (!c->state_ok || !c->dirty || c->store.fd < 0)
                 return;
@@ -35,7 +40,7 @@ void client_state_save(struct client *c)
         struct resume_state st = { .file_size = mf->file_size, .chunk_size = mf->chunk_size,
                                    .chunk_count = mf->chunk_count };
         memcpy(st.file_hash, mf->file_hash, P2S_HASH_SIZE);
-        int r = store_sync(&c->store);
+        int r = durable ? store_sync(&c->store) : 0;
         if (r == 0)
                 r = bitmap_init(&st.done, mf->chunk_count);
         if (r == 0) {
@@ -43,7 +48,7 @@ void client_state_save(struct client *c)
                      i = bitmap_next_set(&c->written, i + 1))
                         if (member_has_chunk(c->mb, (uint32_t)i))
                                 bitmap_set(&st.done, i);
-                r = resume_save(c->state_path, &st);
+                r = resume_save(c->state_path, &st, durable);
         }
         if (r < 0) {
                 log_rl(LOG_NOTICE, "cannot save %s: %s (the last one stays)", c->state_path, strerror(-r));
@@ -58,7 +63,7 @@ void client_state_save(struct client *c)
 void client_save_timer(struct loop *l, struct loop_timer *t, void *ud)
 {
         struct client *c = ud;
-        client_state_save(c);
+        client_state_save(c, false);
         client_state_arm(c);   /* a failed save is tried again */
 }
 

@@ -101,7 +101,7 @@ void client_forget_prior(struct client *c, bool say);
 void client_on_manifest_end(struct client *c, const uint8_t *hash, uint64_t now);
 void client_send_have(struct client *c, uint32_t first, uint32_t count);
 void client_state_arm(struct client *c);
-void client_state_save(struct client *c);
+void client_state_save(struct client *c, bool durable);
 void client_save_timer(struct loop *l, struct loop_timer *t, void *ud);
 void client_check_step(struct loop *l, void *ud);
 

@@ -37,7 +37,7 @@ START_TEST(round_trip)
         for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
                 struct resume_state a, b;
                 sample(&a, counts[k]);
-                ck_assert_int_eq(resume_save(p, &a), 0);
+                ck_assert_int_eq(resume_save(p, &a, true), 0);
                 ck_assert(!h_exists(h_path("copy.bin.part.p2s.tmp")));
                 ck_assert_int_eq(resume_load(p, &b), 0);
                 ck_assert_uint_eq(b.file_size, a.file_size);
@@ -68,7 +68,7 @@ START_TEST(damage_refused)
         const char *p = h_path("s.p2s");
         struct resume_state a, b;
         sample(&a, 21);
-        ck_assert_int_eq(resume_save(p, &a), 0);
+        ck_assert_int_eq(resume_save(p, &a, true), 0);
         size_t len;
         char *good = h_slurp(p, &len);
         ck_assert_ptr_nonnull(good);
@@ -104,13 +104,13 @@ START_TEST(inconsistent_refused)
         struct resume_state a, b;
         sample(&a, 10);
         a.file_size = 100 * 1024;   /* 100 chunks, not 10 */
-        ck_assert_int_eq(resume_save(p, &a), 0);
+        ck_assert_int_eq(resume_save(p, &a, true), 0);
         ck_assert_int_eq(resume_load(p, &b), -EBADMSG);
         resume_fini(&a);
         /* a bitmap of the wrong size is not saved at all */
         sample(&a, 10);
         a.chunk_count = 11;
-        ck_assert_int_eq(resume_save(p, &a), -EINVAL);
+        ck_assert_int_eq(resume_save(p, &a, true), -EINVAL);
         resume_fini(&a);
 }
 END_TEST
@@ -122,12 +122,12 @@ START_TEST(failed_save_keeps_old)
         const char *p = h_path("s.p2s");
         struct resume_state a, big, b;
         sample(&a, 10);
-        ck_assert_int_eq(resume_save(p, &a), 0);
+        ck_assert_int_eq(resume_save(p, &a, true), 0);
         signal(SIGXFSZ, SIG_IGN);
         struct rlimit rl = { .rlim_cur = 4096, .rlim_max = 4096 };
         ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
         sample(&big, 100000);
-        ck_assert_int_eq(resume_save(p, &big), -EFBIG);
+        ck_assert_int_eq(resume_save(p, &big, false), -EFBIG);
         ck_assert(!h_exists(h_path("s.p2s.tmp")));
         ck_assert_int_eq(resume_load(p, &b), 0);
         ck_assert_uint_eq(b.chunk_count, 10);
