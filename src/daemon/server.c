@@ -284,6 +284,8 @@ void server_shutdown(struct server *srv)
 void server_get_status(const struct server *srv, struct server_status *st)
 {
         *st = srv->st;
+        /* with --control=tcp the chunks go out on the data channel */
+        st->bytes_out += srv->data.ud.bytes_out;
         st->swarms = st->members = 0;
         st->cache_hits = st->cache_misses = 0;
         for (const struct served *sv = srv->served; sv; sv = sv->next) {

@@ -176,9 +176,9 @@ static void send_ack(struct datachan_peer *p, uint8_t type, uint8_t kind, uint32
         h.chunk = chunk;
         h.body_len = (uint32_t)len;
         size_t n = wire_encode(pkt, sizeof(pkt), &h, body, len);
-        if (n)
-                (void)sendto(p->dc->ud.fd, pkt, n, MSG_DONTWAIT | MSG_NOSIGNAL,
-                             p->tolen ? (const struct sockaddr *)&p->to : NULL, p->tolen);
+        if (n && sendto(p->dc->ud.fd, pkt, n, MSG_DONTWAIT | MSG_NOSIGNAL,
+                        p->tolen ? (const struct sockaddr *)&p->to : NULL, p->tolen) > 0)
+                p->dc->ud.bytes_out += n;
 }
 
 bool datachan_on_datagram(struct datachan_peer *p, const struct p2s_msg *msg)
