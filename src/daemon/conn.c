@@ -29,6 +29,7 @@
 
 #define RX_BUF            (64u << 10)   /* larger bodies are read straight into their buffer */
 #define MAX_PRE_ATTACH    1024          /* TCP connections that have not sent ATTACH yet */
+#define CONN_UNSENT_MAX   (128u << 10)  /* TCP_NOTSENT_LOWAT of a member connection */
 
 /* ---- deadlines ----------------------------------------------------------- */
 
@@ -492,8 +493,12 @@ void conn_accept(struct loop *l, int fd, uint32_t events, void *ud)
                         close(cfd);
                         continue;
                 }
-                int one = 1;
+                int one = 1, unsent = CONN_UNSENT_MAX;
                 setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                /* what the kernel holds unsent is a queue our priority lane
+                 * cannot jump: kept short, a query or a DROP waits behind
+                 * that little, not behind seconds of chunks to a slow link */
+                setsockopt(cfd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &unsent, sizeof(unsent));
                 c->srv = srv;
                 c->fd = cfd;
                 c->born = loop_now(srv->loop);
