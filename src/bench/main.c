@@ -101,8 +101,8 @@ static int parse_args(struct cmdline *c, int argc, char **argv)
         while ((ch = getopt_long(argc, argv, ":n:s:f:r:o:t:vhV", longopts, NULL)) != -1) {
                 switch (ch) {
                 case 'n':
-                        if (parse_uint(optarg, 1, 512, &v) < 0)
-                                return bad("--clients", optarg, "a count from 1 to 512");
+                        if (parse_uint(optarg, 1, 2000, &v) < 0)
+                                return bad("--clients", optarg, "a count from 1 to 2000");
                         o->clients = (unsigned)v;
                         break;
                 case 's':
