@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* An interrupted fetch resumes: SIGINT, kill -9 of p2s-fetch, kill -9 of
  * p2sd, then the same command again continues from OUTPUT.part and its
- * state file, fetching only what is missing; a changed source and
- * --no-resume start over.
+ * state file, fetching only what is missing; chunks the state lists but
+ * the disk lost are fetched again; a changed source and --no-resume start
+ * over.
  *
  * Mid-way is an event, not a time: the first run's p2sd has two members,
  * one of them stopped (SIGSTOP) and holding half the share, with no cache;
@@ -11,10 +12,12 @@
  * whose only other member holds the whole share and is stopped until ours
  * has read its file back: ours joins after the distribution, so it gets no
  * share and must request every chunk it does not bring along. */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "harness.h"
 #include "runner.h"
 
@@ -121,6 +124,52 @@ START_TEST(sigint_then_resume)
 }
 END_TEST
 
+/* Zeroes the first n chunks the state file lists in OUTPUT.part (state
+ * layout: resume.h, the bitmap from byte 56): what a machine crash leaves
+ * when the periodic saves, which do not flush the copy, ran ahead of the
+ * kernel's writeback. Returns how many it damaged. */
+static unsigned damage_listed(unsigned n)
+{
+        uint8_t map[(CHUNKS + 7) / 8], zero[1024] = { 0 };
+        int st = open(STATE, O_RDONLY | O_CLOEXEC), part = open("out.bin.part", O_WRONLY | O_CLOEXEC);
+        ck_assert_msg(st >= 0 && part >= 0, "cannot open the state or OUTPUT.part");
+        ck_assert_int_eq(pread(st, map, sizeof(map), 56), (ssize_t)sizeof(map));
+        unsigned done = 0;
+        for (unsigned i = 0; i < CHUNKS && done < n; i++) {
+                if (!(map[i / 8] & (1u << (i % 8))))
+                        continue;
+                /* the last chunk is short: 1K of zeroes still covers it */
+                size_t len = i == CHUNKS - 1 ? SIZE - (size_t)i * 1024 : 1024;
+                ck_assert_int_eq(pwrite(part, zero, len, (off_t)i * 1024), (ssize_t)len);
+                done++;
+        }
+        close(st);
+        close(part);
+        return done;
+}
+
+/* The state lists chunks whose bytes never reached the disk: the rerun
+ * re-verifies, fetches those again and trusts the rest. */
+START_TEST(state_ahead_of_the_disk)
+{
+        h_make_file("src.bin", SIZE, 43);
+        struct first a;
+        first_run(&a, NULL);
+        h_signal(a.f, SIGINT);
+        ck_assert_int_eq(h_wait(a.f, 10), 1);
+        unsigned kept = last_number_after(a.f, "kept out.bin.part with ");
+        first_end(&a);
+        unsigned bad = damage_listed(3);
+        ck_assert_uint_eq(bad, 3);
+
+        struct second b;
+        second_run(&b, NULL, "resuming out.bin.part: ");
+        ck_assert_msg(h_log_has(b.f, "3 chunks listed in out.bin.part.p2s did not match: fetched again"), "%s",
+                      h_tail(b.f));
+        ck_assert_uint_eq(b.resumed, kept - bad);
+}
+END_TEST
+
 /* kill -9 of p2s-fetch: no chance to save at exit; the last periodic save
  * is what the rerun starts from. */
 START_TEST(sigkill_fetch_then_resume)
@@ -214,6 +263,7 @@ static Suite *resume_suite(void)
         Suite *s = suite_create("integration-resume");
         TCase *tc = h_tcase("resume", 120);
         tcase_add_test(tc, sigint_then_resume);
+        tcase_add_test(tc, state_ahead_of_the_disk);
         tcase_add_test(tc, sigkill_fetch_then_resume);
         tcase_add_test(tc, sigkill_p2sd_then_resume);
         tcase_add_test(tc, changed_source_starts_over);
