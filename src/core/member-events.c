@@ -37,7 +37,7 @@ static void fill_window(struct member *m, uint64_t now)
                 if (c == P2S_NO_CHUNK)
                         break;
                 struct inflight *f = &m->fl[m->nfl++];
-                *f = (struct inflight){ .chunk = c, .seq = ++m->req_seq, .first_sent = now,
+                *f = (struct inflight){ .chunk = c, .seq = ++m->req_seq, .first_sent = now, .sent = now,
                                         .rto = m->rtt.rto, .deadline = now + m->rtt.rto };
                 bitmap_set(&m->asked, c);
                 member_send_msg(m, P2S_REQ, c);
@@ -229,6 +229,34 @@ static struct inflight *find_inflight(struct member *m, uint32_t chunk)
         return NULL;
 }
 
+/* The server answers REQs from its cache in the order they come, so an
+ * older REQ still unanswered well after a younger one's answer came was
+ * most likely lost: it is asked again one round trip (the one just seen)
+ * and a reordering allowance after it was sent, not a whole RTO later,
+ * which before the first sample is the 300 ms guess (RACK, RFC 8985, for
+ * requests). A chunk relayed from a member comes later than that only
+ * when its query was lost too; the server then adds the REQ to the
+ * waiters it has. */
+static void mark_overtaken(struct member *m, const struct inflight *ans, uint64_t now)
+{
+        if (m->reqs_reliable)
+                return;
+        uint64_t rtt = now - ans->sent;
+        uint64_t reo = m->rtt.have_sample ? m->rtt.srtt / 4 : 0;
+        if (reo < m->cfg.rto_min_us)
+                reo = m->cfg.rto_min_us;
+        for (unsigned i = 0; i < m->nfl; i++) {
+                struct inflight *g = &m->fl[i];
+                if (g->seq >= ans->seq)
+                        continue;
+                uint64_t d = g->sent + rtt + reo;
+                if (d < g->deadline) {
+                        g->deadline = d;
+                        g->overtaken = true;
+                }
+        }
+}
+
 void member_on_data(struct member *m, uint32_t chunk, struct buf *data, bool from_cache, uint64_t now)
 {
         m->last_heard = now;
@@ -261,6 +289,11 @@ void member_on_data(struct member *m, uint32_t chunk, struct buf *data, bool fro
                 if (f->seq > m->answered_seq)
                         m->answered_seq = f->seq;
                 m->last_data = now;
+                /* Karn again: the answer to a retried REQ may be the first
+                 * one's, and its round trip would look short enough to
+                 * declare every older REQ lost */
+                if (f->retries == 0)
+                        mark_overtaken(m, f, now);
                 struct member_action a = { .type = MEMBER_ACT_RTT, .chunk = chunk,
                                            .req_time_us = f->first_sent, .rtt_us = now - f->first_sent,
                                            .from_cache = from_cache };

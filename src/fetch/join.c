@@ -88,6 +88,7 @@ static void on_welcome(struct client *c, const struct p2s_msg *msg)
                   (double)(loop_now(c->loop) - c->join_started) / USEC_PER_SEC,
                   w.control_mode == P2S_CONTROL_TCP ? "TCP (chunk data over UDP)" : "UDP", w.port);
         c->control = w.control_mode;
+        member_set_reliable_requests(c->mb, c->control == P2S_CONTROL_TCP);
         c->token = msg->hdr.token;
         c->swarm_id = msg->hdr.swarm_id;
         c->member_id = msg->hdr.member_id;
