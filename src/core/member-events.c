@@ -345,7 +345,9 @@ void member_on_verified(struct member *m, const uint8_t *file_hash, uint64_t now
         if (!member_set_state(m, MEMBER_COMPLETE))
                 return;
         m->last_heard = now;
-        m->complete_rto = m->rtt.rto;
+        /* a new exchange: the backoff lost REQs put on the RTO is no reason
+         * to wait longer for this one */
+        m->complete_rto = rtt_base(&m->rtt);
         m->complete_deadline = now + m->complete_rto;
         member_send_msg(m, P2S_COMPLETE, P2S_NO_CHUNK);
 }

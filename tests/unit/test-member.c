@@ -1091,6 +1091,49 @@ START_TEST(complete_retry_ack_done)
 }
 END_TEST
 
+/* COMPLETE is a new exchange: it is first retried after the RTO the samples
+ * give, not after the one lost REQs backed off. */
+START_TEST(complete_retry_from_sampled_rto)
+{
+        struct file f;
+        struct log l = { 0 };
+        struct member_config cfg;
+        member_config_defaults(&cfg);
+        cfg.window = 4;
+        cfg.silence_timeout_us = 1000000000;
+        struct member *m = member_new(&cfg);
+        uint64_t now = 1000000;
+
+        file_make(&f, 4 * 256, 256, 33);
+        send_start(m, &f, now);
+        send_manifest(m, &f, now);
+        drain(m, &l, now);
+        /* 0..2 answered after 2 ms: samples of 2 ms, RTO rto_min */
+        now += 2000;
+        for (uint32_t c = 0; c < 3; c++)
+                send_data(m, &f, c, true, now);
+        drain(m, &l, now);
+        /* 3 times out twice: the RTO doubles twice */
+        for (int i = 0; i < 2; i++) {
+                now = member_next_deadline(m);
+                member_on_tick(m, now);
+                drain(m, &l, now);
+        }
+        ck_assert_uint_eq(member_stats(m)->retries, 2);
+        now += 1000;
+        send_data(m, &f, 3, true, now);
+        drain(m, &l, now);
+        size_t mark = l.n;
+        member_on_verified(m, f.fh, now);
+        drain(m, &l, now);
+        ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_SEND, P2S_COMPLETE), 1);
+        ck_assert_uint_eq(member_next_deadline(m), now + cfg.rto_min_us);
+        member_free(m);
+        log_free(&l);
+        file_free(&f);
+}
+END_TEST
+
 START_TEST(fatal_error_exits)
 {
         struct file f;
@@ -1444,6 +1487,7 @@ static Suite *member_suite(void)
         tcase_add_test(tc, done_while_verifying);
         tcase_add_test(tc, file_hash_mismatch);
         tcase_add_test(tc, complete_retry_ack_done);
+        tcase_add_test(tc, complete_retry_from_sampled_rto);
         tcase_add_test(tc, oom_exit_comes_out);
         tcase_add_test(tc, oom_bye_and_exit_reserved);
         tcase_add_test(tc, oom_write_exits);
