@@ -79,6 +79,9 @@ struct swarm {
 
         uint64_t done_deadline;
         unsigned done_tries_left;
+        uint64_t done_sent;             /* the first DONEs went out */
+        uint64_t done_wait;             /* until the next DONE retry; doubles per retry */
+        struct rtt done_rtt;            /* first DONE to BYE, of members answering the first */
         uint64_t live_deadline;         /* next scan for quiet and silent members */
 
         /* Room for every action that must not be lost is reserved ahead:

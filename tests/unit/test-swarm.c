@@ -1360,6 +1360,47 @@ START_TEST(done_retried)
 }
 END_TEST
 
+static bool until_finishing(struct net *t, void *arg)
+{
+        (void)arg;
+        return swarm_state(t->s) == SWARM_FINISHING;
+}
+
+static bool until_done_sent(struct net *t, void *arg)
+{
+        return t->nsent[P2S_DONE] >= *(unsigned *)arg;
+}
+
+/* One first DONE of three is lost: the other two members' BYEs time the
+ * round trip (0 here, the floor then), so the DONE is sent again
+ * done_retry_min_us after the first, not done_retry_us; lost once more,
+ * the wait doubles (and the second retry goes over TCP). */
+START_TEST(done_retried_after_measured_rtt)
+{
+        for (unsigned twice = 0; twice < 2; twice++) {
+                struct net *t = net_new(3, 9 * CS, 4);
+                net_setup(t);
+                t->drop_first[P2S_DONE] = 1;    /* nothing but the end sends DONE */
+                for (unsigned i = 0; i < 3; i++) {
+                        net_join(t, i);
+                        pump_swarm(t);
+                }
+                ck_assert(net_run(t, MAXSTEPS, until_finishing, NULL));
+                uint64_t fin = t->now;
+                if (twice) {
+                        unsigned first = 3;
+                        ck_assert(net_run(t, MAXSTEPS, until_done_sent, &first));
+                        t->drop_first[P2S_DONE] = 1;    /* the first retry, a datagram */
+                }
+                ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
+                assert_success(t);
+                ck_assert_uint_eq(t->nsent[P2S_DONE], 4 + twice);
+                ck_assert_uint_eq(t->end_time - fin, (1 + 2 * twice) * t->scfg.done_retry_min_us);
+                net_free(t);
+        }
+}
+END_TEST
+
 /* Lost COMPLETEs and ACKs: the member repeats COMPLETE until it hears the ACK. */
 START_TEST(complete_retried)
 {
@@ -2135,6 +2176,7 @@ static Suite *swarm_suite(void)
         tcase_add_test(tc, complete_retried);
         tcase_add_test(tc, bye_lost);
         tcase_add_test(tc, done_tries_exhausted);
+        tcase_add_test(tc, done_retried_after_measured_rtt);
         tcase_add_test(tc, lost_queries_recovered);
         tcase_add_test(tc, lost_queries_fail_live_holder);
         tcase_add_test(tc, lost_queries_fail_broadcast);
