@@ -234,9 +234,11 @@ static struct inflight *find_inflight(struct member *m, uint32_t chunk)
  * most likely lost: it is asked again one round trip (the one just seen)
  * and a reordering allowance after it was sent, not a whole RTO later,
  * which before the first sample is the 300 ms guess (RACK, RFC 8985, for
- * requests). A chunk relayed from a member comes later than that only
- * when its query was lost too; the server then adds the REQ to the
- * waiters it has. */
+ * requests). A chunk relayed from a member may come later than that
+ * (its holder is slow, or its query was lost): the server adds the REQ to
+ * the waiters it has, and costs one datagram, so only a request's first
+ * retry is brought forward; later ones wait for its timer, which that
+ * retry restarted at the current RTO. */
 static void mark_overtaken(struct member *m, const struct inflight *ans, uint64_t now)
 {
         if (m->reqs_reliable)
@@ -247,7 +249,7 @@ static void mark_overtaken(struct member *m, const struct inflight *ans, uint64_
                 reo = m->cfg.rto_min_us;
         for (unsigned i = 0; i < m->nfl; i++) {
                 struct inflight *g = &m->fl[i];
-                if (g->seq >= ans->seq)
+                if (g->seq >= ans->seq || g->retries)
                         continue;
                 uint64_t d = g->sent + rtt + reo;
                 if (d < g->deadline) {

@@ -219,6 +219,7 @@ void member_on_tick(struct member *m, uint64_t now)
                         f->overtaken = false;
                         f->retries++;
                         f->sent = now;
+                        f->rto = m->rtt.rto;    /* not the guess it may have gone out with */
                         f->deadline = now + f->rto;
                         f->seq = ++m->req_seq;
                         member_send_msg_via(m, P2S_REQ, f->chunk, f->retries >= m->cfg.escalate_after);
