@@ -37,6 +37,7 @@ struct pending {
         struct swarm_member **waiters;
         unsigned nwait, capwait;
         unsigned tries, nohaves;
+        uint64_t asked_at;      /* when the holder asked last was first asked */
         bool answered;          /* the holder asked last said NOHAVE */
         bool rerouted;          /* a NOHAVE moved the query on since the timer last fired */
         bool hurried;           /* a NOHAVE brought the timer forward once */

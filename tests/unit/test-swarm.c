@@ -109,6 +109,8 @@ struct peer {
         bool swallow_uploads, corrupt_uploads;
         bool stopped;           /* SIGSTOPped: receives nothing, answers nothing, no ticks */
         bool nohave_liar;       /* answers every QUERY with NOHAVE */
+        unsigned queries_unread;        /* the first this many QUERYs to it for chunk 0 are never
+                                         * read (a slow downlink) */
         uint32_t corrupt_share;         /* chunk whose SHARE arrives damaged */
         unsigned uploads_swallowed, sent_after_dead;
 };
@@ -505,6 +507,10 @@ static void to_member(struct net *t, struct peer *p, struct msg *g)
                 member_on_data(m, g->chunk, g->body, g->flags & P2S_F_FROM_CACHE, now);
                 break;
         case P2S_QUERY:
+                if (p->queries_unread && g->chunk == 0) {
+                        p->queries_unread--;
+                        return;
+                }
                 if (p->nohave_liar) {
                         enqueue(t, p, true, P2S_NOHAVE, P2S_F_ACK, g->chunk, NULL);
                         return;
@@ -1468,6 +1474,26 @@ START_TEST(lost_queries_fail_live_holder)
 }
 END_TEST
 
+/* A holder behind a slow downlink reads our QUERYs late (here: the first
+ * query_tries + 2 never: 0.5 s doubling to 2 s, 17.5 s of asking) but
+ * keeps talking (it fetches, it PINGs): it is asked on, at the longest
+ * wait, and not expelled; the swarm succeeds. */
+START_TEST(slow_holder_not_expelled)
+{
+        struct net *t = net_new(3, 12 * CS, 1);
+
+        net_setup(t);
+        t->p[0].queries_unread = t->scfg.query_tries + 2;       /* chunk 0 is member 0's alone */
+        net_go(t, 3);
+        ck_assert_msg(t->end_code == 0 && !(t->p[0].dropped && t->p[0].drop_code),
+                      "slow member 0 dropped (code %d); swarm END %d", t->p[0].drop_code, t->end_code);
+        ck_assert_uint_eq(swarm_stats(t->s)->expelled, 0);
+        ck_assert_uint_eq(t->p[0].queries_unread, 0);
+        assert_success(t);
+        net_free(t);
+}
+END_TEST
+
 /* The same in broadcast mode: query_tries unanswered rounds end the swarm
  * with ERR LOST "held by no member" while its holder is alive. */
 START_TEST(lost_queries_fail_broadcast)
@@ -2179,6 +2205,7 @@ static Suite *swarm_suite(void)
         tcase_add_test(tc, done_retried_after_measured_rtt);
         tcase_add_test(tc, lost_queries_recovered);
         tcase_add_test(tc, lost_queries_fail_live_holder);
+        tcase_add_test(tc, slow_holder_not_expelled);
         tcase_add_test(tc, lost_queries_fail_broadcast);
         suite_add_tcase(s, tc);
 
