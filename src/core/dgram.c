@@ -37,8 +37,10 @@ struct txc {
         struct bitmap resend;   /* fragments reported missing, to send again */
         unsigned inflight;      /* fragments of this chunk counted in tx->inflight */
         unsigned tries;         /* probes since the last sign of life */
+        unsigned lost_probes;   /* probes unanswered while the peer answered others */
         bool retransmitted;
         uint64_t first_sent, deadline, rto;
+        uint64_t last_probe;    /* its first send, then its latest probe */
         uint64_t quiet_until;   /* holes just re-sent: later reports of them are stale */
 };
 
@@ -51,6 +53,8 @@ struct dgram_tx {
         unsigned inflight;
         struct rtt rtt;
         uint64_t recovery_until;        /* one window cut per round trip */
+        bool heard;                     /* any FRAG_ACK or FRAG_NACK yet */
+        uint64_t last_heard;            /* the latest */
         struct dgram_tx_stats st;
 };
 
@@ -144,7 +148,7 @@ static void sent_one(struct dgram_tx *tx, struct txc *c, uint64_t now)
         c->inflight++;
         tx->inflight++;
         if (!c->first_sent)
-                c->first_sent = now;
+                c->first_sent = c->last_probe = now;
         if (c->deadline == UINT64_MAX)
                 c->deadline = now + c->rto;
 }
@@ -190,6 +194,8 @@ static void loss(struct dgram_tx *tx, uint64_t now)
 void dgram_tx_on_ack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint64_t now)
 {
         size_t pos;
+        tx->heard = true;
+        tx->last_heard = now;
         struct txc *c = tx_find(tx, kind, chunk, &pos);
         if (!c)
                 return;         /* a repeated ACK */
@@ -212,11 +218,14 @@ void dgram_tx_on_ack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint64_t
 void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_t base,
                       const uint8_t *map, size_t map_len, uint64_t now)
 {
+        tx->heard = true;
+        tx->last_heard = now;
         struct txc *c = tx_find(tx, kind, chunk, NULL);
         if (!c)
                 return;
         tx->st.nacks++;
         c->tries = 0;           /* the peer is alive: no more backoff */
+        c->lost_probes = 0;
         c->rto = tx->rtt.rto;
         c->deadline = now + c->rto;
         /* a report sent before our re-sends arrived would make us send them twice */
@@ -253,7 +262,16 @@ bool dgram_tx_on_tick(struct dgram_tx *tx, uint64_t now)
                 struct txc *c = tx->q[i];
                 if (c->deadline > now)
                         continue;
-                if (++c->tries > tx->cfg.max_tries)
+                /* The peer answered about other chunks since this one was
+                 * last probed: it is there and the path works, so the probe
+                 * or its report was lost at random, and at 20 % loss a probe
+                 * round fails one time in three: backing off on each would
+                 * leave some chunk of a big transfer seconds behind. Probe
+                 * again after the measured RTO; only a chunk stuck through
+                 * many such probes means a broken peer. Backoff, and the
+                 * silence verdict, are for a peer that says nothing. */
+                bool alive = tx->heard && tx->last_heard > c->last_probe;
+                if (alive ? ++c->lost_probes > 4 * tx->cfg.max_tries : ++c->tries > tx->cfg.max_tries)
                         return true;
                 tx->st.timeouts++;
                 tx->st.probes++;
@@ -266,8 +284,12 @@ bool dgram_tx_on_tick(struct dgram_tx *tx, uint64_t now)
                 if (c->next_new == 0)
                         c->next_new = 1;
                 bitmap_set(&c->resend, last);
-                c->rto = c->rto * 2 > tx->cfg.rto_max_us ? tx->cfg.rto_max_us : c->rto * 2;
+                if (alive)
+                        c->rto = tx->rtt.rto;
+                else
+                        c->rto = c->rto * 2 > tx->cfg.rto_max_us ? tx->cfg.rto_max_us : c->rto * 2;
                 c->deadline = now + c->rto;
+                c->last_probe = now;
         }
         return false;
 }

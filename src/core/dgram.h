@@ -7,9 +7,12 @@
  * fragment arrives with holes it answers with a bitmap of what is missing
  * (FRAG_NACK), and only that is sent again. A sender timeout (from measured
  * RTT, with exponential backoff) re-sends just the last fragment, which makes
- * the receiver report its holes: a probe, not a flood. A congestion window
+ * the receiver report its holes: a probe, not a flood. The backoff only
+ * applies while the peer says nothing at all; a probe lost while it answers
+ * about other chunks is repeated after the measured RTO. A congestion window
  * of fragments in flight grows while chunks are acknowledged and halves on
- * loss; a peer that answers no probe for max_tries is reported silent. */
+ * loss; a peer that answers no probe for max_tries is reported silent, and
+ * so is one that answers others but not 4 x max_tries probes of one chunk. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,7 +24,8 @@ struct dgram_config {
         uint16_t frag_size;             /* payload bytes per fragment */
         unsigned cwnd_init, cwnd_min, cwnd_max;  /* fragments in flight */
         uint64_t rto_initial_us, rto_min_us, rto_max_us;
-        unsigned max_tries;             /* unanswered probes of one chunk before giving up */
+        unsigned max_tries;             /* unanswered probes of one chunk before giving up
+                                         * (4 x as many while the peer answers others) */
         unsigned max_partial;           /* receiver: chunks being reassembled at once */
 };
 /* Defaults for datagrams of dgram_size bytes (P2S_HDR_SIZE and the fragment

@@ -37,7 +37,7 @@ static void fill_window(struct member *m, uint64_t now)
                 if (c == P2S_NO_CHUNK)
                         break;
                 struct inflight *f = &m->fl[m->nfl++];
-                *f = (struct inflight){ .chunk = c, .seq = ++m->req_seq, .first_sent = now,
+                *f = (struct inflight){ .chunk = c, .seq = ++m->req_seq, .first_sent = now, .sent = now,
                                         .rto = m->rtt.rto, .deadline = now + m->rtt.rto };
                 bitmap_set(&m->asked, c);
                 member_send_msg(m, P2S_REQ, c);
@@ -229,6 +229,36 @@ static struct inflight *find_inflight(struct member *m, uint32_t chunk)
         return NULL;
 }
 
+/* The server answers REQs from its cache in the order they come, so an
+ * older REQ still unanswered well after a younger one's answer came was
+ * most likely lost: it is asked again one round trip (the one just seen)
+ * and a reordering allowance after it was sent, not a whole RTO later,
+ * which before the first sample is the 300 ms guess (RACK, RFC 8985, for
+ * requests). A chunk relayed from a member may come later than that
+ * (its holder is slow, or its query was lost): the server adds the REQ to
+ * the waiters it has, and costs one datagram, so only a request's first
+ * retry is brought forward; later ones wait for its timer, which that
+ * retry restarted at the current RTO. */
+static void mark_overtaken(struct member *m, const struct inflight *ans, uint64_t now)
+{
+        if (m->reqs_reliable)
+                return;
+        uint64_t rtt = now - ans->sent;
+        uint64_t reo = m->rtt.have_sample ? m->rtt.srtt / 4 : 0;
+        if (reo < m->cfg.rto_min_us)
+                reo = m->cfg.rto_min_us;
+        for (unsigned i = 0; i < m->nfl; i++) {
+                struct inflight *g = &m->fl[i];
+                if (g->seq >= ans->seq || g->retries)
+                        continue;
+                uint64_t d = g->sent + rtt + reo;
+                if (d < g->deadline) {
+                        g->deadline = d;
+                        g->overtaken = true;
+                }
+        }
+}
+
 void member_on_data(struct member *m, uint32_t chunk, struct buf *data, bool from_cache, uint64_t now)
 {
         m->last_heard = now;
@@ -261,6 +291,11 @@ void member_on_data(struct member *m, uint32_t chunk, struct buf *data, bool fro
                 if (f->seq > m->answered_seq)
                         m->answered_seq = f->seq;
                 m->last_data = now;
+                /* Karn again: the answer to a retried REQ may be the first
+                 * one's, and its round trip would look short enough to
+                 * declare every older REQ lost */
+                if (f->retries == 0)
+                        mark_overtaken(m, f, now);
                 struct member_action a = { .type = MEMBER_ACT_RTT, .chunk = chunk,
                                            .req_time_us = f->first_sent, .rtt_us = now - f->first_sent,
                                            .from_cache = from_cache };
@@ -312,7 +347,9 @@ void member_on_verified(struct member *m, const uint8_t *file_hash, uint64_t now
         if (!member_set_state(m, MEMBER_COMPLETE))
                 return;
         m->last_heard = now;
-        m->complete_rto = m->rtt.rto;
+        /* a new exchange: the backoff lost REQs put on the RTO is no reason
+         * to wait longer for this one */
+        m->complete_rto = rtt_base(&m->rtt);
         m->complete_deadline = now + m->complete_rto;
         member_send_msg(m, P2S_COMPLETE, P2S_NO_CHUNK);
 }

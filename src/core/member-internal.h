@@ -13,7 +13,9 @@ struct inflight {
         uint32_t chunk;
         unsigned retries;
         uint64_t seq;                   /* order of its last REQ among ours */
-        uint64_t first_sent, deadline, rto;
+        uint64_t first_sent, sent;      /* its first REQ, its last */
+        uint64_t deadline, rto;
+        bool overtaken;                 /* deadline brought forward: a later REQ was answered */
 };
 
 struct member {
@@ -32,6 +34,7 @@ struct member {
         struct inflight *fl;
         unsigned nfl;
         struct rtt rtt;
+        bool reqs_reliable;             /* member_set_reliable_requests */
         uint64_t req_seq;               /* REQs sent, first tries and retries */
         uint64_t answered_seq;          /* the latest REQ whose chunk has come */
         uint64_t last_data;             /* when a requested chunk last came */

@@ -62,6 +62,7 @@ struct member *member_free(struct member *m)
         return NULL;
 }
 
+void member_set_reliable_requests(struct member *m, bool reliable) { m->reqs_reliable = reliable; }
 enum member_state member_state(const struct member *m) { return m->state; }
 const struct manifest *member_manifest(const struct member *m) { return &m->mf; }
 const struct member_stats *member_stats(const struct member *m) { return &m->stats; }
@@ -212,6 +213,19 @@ void member_on_tick(struct member *m, uint64_t now)
                 struct inflight *f = &m->fl[i];
                 if (f->deadline > now)
                         continue;
+                if (f->overtaken) {
+                        /* a loss detected, not a timeout: the server answers,
+                         * so neither the RTO nor this request backs off */
+                        f->overtaken = false;
+                        f->retries++;
+                        f->sent = now;
+                        f->rto = m->rtt.rto;    /* not the guess it may have gone out with */
+                        f->deadline = now + f->rto;
+                        f->seq = ++m->req_seq;
+                        member_send_msg_via(m, P2S_REQ, f->chunk, f->retries >= m->cfg.escalate_after);
+                        m->stats.retries++;
+                        continue;
+                }
                 if (f->seq > m->answered_seq && now - m->last_data < m->rtt.rto) {
                         /* No chunk asked for after this one has come yet, and
                          * chunks still flow: the answers are queued behind those
@@ -230,6 +244,7 @@ void member_on_tick(struct member *m, uint64_t now)
                 }
                 f->retries++;
                 f->rto = f->rto * 2 > m->cfg.rto_max_us ? m->cfg.rto_max_us : f->rto * 2;
+                f->sent = now;
                 f->deadline = now + f->rto;
                 f->seq = ++m->req_seq;
                 member_send_msg_via(m, P2S_REQ, f->chunk, f->retries >= m->cfg.escalate_after);

@@ -84,6 +84,11 @@ struct member;
 struct member *member_new(const struct member_config *cfg);   /* NULL on ENOMEM */
 struct member *member_free(struct member *m);                 /* NULL-safe */
 
+/* REQs travel on an ordered, reliable connection (--control tcp): none is
+ * lost, and chunks come back over the data channel in any order, so one
+ * answered ahead of an older REQ says nothing about that REQ. */
+void member_set_reliable_requests(struct member *m, bool reliable);
+
 enum member_state member_state(const struct member *m);
 const struct manifest *member_manifest(const struct member *m);  /* valid after START */
 const struct member_stats *member_stats(const struct member *m);

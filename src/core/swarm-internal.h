@@ -37,6 +37,7 @@ struct pending {
         struct swarm_member **waiters;
         unsigned nwait, capwait;
         unsigned tries, nohaves;
+        uint64_t asked_at;      /* when the holder asked last was first asked */
         bool answered;          /* the holder asked last said NOHAVE */
         bool rerouted;          /* a NOHAVE moved the query on since the timer last fired */
         bool hurried;           /* a NOHAVE brought the timer forward once */
@@ -79,6 +80,9 @@ struct swarm {
 
         uint64_t done_deadline;
         unsigned done_tries_left;
+        uint64_t done_sent;             /* the first DONEs went out */
+        uint64_t done_wait;             /* until the next DONE retry; doubles per retry */
+        struct rtt done_rtt;            /* first DONE to BYE, of members answering the first */
         uint64_t live_deadline;         /* next scan for quiet and silent members */
 
         /* Room for every action that must not be lost is reserved ahead:

@@ -17,7 +17,22 @@ void swarm_check_finish(struct swarm *s, uint64_t now)
         for (unsigned i = 0; i < s->nmembers; i++)
                 swarm_send_msg(s, s->members[i], P2S_DONE, 0, P2S_NO_CHUNK, NULL);
         s->done_tries_left = s->cfg.done_tries;
-        s->done_deadline = now + s->cfg.done_retry_us;
+        s->done_sent = now;
+        s->done_wait = s->done_rtt.rto;
+        s->done_deadline = now + s->done_wait;
+}
+
+/* Most members answer the first DONE at once: their BYEs time the round
+ * trip, and the members whose DONE was lost hear it again a few of those
+ * later (at least done_retry_min_us), not a fixed half second later. Only
+ * first DONEs are timed (Karn). */
+static void time_bye(struct swarm *s, uint64_t now)
+{
+        if (s->state != SWARM_FINISHING || s->done_tries_left != s->cfg.done_tries || now < s->done_sent)
+                return;
+        rtt_sample(&s->done_rtt, now - s->done_sent);
+        s->done_wait = s->done_rtt.rto;
+        s->done_deadline = s->done_sent + s->done_wait;
 }
 
 void swarm_on_complete(struct swarm *s, struct swarm_member *m, uint64_t now)
@@ -41,6 +56,7 @@ void swarm_on_bye(struct swarm *s, struct swarm_member *m, uint64_t now)
 {
         if (s->state == SWARM_OVER)
                 return;
+        time_bye(s, now);
         swarm_emit(s, SWARM_ACT_DROP, m, 0);
         swarm_member_remove(s, m, now);
 }
@@ -134,6 +150,8 @@ void swarm_on_tick(struct swarm *s, uint64_t now)
                 bool reliable = s->cfg.done_tries - s->done_tries_left >= s->cfg.escalate_after;
                 for (unsigned i = 0; i < s->nmembers; i++)
                         swarm_send_msg_via(s, s->members[i], P2S_DONE, 0, P2S_NO_CHUNK, NULL, reliable);
-                s->done_deadline = now + s->cfg.done_retry_us;
+                /* lost again, or the member is slow: back off, up to done_retry_us */
+                s->done_wait = s->done_wait * 2 > s->cfg.done_retry_us ? s->cfg.done_retry_us : s->done_wait * 2;
+                s->done_deadline = now + s->done_wait;
         }
 }

@@ -132,6 +132,8 @@ bool swarm_ask(struct swarm *s, struct pending *p, uint64_t now)
                 }
                 if (p->asked)
                         p->asked->busy--;
+                if (p->asked != h)
+                        p->asked_at = now;
                 p->asked = h;
                 p->answered = false;
                 /* It holds the chunk for certain when the QUERY reaches it:
@@ -352,9 +354,20 @@ void swarm_query_timed_out(struct swarm *s, struct pending *p, uint64_t now)
                 if (s->cfg.query == SWARM_QUERY_DIRECTED && p->answered) {
                         /* it answers, the chunk is just not there yet: keep asking */
                         p->tries = s->cfg.query_tries - 1;
+                } else if (s->cfg.query == SWARM_QUERY_DIRECTED && p->asked &&
+                           p->asked->last_heard > p->asked_at && now - p->asked_at < 2 * s->cfg.member_silence_us) {
+                        /* It said something (a REQ, a PING) since we first asked
+                         * it: not stuck, but slow to read, the QUERY waiting behind
+                         * what we queued toward it (a slow downlink behind its
+                         * share). The timeouts are measured on the swarm's fast
+                         * holders, so 8 of them may be shorter than that queue:
+                         * keep asking, at the longest wait, up to twice the
+                         * silence that drops a member (one that talks but never
+                         * uploads is broken, and must not hold the swarm). */
+                        p->tries = s->cfg.query_tries - 1;
                 } else if (s->cfg.query == SWARM_QUERY_DIRECTED && p->asked) {
                         /* the last tries went over TCP: a holder that still does
-                         * not answer is stuck, not unlucky */
+                         * not answer, and says nothing else, is stuck, not unlucky */
                         struct swarm_member *h = p->asked;
                         p->tries = s->cfg.escalate_after;
                         swarm_expel(s, h, P2S_ERR_SWARM, "does not answer queries", now);

@@ -24,6 +24,7 @@ void swarm_config_defaults(struct swarm_config *c)
                 .query_tries = 8,
                 .escalate_after = 2,
                 .done_retry_us = 500000,
+                .done_retry_min_us = 20000,
                 .done_tries = 10,
                 .ping_after_us = 1000000,
                 .member_silence_us = 10000000,
@@ -126,6 +127,7 @@ struct swarm *swarm_new(const struct swarm_config *cfg, uint32_t id, const char 
         if (s->cfg.replicas < 1)
                 s->cfg.replicas = 1;
         rtt_init(&s->query_rtt, s->cfg.query_timeout_us, s->cfg.query_timeout_min_us, s->cfg.query_timeout_max_us);
+        rtt_init(&s->done_rtt, s->cfg.done_retry_us, s->cfg.done_retry_min_us, s->cfg.done_retry_us);
         s->id = id;
         s->cache = cache;
         s->name = strdup(name);

@@ -29,7 +29,8 @@ struct swarm_config {
         uint64_t query_timeout_max_us;
         unsigned query_tries;           /* asks of one chunk before its holder is dropped as silent */
         unsigned escalate_after;        /* unanswered datagrams before a retry goes over TCP */
-        uint64_t done_retry_us;         /* DONE re-sent this often until the member says BYE */
+        uint64_t done_retry_us;         /* first DONE retry until a BYE was timed; cap of the backoff */
+        uint64_t done_retry_min_us;     /* floor of the measured DONE -> BYE timeout */
         unsigned done_tries;
         uint64_t ping_after_us;         /* a member heard nothing from this long gets a PING */
         uint64_t member_silence_us;     /* a member heard nothing from this long is dropped */

@@ -16,13 +16,9 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-/* Before any answer: a guess that costs little on a LAN and backs off fast.
- * After the COOKIE, the exchange it closed is a round trip measured (Karn:
- * only when the first HELLO was not sent again), and the second HELLO is
- * retried after a few of those, not after a fixed step. */
-#define HELLO_RTO_US     (50 * USEC_PER_MSEC)
-#define HELLO_RTO_MIN_US (10 * USEC_PER_MSEC)
-#define HELLO_RTO_MAX_US (2 * USEC_PER_SEC)
+/* The HELLO timer's constants and its reset by the COOKIE: proto/cookie.h. */
+#define HELLO_RTO_US     JOIN_HELLO_RTO_US
+#define HELLO_RTO_MAX_US JOIN_HELLO_RTO_MAX_US
 
 static void send_hello(struct client *c)
 {
@@ -88,6 +84,7 @@ static void on_welcome(struct client *c, const struct p2s_msg *msg)
                   (double)(loop_now(c->loop) - c->join_started) / USEC_PER_SEC,
                   w.control_mode == P2S_CONTROL_TCP ? "TCP (chunk data over UDP)" : "UDP", w.port);
         c->control = w.control_mode;
+        member_set_reliable_requests(c->mb, c->control == P2S_CONTROL_TCP);
         c->token = msg->hdr.token;
         c->swarm_id = msg->hdr.swarm_id;
         c->member_id = msg->hdr.member_id;
@@ -172,11 +169,9 @@ void join_on_datagram(struct client *c, const struct p2s_msg *msg)
                           (double)(now - c->join_started) / USEC_PER_SEC);
                 c->cookie = h->token;
                 if (first && c->join == JOIN_HELLO) {
-                        if (c->hello_rto == HELLO_RTO_US && now >= c->join_started) {
-                                uint64_t rto = 4 * (now - c->join_started);
-                                c->hello_rto = rto < HELLO_RTO_MIN_US ? HELLO_RTO_MIN_US :
-                                               rto > HELLO_RTO_US ? HELLO_RTO_US : rto;
-                        }
+                        /* hello_rto is still the first guess only if no HELLO was re-sent */
+                        bool resent = c->hello_rto != HELLO_RTO_US || now < c->join_started;
+                        c->hello_rto = join_hello_rto_after_cookie(resent, resent ? 0 : now - c->join_started);
                         uint64_t deadline = c->join_started + c->opt->timeout_us;
                         uint64_t next = now + c->hello_rto;
                         loop_timer_arm(c->loop, &c->join_timer, next < deadline ? next : deadline);

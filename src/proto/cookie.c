@@ -264,3 +264,11 @@ bool join_reply_is_ours(const struct p2s_msg *msg, const uint8_t nonce[P2S_NONCE
         const uint8_t *echo = wire_reply_nonce(msg);
         return echo && CRYPTO_memcmp(echo, nonce, P2S_NONCE_SIZE) == 0;
 }
+
+uint64_t join_hello_rto_after_cookie(bool resent, uint64_t elapsed)
+{
+        if (resent)
+                return JOIN_HELLO_RTO_US;
+        uint64_t rto = 4 * elapsed;
+        return rto < JOIN_HELLO_RTO_MIN_US ? JOIN_HELLO_RTO_MIN_US : rto > JOIN_HELLO_RTO_US ? JOIN_HELLO_RTO_US : rto;
+}

@@ -75,3 +75,15 @@ size_t join_cookie_reply(uint8_t *out, size_t cap, const uint8_t secret[COOKIE_S
 /* Whether a decoded datagram answers our HELLO: a COOKIE, WELCOME or
  * P2S_F_JOIN ERR carrying our nonce (compared in constant time). */
 bool join_reply_is_ours(const struct p2s_msg *msg, const uint8_t nonce[P2S_NONCE_SIZE]);
+
+/* The HELLO timer. Before any answer: a guess that costs little on a LAN
+ * and backs off fast, doubling per retry up to the max. */
+#define JOIN_HELLO_RTO_US     50000ull
+#define JOIN_HELLO_RTO_MIN_US 10000ull
+#define JOIN_HELLO_RTO_MAX_US 2000000ull
+/* The wait before the HELLO with the cookie is sent again, the COOKIE having
+ * come elapsed us after the first HELLO: a few of that round trip (4 x,
+ * within [MIN, RTO]) when the first HELLO was not re-sent; when it was,
+ * the round trip is unknown (Karn) but the answer shows the server there
+ * and the path open, so the backoff ends and the first guess starts again. */
+uint64_t join_hello_rto_after_cookie(bool resent, uint64_t elapsed);

@@ -18,6 +18,13 @@ void rtt_sample(struct rtt *r, uint64_t sample)
                 r->rttvar = (3 * r->rttvar + d) / 4;
                 r->srtt = (7 * r->srtt + sample) / 8;
         }
+        r->rto = rtt_base(r);
+}
+
+uint64_t rtt_base(const struct rtt *r)
+{
+        if (!r->have_sample)
+                return r->rto;
         uint64_t rto = r->srtt + 4 * r->rttvar;
-        r->rto = rto < r->min ? r->min : rto > r->max ? r->max : rto;
+        return rto < r->min ? r->min : rto > r->max ? r->max : rto;
 }

@@ -350,6 +350,19 @@ START_TEST(test_secret_file) {
 }
 END_TEST
 
+/* The HELLO with the cookie is retried after 4 x the HELLO/COOKIE round
+ * trip, within [10 ms, 50 ms]; after a re-sent first HELLO there is no
+ * sample, and the answer ends the backoff: 50 ms, not the 2 s it may have
+ * doubled to. */
+START_TEST(test_hello_rto) {
+        ck_assert_uint_eq(join_hello_rto_after_cookie(false, 1000), JOIN_HELLO_RTO_MIN_US);
+        ck_assert_uint_eq(join_hello_rto_after_cookie(false, 5000), 20000);
+        ck_assert_uint_eq(join_hello_rto_after_cookie(false, 30000), JOIN_HELLO_RTO_US);
+        ck_assert_uint_eq(join_hello_rto_after_cookie(true, 0), JOIN_HELLO_RTO_US);
+        ck_assert_uint_eq(join_hello_rto_after_cookie(true, 1000), JOIN_HELLO_RTO_US);
+}
+END_TEST
+
 static Suite *cookie_suite(void) {
         Suite *s = suite_create("cookie");
         TCase *tc;
@@ -372,6 +385,7 @@ static Suite *cookie_suite(void) {
         tcase_add_test(tc, test_proof_vector);
         tcase_add_test(tc, test_verdict);
         tcase_add_test(tc, test_reply_nonce);
+        tcase_add_test(tc, test_hello_rto);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("secret-file");

@@ -183,6 +183,67 @@ START_TEST(silent_peer)
 }
 END_TEST
 
+/* Chunk 0's fragments and probes are all lost while chunk 1 is
+ * acknowledged: the peer is there, so chunk 0 is probed again after the
+ * measured RTO (50 ms before any sample), no backoff; a probe with nothing
+ * heard since doubles the wait as before. A peer answering others but
+ * never this chunk is reported after 4 x max_tries probes. */
+START_TEST(alive_peer_no_backoff)
+{
+        struct dgram_config cfg;
+        dgram_config_defaults(&cfg, P2S_DEFAULT_DGRAM);
+        struct dgram_tx *tx = dgram_tx_new(&cfg);
+        struct buf *b0 = buf_new(3000), *b1 = buf_new(3000);
+        memset(b0->data, 1, b0->len);
+        memset(b1->data, 2, b1->len);
+        uint64_t t = 1000 * MS;
+        ck_assert_int_eq(dgram_tx_push(tx, P2S_DATA, 0, 0, b0, t), 0);
+        ck_assert_int_eq(dgram_tx_push(tx, P2S_DATA, 0, 1, b1, t), 0);
+        struct dgram_frag fr[16];
+        size_t n = dgram_tx_next(tx, t, fr, 16);
+        ck_assert_uint_eq(n, 2 * ((3000 + cfg.frag_size - 1) / cfg.frag_size));
+        uint64_t rto = cfg.rto_initial_us;
+        ck_assert_uint_eq(dgram_tx_next_deadline(tx), t + rto);
+        /* chunk 1 is acknowledged 1 ms later: a sample of 1 ms, the RTO
+         * its floor, rto_min */
+        dgram_tx_on_ack(tx, P2S_DATA, 1, t + 1 * MS);
+        /* chunk 0's first timeout, at the RTO it went out with: the peer
+         * was heard since, so the next probe is one (sampled) RTO away */
+        ck_assert(!dgram_tx_on_tick(tx, t + rto));
+        n = dgram_tx_next(tx, t + rto, fr, 16);
+        ck_assert_uint_eq(n, 1);                        /* the probe: its last fragment */
+        uint64_t d1 = t + rto + cfg.rto_min_us;
+        ck_assert_uint_eq(dgram_tx_next_deadline(tx), d1);
+        /* nothing heard since that probe: this time it backs off */
+        ck_assert(!dgram_tx_on_tick(tx, d1));
+        dgram_tx_next(tx, d1, fr, 16);
+        ck_assert_uint_eq(dgram_tx_next_deadline(tx), d1 + 2 * cfg.rto_min_us);
+        ck_assert_uint_eq(dgram_tx_stats(tx)->probes, 2);
+
+        /* alive but never answering about chunk 0: each probe heard from
+         * elsewhere (a repeated ACK of chunk 1), at the RTO, until 4 x max_tries */
+        uint64_t now = dgram_tx_next_deadline(tx);
+        unsigned probes = 0;
+        bool gave_up = false;
+        for (unsigned i = 0; i < 8 * cfg.max_tries && !gave_up; i++) {
+                dgram_tx_on_ack(tx, P2S_DATA, 1, now - 1);
+                gave_up = dgram_tx_on_tick(tx, now);
+                if (gave_up)
+                        break;
+                probes++;
+                dgram_tx_next(tx, now, fr, 16);
+                uint64_t d = dgram_tx_next_deadline(tx);
+                ck_assert_uint_eq(d - now, cfg.rto_min_us);     /* never backed off */
+                now = d;
+        }
+        ck_assert(gave_up);
+        ck_assert_uint_eq(1 + probes, 4 * cfg.max_tries);     /* the first alive probe counted too */
+        dgram_tx_free(tx);
+        buf_unref(b0);
+        buf_unref(b1);
+}
+END_TEST
+
 /* The receiver refuses a fragment that contradicts the ones before it, and
  * makes room for new chunks by forgetting the stalest one. */
 START_TEST(receiver_rules)
@@ -222,6 +283,7 @@ static Suite *dgram_suite(void)
         tcase_add_test(tc, long_chunks);
         tcase_add_test(tc, window_shrinks);
         tcase_add_test(tc, silent_peer);
+        tcase_add_test(tc, alive_peer_no_backoff);
         tcase_add_test(tc, receiver_rules);
         suite_add_tcase(s, tc);
         return s;

@@ -764,8 +764,9 @@ START_TEST(queued_not_retried_overtaken_is)
         drain(m, &l, now);
         size_t mark = l.n;
         uint64_t t5 = now;
-        while (count_req(&l, mark, 3) == 0 && now < t5 + cfg.rto_max_us) {
-                now = member_next_deadline(m);
+        while ((count_req(&l, mark, 3) == 0 || count_req(&l, mark, 4) == 0) && now < t5 + cfg.rto_max_us) {
+                uint64_t d = member_next_deadline(m);
+                now = d > now ? d : now;        /* brought forward into the past: due now */
                 member_on_tick(m, now);
                 drain(m, &l, now);
         }
@@ -773,6 +774,98 @@ START_TEST(queued_not_retried_overtaken_is)
         ck_assert_uint_eq(count_req(&l, mark, 4), 1);
         ck_assert_uint_le(now - t5, 2 * cfg.rto_initial_us + 2000000);
         ck_assert_uint_gt(member_stats(m)->retries, 0);
+        member_free(m);
+        log_free(&l);
+        file_free(&f);
+}
+END_TEST
+
+/* A lost REQ in the first window: the server answers in order, so once
+ * the answer to a younger REQ has come, the older one is asked again one
+ * round trip (the one just measured) plus the reordering allowance
+ * (rto_min, srtt / 4 when larger) after it was sent, not after the initial
+ * RTO guess; and that retry backs off neither the RTO nor the request. */
+START_TEST(overtaken_retried_after_rtt)
+{
+        struct file f;
+        struct log l = { 0 };
+        struct member_config cfg;
+        member_config_defaults(&cfg);
+        cfg.window = 4;
+        cfg.rto_min_us = 5000;
+        cfg.silence_timeout_us = 1000000000;
+        struct member *m = member_new(&cfg);
+        uint64_t t0 = 1000000, now = t0;
+
+        file_make(&f, 16 * 256, 256, 31);
+        send_start(m, &f, now);
+        send_manifest(m, &f, now);
+        drain(m, &l, now);
+        ck_assert_uint_eq(count_type(&l, 0, MEMBER_ACT_SEND, P2S_REQ), 4);      /* 0..3 */
+        /* 0's REQ was lost: 1 comes after 2 ms. The sample makes the RTO
+         * 2 + 4 * 1 = 6 ms (4 goes out now with it); the allowance is
+         * rto_min, srtt / 4 being less: 0 is due 2 + 5 ms after it went out */
+        now = t0 + 2000;
+        send_data(m, &f, 1, true, now);
+        drain(m, &l, now);
+        uint64_t due = t0 + 2000 + cfg.rto_min_us;
+        ck_assert_uint_eq(member_next_deadline(m), due);
+        size_t mark = l.n;
+        member_on_tick(m, due - 1);
+        drain(m, &l, due - 1);
+        ck_assert_uint_eq(count_req(&l, mark, 0), 0);
+        member_on_tick(m, due);
+        drain(m, &l, due);
+        ck_assert_uint_eq(count_req(&l, mark, 0), 1);
+        ck_assert_uint_eq(member_stats(m)->retries, 1);
+        /* a detected loss is no timeout: 4's deadline is still the sampled
+         * RTO after it went out, not a backed-off one */
+        ck_assert_uint_eq(member_next_deadline(m), t0 + 2000 + 6000);
+        /* the retry's timer is the RTO of now (6 ms), not the 300 ms guess
+         * the first REQ went out with; and only a first retry is brought
+         * forward: 5, younger than the retry, answered does not move it */
+        send_data(m, &f, 2, true, due);
+        send_data(m, &f, 3, true, due);
+        send_data(m, &f, 4, true, due);
+        drain(m, &l, due);
+        send_data(m, &f, 5, true, due + 2000);
+        drain(m, &l, due + 2000);
+        ck_assert_uint_eq(member_next_deadline(m), due + 6000);
+        member_free(m);
+        log_free(&l);
+        file_free(&f);
+}
+END_TEST
+
+/* Over --control tcp REQs are never lost and chunks come back in any
+ * order: an answer overtaking an older REQ brings nothing forward. */
+START_TEST(overtaken_ignored_when_reliable)
+{
+        struct file f;
+        struct log l = { 0 };
+        struct member_config cfg;
+        member_config_defaults(&cfg);
+        cfg.window = 4;
+        cfg.rto_min_us = 5000;
+        cfg.silence_timeout_us = 1000000000;
+        struct member *m = member_new(&cfg);
+        member_set_reliable_requests(m, true);
+        uint64_t t0 = 1000000, now = t0;
+
+        file_make(&f, 16 * 256, 256, 32);
+        send_start(m, &f, now);
+        send_manifest(m, &f, now);
+        drain(m, &l, now);
+        now = t0 + 2000;
+        send_data(m, &f, 1, true, now);
+        drain(m, &l, now);
+        /* only 4, sent now, is due early: 0 keeps its first deadline */
+        ck_assert_uint_eq(member_next_deadline(m), t0 + 2000 + 6000);
+        size_t mark = l.n;
+        member_on_tick(m, t0 + cfg.rto_initial_us - 1);
+        drain(m, &l, t0 + cfg.rto_initial_us - 1);
+        ck_assert_uint_eq(count_req(&l, mark, 0), 0);
+        ck_assert_uint_eq(count_req(&l, mark, 4), 1);
         member_free(m);
         log_free(&l);
         file_free(&f);
@@ -992,6 +1085,49 @@ START_TEST(complete_retry_ack_done)
         apply_writes(&l, 0, out, &f);
         ck_assert_int_eq(memcmp(out, f.data, f.size), 0);
         free(out);
+        member_free(m);
+        log_free(&l);
+        file_free(&f);
+}
+END_TEST
+
+/* COMPLETE is a new exchange: it is first retried after the RTO the samples
+ * give, not after the one lost REQs backed off. */
+START_TEST(complete_retry_from_sampled_rto)
+{
+        struct file f;
+        struct log l = { 0 };
+        struct member_config cfg;
+        member_config_defaults(&cfg);
+        cfg.window = 4;
+        cfg.silence_timeout_us = 1000000000;
+        struct member *m = member_new(&cfg);
+        uint64_t now = 1000000;
+
+        file_make(&f, 4 * 256, 256, 33);
+        send_start(m, &f, now);
+        send_manifest(m, &f, now);
+        drain(m, &l, now);
+        /* 0..2 answered after 2 ms: samples of 2 ms, RTO rto_min */
+        now += 2000;
+        for (uint32_t c = 0; c < 3; c++)
+                send_data(m, &f, c, true, now);
+        drain(m, &l, now);
+        /* 3 times out twice: the RTO doubles twice */
+        for (int i = 0; i < 2; i++) {
+                now = member_next_deadline(m);
+                member_on_tick(m, now);
+                drain(m, &l, now);
+        }
+        ck_assert_uint_eq(member_stats(m)->retries, 2);
+        now += 1000;
+        send_data(m, &f, 3, true, now);
+        drain(m, &l, now);
+        size_t mark = l.n;
+        member_on_verified(m, f.fh, now);
+        drain(m, &l, now);
+        ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_SEND, P2S_COMPLETE), 1);
+        ck_assert_uint_eq(member_next_deadline(m), now + cfg.rto_min_us);
         member_free(m);
         log_free(&l);
         file_free(&f);
@@ -1336,6 +1472,8 @@ static Suite *member_suite(void)
         tcase_add_test(tc, silence_while_gathering);
         tcase_add_test(tc, bad_data_rerequested);
         tcase_add_test(tc, queued_not_retried_overtaken_is);
+        tcase_add_test(tc, overtaken_retried_after_rtt);
+        tcase_add_test(tc, overtaken_ignored_when_reliable);
         tcase_add_test(tc, rtt_reported);
         tcase_add_test(tc, query_answers);
         tcase_add_test(tc, random_order_each_once);
@@ -1349,6 +1487,7 @@ static Suite *member_suite(void)
         tcase_add_test(tc, done_while_verifying);
         tcase_add_test(tc, file_hash_mismatch);
         tcase_add_test(tc, complete_retry_ack_done);
+        tcase_add_test(tc, complete_retry_from_sampled_rto);
         tcase_add_test(tc, oom_exit_comes_out);
         tcase_add_test(tc, oom_bye_and_exit_reserved);
         tcase_add_test(tc, oom_write_exits);

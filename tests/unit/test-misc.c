@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Small util modules: the action FIFO, the heap's reservation, the u32 ->
- * pointer map, the command-line value parsers and the log's escaping. */
+ * pointer map, the command-line value parsers, the log's escaping and the
+ * RTT estimator. */
 #include <check.h>
 #include <errno.h>
 #include <stdint.h>
@@ -13,6 +14,7 @@
 #include "util/heap.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/rtt.h"
 #include "util/u32map.h"
 #include "runner.h"
 
@@ -617,6 +619,26 @@ START_TEST(log_one_record_one_line)
 }
 END_TEST
 
+/* rtt_base is what the samples say, whatever backoff a caller put on rto:
+ * a new exchange (a COMPLETE after a lossy fetch) starts from it. */
+START_TEST(rtt_base_ignores_backoff)
+{
+        struct rtt r;
+        rtt_init(&r, 300000, 20000, 3000000);
+        ck_assert_uint_eq(rtt_base(&r), 300000);        /* no sample: the initial guess */
+        rtt_sample(&r, 4000);                           /* srtt 4 ms, rttvar 2 ms: 12 ms, floored */
+        ck_assert_uint_eq(r.rto, 20000);
+        r.rto = 2560000;                                /* a caller's backoff */
+        ck_assert_uint_eq(rtt_base(&r), 20000);
+        rtt_sample(&r, 100000);
+        ck_assert_uint_eq(rtt_base(&r), r.rto);
+        ck_assert_uint_eq(r.rto, r.srtt + 4 * r.rttvar);
+        r.rto = r.max;
+        rtt_sample(&r, 10000000);                       /* far beyond: capped */
+        ck_assert_uint_eq(rtt_base(&r), 3000000);
+}
+END_TEST
+
 static Suite *misc_suite(void)
 {
         Suite *s = suite_create("misc");
@@ -650,6 +672,10 @@ static Suite *misc_suite(void)
         tcase_add_test(tc, parse_seconds_values);
         tcase_add_test(tc, parse_seconds_decimal_only);
         tcase_add_test(tc, parse_uint_bounds);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("rtt");
+        tcase_add_test(tc, rtt_base_ignores_backoff);
         suite_add_tcase(s, tc);
         return s;
 }

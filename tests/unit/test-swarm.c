@@ -109,6 +109,8 @@ struct peer {
         bool swallow_uploads, corrupt_uploads;
         bool stopped;           /* SIGSTOPped: receives nothing, answers nothing, no ticks */
         bool nohave_liar;       /* answers every QUERY with NOHAVE */
+        unsigned queries_unread;        /* the first this many QUERYs to it for chunk 0 are never
+                                         * read (a slow downlink) */
         uint32_t corrupt_share;         /* chunk whose SHARE arrives damaged */
         unsigned uploads_swallowed, sent_after_dead;
 };
@@ -505,6 +507,10 @@ static void to_member(struct net *t, struct peer *p, struct msg *g)
                 member_on_data(m, g->chunk, g->body, g->flags & P2S_F_FROM_CACHE, now);
                 break;
         case P2S_QUERY:
+                if (p->queries_unread && g->chunk == 0) {
+                        p->queries_unread--;
+                        return;
+                }
                 if (p->nohave_liar) {
                         enqueue(t, p, true, P2S_NOHAVE, P2S_F_ACK, g->chunk, NULL);
                         return;
@@ -1360,6 +1366,47 @@ START_TEST(done_retried)
 }
 END_TEST
 
+static bool until_finishing(struct net *t, void *arg)
+{
+        (void)arg;
+        return swarm_state(t->s) == SWARM_FINISHING;
+}
+
+static bool until_done_sent(struct net *t, void *arg)
+{
+        return t->nsent[P2S_DONE] >= *(unsigned *)arg;
+}
+
+/* One first DONE of three is lost: the other two members' BYEs time the
+ * round trip (0 here, the floor then), so the DONE is sent again
+ * done_retry_min_us after the first, not done_retry_us; lost once more,
+ * the wait doubles (and the second retry goes over TCP). */
+START_TEST(done_retried_after_measured_rtt)
+{
+        for (unsigned twice = 0; twice < 2; twice++) {
+                struct net *t = net_new(3, 9 * CS, 4);
+                net_setup(t);
+                t->drop_first[P2S_DONE] = 1;    /* nothing but the end sends DONE */
+                for (unsigned i = 0; i < 3; i++) {
+                        net_join(t, i);
+                        pump_swarm(t);
+                }
+                ck_assert(net_run(t, MAXSTEPS, until_finishing, NULL));
+                uint64_t fin = t->now;
+                if (twice) {
+                        unsigned first = 3;
+                        ck_assert(net_run(t, MAXSTEPS, until_done_sent, &first));
+                        t->drop_first[P2S_DONE] = 1;    /* the first retry, a datagram */
+                }
+                ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
+                assert_success(t);
+                ck_assert_uint_eq(t->nsent[P2S_DONE], 4 + twice);
+                ck_assert_uint_eq(t->end_time - fin, (1 + 2 * twice) * t->scfg.done_retry_min_us);
+                net_free(t);
+        }
+}
+END_TEST
+
 /* Lost COMPLETEs and ACKs: the member repeats COMPLETE until it hears the ACK. */
 START_TEST(complete_retried)
 {
@@ -1422,6 +1469,26 @@ START_TEST(lost_queries_fail_live_holder)
         ck_assert_msg(t->end_code == 0 && !(t->p[0].dropped && t->p[0].drop_code),
                       "live member 0 dropped (code %d) after %u lost QUERYs; swarm END %d; member 1: %s",
                       t->p[0].drop_code, t->scfg.query_tries, t->end_code, t->p[1].reason);
+        assert_success(t);
+        net_free(t);
+}
+END_TEST
+
+/* A holder behind a slow downlink reads our QUERYs late (here: the first
+ * query_tries + 2 never: 0.5 s doubling to 2 s, 17.5 s of asking) but
+ * keeps talking (it fetches, it PINGs): it is asked on, at the longest
+ * wait, and not expelled; the swarm succeeds. */
+START_TEST(slow_holder_not_expelled)
+{
+        struct net *t = net_new(3, 12 * CS, 1);
+
+        net_setup(t);
+        t->p[0].queries_unread = t->scfg.query_tries + 2;       /* chunk 0 is member 0's alone */
+        net_go(t, 3);
+        ck_assert_msg(t->end_code == 0 && !(t->p[0].dropped && t->p[0].drop_code),
+                      "slow member 0 dropped (code %d); swarm END %d", t->p[0].drop_code, t->end_code);
+        ck_assert_uint_eq(swarm_stats(t->s)->expelled, 0);
+        ck_assert_uint_eq(t->p[0].queries_unread, 0);
         assert_success(t);
         net_free(t);
 }
@@ -2135,8 +2202,10 @@ static Suite *swarm_suite(void)
         tcase_add_test(tc, complete_retried);
         tcase_add_test(tc, bye_lost);
         tcase_add_test(tc, done_tries_exhausted);
+        tcase_add_test(tc, done_retried_after_measured_rtt);
         tcase_add_test(tc, lost_queries_recovered);
         tcase_add_test(tc, lost_queries_fail_live_holder);
+        tcase_add_test(tc, slow_holder_not_expelled);
         tcase_add_test(tc, lost_queries_fail_broadcast);
         suite_add_tcase(s, tc);
 
