@@ -77,10 +77,13 @@ size_t join_cookie_reply(uint8_t *out, size_t cap, const uint8_t secret[COOKIE_S
 bool join_reply_is_ours(const struct p2s_msg *msg, const uint8_t nonce[P2S_NONCE_SIZE]);
 
 /* The HELLO timer. Before any answer: a guess that costs little on a LAN
- * and backs off fast, doubling per retry up to the max. */
+ * and backs off fast, doubling per retry up to the max. The max is short:
+ * a HELLO costs the server one HMAC and no state, and on a lossy path a
+ * 2 s step made the slowest of a swarm's joins (which the gather waits
+ * for) seconds late. */
 #define JOIN_HELLO_RTO_US     50000ull
 #define JOIN_HELLO_RTO_MIN_US 10000ull
-#define JOIN_HELLO_RTO_MAX_US 2000000ull
+#define JOIN_HELLO_RTO_MAX_US 500000ull
 /* The wait before the HELLO with the cookie is sent again, the COOKIE having
  * come elapsed us after the first HELLO: a few of that round trip (4 x,
  * within [MIN, RTO]) when the first HELLO was not re-sent; when it was,

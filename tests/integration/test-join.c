@@ -14,8 +14,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "harness.h"
+#include "fetch/exitcode.h"
 #include "proto/cookie.h"
 #include "proto/wire.h"
 #include "runner.h"
@@ -399,6 +401,49 @@ START_TEST(flood_no_lockout)
 }
 END_TEST
 
+static uint64_t mono_us(void)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* A server that never answers: the HELLOs back off from the first guess,
+ * doubling, but never wait longer than JOIN_HELLO_RTO_MAX_US between two
+ * (a lossy path must not leave a join seconds behind), and they stop at
+ * --timeout. */
+START_TEST(hello_backoff_is_capped)
+{
+        int tcp, udp;
+        unsigned port = h_tcp_udp_pair(&tcp, &udp);
+        struct h_proc *f = h_fetch(port, "src.bin", "out.bin", "--timeout", "3", NULL);
+        uint64_t at[64];
+        unsigned n = 0;
+        struct pollfd p = { .fd = udp, .events = POLLIN };
+        uint8_t in[2048];
+        while (n < 64 && poll(&p, 1, 1500) == 1) {
+                ssize_t r = recv(udp, in, sizeof(in), 0);
+                struct p2s_msg m;
+                if (r > 0 && wire_decode(in, (size_t)r, &m) == WIRE_OK && m.hdr.type == P2S_HELLO)
+                        at[n++] = mono_us();
+        }
+        ck_assert_int_eq(h_wait(f, 10), FETCH_EXIT_UNREACHABLE);
+        /* 0, 50, 150, 350, 750 ms, then every 500 ms until 3 s */
+        ck_assert_msg(n >= 8, "only %u HELLOs in 3 s", n);
+        uint64_t longest = 0;
+        for (unsigned i = 1; i < n; i++)
+                if (at[i] - at[i - 1] > longest)
+                        longest = at[i] - at[i - 1];
+        ck_assert_msg(at[1] - at[0] < JOIN_HELLO_RTO_MAX_US / 2, "the first retry after %llu us",
+                      (unsigned long long)(at[1] - at[0]));
+        ck_assert_msg(longest >= JOIN_HELLO_RTO_MAX_US * 3 / 4 && longest < JOIN_HELLO_RTO_MAX_US + 250000,
+                      "longest wait between HELLOs %llu us", (unsigned long long)longest);
+        close(tcp);
+        close(udp);
+        h_proc_free(f);
+}
+END_TEST
+
 static Suite *join_suite(void)
 {
         Suite *s = suite_create("join");
@@ -411,6 +456,7 @@ static Suite *join_suite(void)
         tcase_add_test(tc, no_amplification);
         tcase_add_test(tc, forged_answers);
         tcase_add_test(tc, flood_no_lockout);
+        tcase_add_test(tc, hello_backoff_is_capped);
         suite_add_tcase(s, tc);
         return s;
 }
