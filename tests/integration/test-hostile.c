@@ -480,33 +480,6 @@ END_TEST
 
 /* ---- stalled uploads ------------------------------------------------------ */
 
-/* HELLO, COOKIE, HELLO(cookie), WELCOME, then ATTACH on a new TCP connection. */
-static int join_attach(unsigned port, const char *name, struct p2s_hdr *ids, int *udp)
-{
-        uint8_t pkt[512], in[512];
-        int u = h_sock_to(port, SOCK_DGRAM);
-        uint64_t cookie = 0;
-        struct p2s_msg m;
-        for (int step = 0; step < 2; step++) {
-                size_t n = h_hello(pkt, sizeof(pkt), name, cookie);
-                ck_assert_int_eq(send(u, pkt, n, 0), (ssize_t)n);
-                struct pollfd p = { .fd = u, .events = POLLIN };
-                ck_assert_msg(poll(&p, 1, 3000) == 1, "no answer to HELLO");
-                ssize_t r = recv(u, in, sizeof(in), 0);
-                ck_assert_msg(r > 0 && wire_decode(in, (size_t)r, &m) == WIRE_OK, "bad answer to HELLO");
-                ck_assert_int_eq(m.hdr.type, step ? P2S_WELCOME : P2S_COOKIE);
-                cookie = m.hdr.token;
-        }
-        *ids = m.hdr;
-        int t = h_sock_to(port, SOCK_STREAM);
-        struct p2s_hdr at = { .type = P2S_ATTACH, .swarm_id = ids->swarm_id, .member_id = ids->member_id,
-                              .token = ids->token, .chunk = P2S_NO_CHUNK };
-        wire_encode_hdr(pkt, &at);
-        ck_assert_int_eq(send(t, pkt, P2S_HDR_SIZE, 0), P2S_HDR_SIZE);
-        *udp = u;
-        return t;
-}
-
 /* A member's keep-alive: p2sd drops one it has not heard from for 10 s. */
 static void ping(int u, const struct p2s_hdr *ids)
 {
@@ -535,7 +508,7 @@ START_TEST(stalled_uploads)
         int t[N], u[N];
         struct p2s_hdr ids[N];
         for (int i = 0; i < N; i++) {
-                t[i] = join_attach(port, "src.bin", &ids[i], &u[i]);
+                t[i] = h_join_attach(port, "src.bin", &ids[i], &u[i]);
                 int small = 4096;
                 setsockopt(t[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
                 fcntl(t[i], F_SETFL, O_NONBLOCK);
