@@ -23,6 +23,7 @@
 #include "util/fifo.h"
 #include "util/lru.h"
 #include "failmalloc.h"
+#include "memfile.h"
 #include "runner.h"
 
 #define CHECK(c) do { if (!(c)) ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c); } while (0)
@@ -31,51 +32,6 @@
 #define T0       1000000ull             /* time starts away from 0 */
 #define SEC      1000000ull
 #define MAXSTEPS 3000000ull
-
-/* ---- the source file ------------------------------------------------------ */
-
-struct file {
-        uint8_t *data;
-        uint64_t size;
-        uint32_t cs, count;
-};
-
-static void file_make(struct file *f, uint64_t size, uint32_t cs, uint64_t seed)
-{
-        uint64_t x = seed * 0x9e3779b97f4a7c15ull | 1;
-
-        f->size = size;
-        f->cs = cs;
-        f->count = (uint32_t)((size + cs - 1) / cs);
-        f->data = malloc(size ? size : 1);
-        ck_assert_ptr_nonnull(f->data);
-        for (uint64_t i = 0; i < size; i++) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                f->data[i] = (uint8_t)(x >> 32);
-        }
-}
-
-static uint32_t clen(const struct file *f, uint32_t c)
-{
-        return c + 1 < f->count ? f->cs : (uint32_t)(f->size - (uint64_t)c * f->cs);
-}
-
-static struct buf *chunk_buf(const struct file *f, uint32_t c)
-{
-        uint32_t n = clen(f, c);
-        struct buf *b = buf_new(n);
-        ck_assert_ptr_nonnull(b);
-        memcpy(b->data, f->data + (uint64_t)c * f->cs, n);
-        return b;
-}
-
-static bool chunk_equal(const struct file *f, uint32_t c, const struct buf *b)
-{
-        return c < f->count && b && b->len == clen(f, c) &&
-               memcmp(b->data, f->data + (uint64_t)c * f->cs, b->len) == 0;
-}
 
 /* ======================================================================== */
 /* net: a whole swarm in memory                                              */
@@ -132,7 +88,7 @@ struct net {
         struct lru *cache;
         struct peer *p;
         unsigned n;             /* peers allocated (joined or not) */
-        struct file f;
+        struct memfile f;
         uint64_t now;
         struct fifo q;
         /* loss */
@@ -189,7 +145,7 @@ static struct net *net_new(unsigned n, uint64_t size, size_t cache_chunks)
         t->source_fail_at = -1;
         t->source_short_at = -1;
         t->lose_query_chunk = P2S_NO_CHUNK;
-        file_make(&t->f, size, CS, size + n);
+        memfile_make(&t->f, size, CS, size + n);
         fifo_init(&t->q, sizeof(struct msg));
         return t;
 }
@@ -236,7 +192,7 @@ static void net_free(struct net *t)
         free(t->share_cnt);
         free(t->share_to);
         free(t->data_to);
-        free(t->f.data);
+        memfile_free(&t->f);
         free(t);
 }
 
@@ -322,7 +278,7 @@ static void distribute(struct net *t)
                         swarm_fail(t->s, P2S_ERR_SOURCE, "read error", t->now);
                         break;
                 }
-                struct buf *b = chunk_buf(&t->f, c);
+                struct buf *b = memfile_chunk(&t->f, c);
                 if ((int)c == t->source_short_at)
                         b->len--;
                 swarm_source_chunk(t->s, c, b, t->now);
@@ -346,7 +302,7 @@ static void on_swarm_send(struct net *t, struct peer *p, struct swarm_action *a)
                 CHECK(a->chunk < t->f.count);
                 t->share_cnt[a->chunk]++;
                 t->share_to[cell]++;
-                if (!chunk_equal(&t->f, a->chunk, body))
+                if (!memfile_chunk_equal(&t->f, a->chunk, body))
                         t->bad_relays++;
                 if (p->corrupt_share == a->chunk) {
                         struct buf *b = buf_new(body->len);
@@ -361,7 +317,7 @@ static void on_swarm_send(struct net *t, struct peer *p, struct swarm_action *a)
                 t->data_to[cell]++;
                 t->data_sent++;
                 /* the server relays only verified bytes */
-                if (!chunk_equal(&t->f, a->chunk, body))
+                if (!memfile_chunk_equal(&t->f, a->chunk, body))
                         t->bad_relays++;
                 break;
         default:
@@ -395,7 +351,7 @@ static void pump_swarm(struct net *t)
                 case SWARM_ACT_READ: {
                         CHECK(a.chunk < t->f.count);
                         t->nreads++;
-                        struct buf *b = t->source_gone ? NULL : chunk_buf(&t->f, a.chunk);
+                        struct buf *b = t->source_gone ? NULL : memfile_chunk(&t->f, a.chunk);
                         if (b && t->source_changed)
                                 b->data[0] ^= 1;
                         swarm_on_source_reread(t->s, a.chunk, b, "No such file or directory", t->now);
@@ -431,7 +387,7 @@ static void pump_member(struct net *t, struct peer *p)
                         p->out_size = a.file_size;
                         break;
                 case MEMBER_ACT_WRITE:
-                        CHECK(p->out && a.chunk < t->f.count && a.body && a.body->len == clen(&t->f, a.chunk));
+                        CHECK(p->out && a.chunk < t->f.count && a.body && a.body->len == memfile_clen(&t->f, a.chunk));
                         memcpy(p->out + (uint64_t)a.chunk * CS, a.body->data, a.body->len);
                         break;
                 case MEMBER_ACT_UPLOAD: {
@@ -440,7 +396,7 @@ static void pump_member(struct net *t, struct peer *p)
                                 p->uploads_swallowed++;
                                 break;
                         }
-                        struct buf *b = buf_new(clen(&t->f, a.chunk));
+                        struct buf *b = buf_new(memfile_clen(&t->f, a.chunk));
                         memcpy(b->data, p->out + (uint64_t)a.chunk * CS, b->len);
                         if (p->corrupt_uploads)
                                 b->data[0] ^= 0xff;
@@ -1535,7 +1491,7 @@ END_TEST
 struct rig {
         struct swarm *s;
         struct lru *cache;
-        struct file f;
+        struct memfile f;
         struct swarm_member *m[8];
         unsigned n;
         struct swarm_action *a;
@@ -1551,7 +1507,7 @@ static void rig_collect(struct rig *r)
                         ck_assert_int_eq(swarm_distribute(r->s, r->f.size, r->now), 0);
                         uint32_t c;
                         while ((c = swarm_source_next(r->s)) != P2S_NO_CHUNK) {
-                                struct buf *b = chunk_buf(&r->f, c);
+                                struct buf *b = memfile_chunk(&r->f, c);
                                 swarm_source_chunk(r->s, c, b, r->now);
                                 buf_unref(b);
                         }
@@ -1602,7 +1558,7 @@ static void rig_new(struct rig *r, unsigned n, uint32_t chunks, size_t cache_chu
         cfg.query = mode;
         cfg.member_silence_us = 0;      /* these are about queries: no keep-alives */
         r->now = T0;
-        file_make(&r->f, (uint64_t)chunks * CS, CS, 99);
+        memfile_make(&r->f, (uint64_t)chunks * CS, CS, 99);
         r->cache = lru_new(cache_chunks * CS);
         r->s = swarm_new(&cfg, 3, "rig", r->cache);
         ck_assert_ptr_nonnull(r->s);
@@ -1621,12 +1577,12 @@ static void rig_free(struct rig *r)
         free(r->a);
         swarm_free(r->s);
         lru_free(r->cache);
-        free(r->f.data);
+        memfile_free(&r->f);
 }
 
 static void rig_upload(struct rig *r, unsigned who, uint32_t c, bool corrupt)
 {
-        struct buf *b = chunk_buf(&r->f, c);
+        struct buf *b = memfile_chunk(&r->f, c);
         if (corrupt)
                 b->data[3] ^= 1;
         swarm_on_upload(r->s, r->m[who], c, b, r->now);
@@ -1724,7 +1680,7 @@ START_TEST(coalesce_one_query_one_upload)
         ck_assert_uint_eq(rig_count(&r, P2S_DATA, C, 0), 1);
         ck_assert_uint_eq(r.na, 2);
         for (size_t i = 0; i < r.na; i++) {
-                ck_assert(chunk_equal(&r.f, 0, r.a[i].body));
+                ck_assert(memfile_chunk_equal(&r.f, 0, r.a[i].body));
                 ck_assert_uint_eq(r.a[i].flags & P2S_F_FROM_CACHE, 0);
         }
 
@@ -1740,7 +1696,7 @@ START_TEST(coalesce_one_query_one_upload)
         rig_collect(&r);
         ck_assert_uint_eq(r.na, 0);
         /* the upload went into the cache (evicting chunk 5) */
-        ck_assert(chunk_equal(&r.f, 0, lru_get(r.cache, (3ull << 32) | 0)));
+        ck_assert(memfile_chunk_equal(&r.f, 0, lru_get(r.cache, (3ull << 32) | 0)));
         ck_assert_ptr_null(lru_get(r.cache, (3ull << 32) | 5));
         rig_free(&r);
 }
@@ -2047,7 +2003,7 @@ START_TEST(dropped_msgs_counted)
         rig_new(&r, 3, 6, 1, 1, SWARM_QUERY_DIRECTED);
         rig_clear(&r);
         const struct swarm_stats *st = swarm_stats(r.s);
-        struct buf *b = chunk_buf(&r.f, 5);
+        struct buf *b = memfile_chunk(&r.f, 5);
 
         swarm_on_request(r.s, r.m[A], 6, false, r.now);
         swarm_on_request(r.s, r.m[A], P2S_NO_CHUNK, false, r.now);
