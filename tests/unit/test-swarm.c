@@ -1308,15 +1308,25 @@ START_TEST(lossy_control)
 }
 END_TEST
 
+/* n members fetch a file of size (cache of 4 chunks) while the first k
+ * messages of type are lost; they must all succeed. The caller checks the
+ * retries in t and frees it. */
+static struct net *net_losing_first(unsigned n, uint64_t size, enum p2s_type type, unsigned k)
+{
+        struct net *t = net_new(n, size, 4);
+
+        net_setup(t);
+        t->drop_first[type] = k;
+        net_go(t, n);
+        assert_success(t);
+        return t;
+}
+
 /* Every first DONE is lost: the swarm sends DONE again after done_retry_us. */
 START_TEST(done_retried)
 {
-        struct net *t = net_new(3, 9 * CS, 4);
+        struct net *t = net_losing_first(3, 9 * CS, P2S_DONE, 3);
 
-        net_setup(t);
-        t->drop_first[P2S_DONE] = 3;
-        net_go(t, 3);
-        assert_success(t);
         ck_assert_uint_eq(t->nsent[P2S_DONE], 6);
         net_free(t);
 }
@@ -1366,12 +1376,9 @@ END_TEST
 /* Lost COMPLETEs and ACKs: the member repeats COMPLETE until it hears the ACK. */
 START_TEST(complete_retried)
 {
-        struct net *t = net_new(3, 9 * CS, 4);
+        /* both directions share the type */
+        struct net *t = net_losing_first(3, 9 * CS, P2S_COMPLETE, 5);
 
-        net_setup(t);
-        t->drop_first[P2S_COMPLETE] = 5;        /* both directions share the type */
-        net_go(t, 3);
-        assert_success(t);
         ck_assert_uint_eq(t->lost_msgs, 5);
         ck_assert_uint_ge(t->nsent[P2S_COMPLETE], 3);
         net_free(t);
@@ -1382,12 +1389,8 @@ END_TEST
  * server just as well. */
 START_TEST(bye_lost)
 {
-        struct net *t = net_new(3, 9 * CS, 4);
+        struct net *t = net_losing_first(3, 9 * CS, P2S_BYE, 3);
 
-        net_setup(t);
-        t->drop_first[P2S_BYE] = 3;
-        net_go(t, 3);
-        assert_success(t);
         ck_assert_uint_eq(t->nsent[P2S_DONE], 3);
         net_free(t);
 }
@@ -1398,12 +1401,8 @@ END_TEST
  * ends with every member told. */
 START_TEST(done_tries_exhausted)
 {
-        struct net *t = net_new(2, 4 * CS, 4);
+        struct net *t = net_losing_first(2, 4 * CS, P2S_DONE, 1000);
 
-        net_setup(t);
-        t->drop_first[P2S_DONE] = 1000;
-        net_go(t, 2);
-        assert_success(t);
         ck_assert_uint_eq(t->nsent[P2S_DONE], 2 * (1 + t->scfg.escalate_after));
         net_free(t);
 }
@@ -1777,16 +1776,23 @@ START_TEST(query_retry_schedule)
 }
 END_TEST
 
+/* A three-member rig where chunk 0 is A's and B's (enum { A, B, C }): C
+ * requests it; returns the holder the swarm asked, actions cleared before. */
+static int rig_c_requests_chunk0(struct rig *r)
+{
+        rig_new(r, 3, 6, 1, 2, SWARM_QUERY_DIRECTED);
+        rig_clear(r);
+        swarm_on_request(r->s, r->m[2], 0, false, r->now);
+        rig_collect(r);
+        return rig_idx(rig_last(r, P2S_QUERY));
+}
+
 /* With two holders, each timeout re-asks the other one. */
 START_TEST(query_retry_alternates)
 {
         struct rig r;
         enum { A, B, C };
-        rig_new(&r, 3, 6, 1, 2, SWARM_QUERY_DIRECTED);  /* chunk 0: A and B */
-        rig_clear(&r);
-        swarm_on_request(r.s, r.m[C], 0, false, r.now);
-        rig_collect(&r);
-        int prev = rig_idx(rig_last(&r, P2S_QUERY));
+        int prev = rig_c_requests_chunk0(&r);
         for (int i = 0; i < 4; i++) {
                 r.now = swarm_next_deadline(r.s);
                 rig_clear(&r);
@@ -1813,11 +1819,7 @@ START_TEST(bad_upload_rig)
 {
         struct rig r;
         enum { A, B, C };
-        rig_new(&r, 3, 6, 1, 2, SWARM_QUERY_DIRECTED);  /* chunk 0: A and B */
-        rig_clear(&r);
-        swarm_on_request(r.s, r.m[C], 0, false, r.now);
-        rig_collect(&r);
-        int asked = rig_idx(rig_last(&r, P2S_QUERY));
+        int asked = rig_c_requests_chunk0(&r);
         rig_clear(&r);
         rig_upload(&r, (unsigned)asked, 0, true);
         const struct swarm_stats *st = swarm_stats(r.s);
@@ -2043,18 +2045,27 @@ START_TEST(dropped_msgs_counted)
 }
 END_TEST
 
-/* Before the swarm starts nothing but joining and leaving is valid. */
-/* A PING answered while gathering says how many joined and how many the
- * swarm waits for; once it started, the answer is bare again. */
-START_TEST(ping_answer_while_gathering)
+/* A swarm of 1 chunk-size CS gathering for 3 members, one (100) joined;
+ * *cache is its cache for the caller to free after the swarm. */
+static struct swarm *gathering_swarm(struct lru **cache, struct swarm_member **m)
 {
         struct swarm_config cfg;
         swarm_config_defaults(&cfg);
         cfg.chunk_size = CS;
         cfg.min_clients = 3;
-        struct lru *cache = lru_new(4 * CS);
-        struct swarm *s = swarm_new(&cfg, 1, "g", cache);
-        struct swarm_member *m = swarm_join(s, 100, NULL, T0);
+        *cache = lru_new(4 * CS);
+        struct swarm *s = swarm_new(&cfg, 1, "g", *cache);
+        *m = swarm_join(s, 100, NULL, T0);
+        return s;
+}
+
+/* A PING answered while gathering says how many joined and how many the
+ * swarm waits for; once it started, the answer is bare again. */
+START_TEST(ping_answer_while_gathering)
+{
+        struct lru *cache;
+        struct swarm_member *m;
+        struct swarm *s = gathering_swarm(&cache, &m);
         swarm_join(s, 101, NULL, T0);
         struct swarm_action a;
         while (swarm_next_action(s, &a))
@@ -2079,15 +2090,12 @@ START_TEST(ping_answer_while_gathering)
 }
 END_TEST
 
+/* Before the swarm starts nothing but joining and leaving is valid. */
 START_TEST(dropped_msgs_in_gather)
 {
-        struct swarm_config cfg;
-        swarm_config_defaults(&cfg);
-        cfg.chunk_size = CS;
-        cfg.min_clients = 3;
-        struct lru *cache = lru_new(4 * CS);
-        struct swarm *s = swarm_new(&cfg, 1, "g", cache);
-        struct swarm_member *m = swarm_join(s, 100, NULL, T0);
+        struct lru *cache;
+        struct swarm_member *m;
+        struct swarm *s = gathering_swarm(&cache, &m);
         struct buf *b = buf_new(CS);
         memset(b->data, 0, CS);
         const struct swarm_stats *st = swarm_stats(s);
