@@ -121,6 +121,25 @@ static void send_manifest(struct member *m, const struct memfile *f, uint64_t no
         member_on_manifest_end(m, f->fh, now);
 }
 
+/* How most tests begin: f is size bytes in 256-byte chunks from seed, and a
+ * new member (order, window) has been told its START; end_member frees
+ * the member, its log and f. */
+static struct member *start_member(struct memfile *f, enum member_order order, unsigned window, uint64_t size,
+                                   uint64_t seed)
+{
+        struct member *m = mk(order, window);
+        memfile_make(f, size, 256, seed);
+        send_start(m, f, 0);
+        return m;
+}
+
+static void end_member(struct member *m, struct log *l, struct memfile *f)
+{
+        member_free(m);
+        log_free(l);
+        memfile_free(f);
+}
+
 static void send_data(struct member *m, const struct memfile *f, uint32_t c, bool from_cache, uint64_t now)
 {
         struct buf *b = memfile_chunk(f, c);
@@ -163,9 +182,7 @@ START_TEST(start_prepares)
         ck_assert_uint_eq(drain(m, &l, 1), 0);
         ck_assert_uint_eq(member_stats(m)->dropped_msgs, 1);
         ck_assert_int_eq(member_state(m), MEMBER_WAIT_MANIFEST);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -203,10 +220,7 @@ START_TEST(share_wrong_length)
 {
         struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
-
-        memfile_make(&f, 1000, 256, 2);            /* chunks 256, 256, 256, 232 */
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 4, 1000, 2);  /* chunks 256, 256, 256, 232 */
         drain(m, &l, 0);
         size_t mark = l.n;
 
@@ -243,9 +257,7 @@ START_TEST(share_wrong_length)
         buf_unref(shorter);
         buf_unref(longer);
         buf_unref(full);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -255,10 +267,7 @@ START_TEST(share_digest_mismatch)
 {
         struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 32);
-
-        memfile_make(&f, 8 * 256, 256, 3);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 32, 8 * 256, 3);
         send_share(m, &f, 1, 0);
         send_share(m, &f, 4, 0);
         struct buf *bad = memfile_chunk(&f, 6);
@@ -279,9 +288,7 @@ START_TEST(share_digest_mismatch)
         ck_assert_uint_eq(count_req(&l, mark, 1), 0);
         ck_assert_uint_eq(count_req(&l, mark, 4), 0);
         ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_SEND, P2S_REQ), 6);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -295,10 +302,7 @@ START_TEST(manifest_out_of_order)
 {
         struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
-
-        memfile_make(&f, (uint64_t)BIG_COUNT * 256, 256, 4);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 4, (uint64_t)BIG_COUNT * 256, 4);
         send_part(m, &f, 2, 0);
         send_part(m, &f, 0, 0);
         send_part(m, &f, 1, 0);
@@ -309,9 +313,7 @@ START_TEST(manifest_out_of_order)
         ck_assert_ptr_null(find_type(&l, 0, MEMBER_ACT_EXIT));
         ck_assert_uint_eq(count_type(&l, 0, MEMBER_ACT_SEND, P2S_REQ), 4);
         ck_assert_int_eq(memcmp(member_manifest(m)->hashes, f.hashes, (size_t)f.count * P2S_HASH_SIZE), 0);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -331,16 +333,11 @@ START_TEST(manifest_missing_part)
 {
         struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
-
-        memfile_make(&f, (uint64_t)BIG_COUNT * 256, 256, 5);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 4, (uint64_t)BIG_COUNT * 256, 5);
         send_part(m, &f, 0, 0);
         send_part(m, &f, 2, 0);
         expect_incomplete(m, &f, &l);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -350,18 +347,13 @@ START_TEST(manifest_duplicated_part)
 {
         struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
-
-        memfile_make(&f, (uint64_t)BIG_COUNT * 256, 256, 6);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 4, (uint64_t)BIG_COUNT * 256, 6);
         send_part(m, &f, 0, 0);
         send_part(m, &f, 0, 0);
         send_part(m, &f, 1, 0);
         ck_assert_uint_eq(member_stats(m)->dropped_msgs, 1);
         expect_incomplete(m, &f, &l);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -371,10 +363,7 @@ START_TEST(manifest_malformed_parts)
 {
         struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
-
-        memfile_make(&f, (uint64_t)BIG_COUNT * 256, 256, 8);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 4, (uint64_t)BIG_COUNT * 256, 8);
         member_on_manifest(m, 1, f.hashes[1], P2S_MANIFEST_PART, 0);          /* misaligned */
         member_on_manifest(m, 0, f.hashes[0], P2S_MANIFEST_PART - 1, 0);      /* short */
         member_on_manifest(m, 2 * P2S_MANIFEST_PART, f.hashes[2 * P2S_MANIFEST_PART], 4, 0);  /* short last */
@@ -384,9 +373,7 @@ START_TEST(manifest_malformed_parts)
         send_part(m, &f, 0, 0);
         send_part(m, &f, 1, 0);
         expect_incomplete(m, &f, &l);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -403,9 +390,7 @@ START_TEST(manifest_before_start)
         ck_assert_uint_eq(drain(m, &l, 0), 0);
         ck_assert_uint_eq(member_stats(m)->dropped_msgs, 2);
         ck_assert_int_eq(member_state(m), MEMBER_WAIT_START);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -470,9 +455,7 @@ START_TEST(window_bound)
         free(open);
         free(list);
         free(out);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -527,9 +510,7 @@ START_TEST(rto_backoff_then_silent)
         ck_assert_int_eq(e->code, MEMBER_EXIT_GONE);
         ck_assert_ptr_nonnull(strstr(e->reason, "silent"));
         ck_assert_uint_eq(l.when[e - l.v], t0 + cfg.silence_timeout_us);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -610,9 +591,7 @@ START_TEST(silence_reset_by_any_message)
         ck_assert_ptr_null(find_type(&l, 0, MEMBER_ACT_EXIT));
         ck_assert_uint_eq(count_type(&l, 0, MEMBER_ACT_UPLOAD, -1), 40);
         ck_assert_uint_gt(member_stats(m)->retries, 40);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -666,9 +645,7 @@ START_TEST(bad_data_rerequested)
         /* and a copy of it later is a duplicate */
         send_data(m, &f, 2, false, now);
         ck_assert_uint_eq(member_stats(m)->dup_chunks, 1);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -721,9 +698,7 @@ START_TEST(queued_not_retried_overtaken_is)
         ck_assert_uint_eq(count_req(&l, mark, 4), 1);
         ck_assert_uint_le(now - t5, 2 * cfg.rto_initial_us + 2000000);
         ck_assert_uint_gt(member_stats(m)->retries, 0);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -836,9 +811,7 @@ START_TEST(rtt_reported)
         ck_assert_uint_eq(r->req_time_us, 100);
         ck_assert_uint_eq(r->rtt_us, 1000);
         ck_assert(r->from_cache);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -878,9 +851,7 @@ START_TEST(query_answers)
         ck_assert_uint_eq(l.v[mark + 3].chunk, 6);
         ck_assert_uint_eq(member_stats(m)->queries, 4);
         ck_assert_uint_eq(member_stats(m)->bytes_uploaded, 512);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -909,10 +880,7 @@ START_TEST(done_before_complete)
 {
         struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
-
-        memfile_make(&f, 6 * 256, 256, 16);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 4, 6 * 256, 16);
         send_manifest(m, &f, 0);
         drain(m, &l, 0);
         size_t mark = l.n;
@@ -927,9 +895,7 @@ START_TEST(done_before_complete)
         member_on_done(m, 20);
         member_on_tick(m, 1000000000);
         ck_assert_uint_eq(drain(m, &l, 20), 0);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -951,9 +917,7 @@ START_TEST(done_while_verifying)
         /* the late verification result changes nothing */
         member_on_verified(m, f.fh, 2);
         ck_assert_uint_eq(drain(m, &l, 2), 0);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -1032,9 +996,7 @@ START_TEST(complete_retry_ack_done)
         apply_writes(&l, 0, out, &f);
         ck_assert_int_eq(memcmp(out, f.data, f.size), 0);
         free(out);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -1085,10 +1047,7 @@ START_TEST(fatal_error_exits)
 {
         struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
-
-        memfile_make(&f, 5 * 256, 256, 20);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 4, 5 * 256, 20);
         send_manifest(m, &f, 0);
         drain(m, &l, 0);
         size_t mark = l.n;
@@ -1101,9 +1060,7 @@ START_TEST(fatal_error_exits)
         ck_assert_ptr_nonnull(e);
         ck_assert_int_eq(e->code, MEMBER_EXIT_SERVER);
         ck_assert_ptr_nonnull(strstr(e->reason, "chunk 3 is held by no member"));
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -1158,9 +1115,7 @@ START_TEST(oom_exit_comes_out)
         member_on_tick(m, UINT64_MAX - 1);
         ck_assert_uint_eq(drain(m, &l, 2), 0);
         ck_assert_uint_eq(member_next_deadline(m), UINT64_MAX);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -1206,9 +1161,7 @@ START_TEST(oom_write_exits)
 {
         struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 64);
-        memfile_make(&f, 200 * 256, 256, 22);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 64, 200 * 256, 22);
         send_manifest(m, &f, 0);
         drain(m, &l, 0);
         size_t mark = l.n;
@@ -1231,9 +1184,7 @@ START_TEST(oom_write_exits)
         ck_assert_int_eq(e->type, MEMBER_ACT_EXIT);
         ck_assert_str_eq(e->reason, "out of memory");
         ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_EXIT, -1), 1);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -1292,9 +1243,7 @@ START_TEST(random_order_each_once)
         ck_assert_int_eq(memcmp(out, f.data, f.size), 0);
         free(out);
         free(n);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -1303,10 +1252,7 @@ START_TEST(empty_file)
 {
         struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_RANDOM, 4);
-
-        memfile_make(&f, 0, 256, 22);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_RANDOM, 4, 0, 22);
         member_on_manifest_end(m, f.fh, 0);
         drain(m, &l, 0);
         ck_assert_int_eq(member_state(m), MEMBER_VERIFYING);
@@ -1314,9 +1260,7 @@ START_TEST(empty_file)
         member_on_verified(m, f.fh, 0);
         drain(m, &l, 0);
         ck_assert_int_eq(member_state(m), MEMBER_COMPLETE);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -1362,9 +1306,7 @@ START_TEST(resumed_chunks_not_requested)
         ck_assert_uint_eq(count_req(&l, from, 2 * span + 3), 0);
         ck_assert_uint_eq(count_req(&l, from, 5), 1);
         ck_assert_uint_eq(member_have(m), 6);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -1386,9 +1328,7 @@ START_TEST(resumed_everything_verifies)
         ck_assert_uint_eq(count_type(&l, 0, MEMBER_ACT_HAVE, -1), 1);
         ck_assert_ptr_nonnull(find_type(&l, 0, MEMBER_ACT_VERIFY));
         ck_assert_int_eq(member_state(m), MEMBER_VERIFYING);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
