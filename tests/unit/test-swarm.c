@@ -623,6 +623,14 @@ static void net_go(struct net *t, unsigned n)
                       (unsigned long long)t->steps);
 }
 
+/* The swarm dropped peer k with code (what the misbehaving-member tests
+ * check first; the message names the peer). */
+static void assert_dropped(const struct net *t, unsigned k, int code)
+{
+        ck_assert_msg(t->p[k].dropped, "member %u was not dropped", k);
+        ck_assert_msg(t->p[k].drop_code == code, "member %u dropped with %d, not %d", k, t->p[k].drop_code, code);
+}
+
 /* The swarm ended with code 0 and every live, undropped peer has exited 0
  * with a byte-exact copy. Each chunk reached each peer at most once. */
 static void assert_success(struct net *t)
@@ -1053,8 +1061,7 @@ START_TEST(stopped_holder_rerouted)
         t->p[1].stopped = true;
         ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
         assert_success(t);
-        ck_assert(t->p[1].dropped);
-        ck_assert_int_eq(t->p[1].drop_code, P2S_ERR_SWARM);
+        assert_dropped(t, 1, P2S_ERR_SWARM);
         ck_assert_uint_le(t->end_time - stopped_at, t->scfg.member_silence_us + 2 * SEC);
         ck_assert_uint_eq(swarm_stats(t->s)->expelled, 1);
         net_free(t);
@@ -1080,8 +1087,7 @@ START_TEST(unqueried_member_stopped)
         t->p[2].stopped = true;
         ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
         assert_success(t);
-        ck_assert(t->p[2].dropped);
-        ck_assert_int_eq(t->p[2].drop_code, P2S_ERR_SWARM);
+        assert_dropped(t, 2, P2S_ERR_SWARM);
         ck_assert_uint_gt(t->nsent[P2S_PING], 0);
         ck_assert_uint_le(t->end_time - stopped_at, t->scfg.member_silence_us + 2 * SEC);
         net_free(t);
@@ -1120,8 +1126,7 @@ START_TEST(nohave_liar_expelled)
         net_go(t, 6);
         assert_success(t);
         const struct swarm_stats *st = swarm_stats(t->s);
-        ck_assert(t->p[1].dropped);
-        ck_assert_int_eq(t->p[1].drop_code, P2S_ERR_PROTO);
+        assert_dropped(t, 1, P2S_ERR_PROTO);
         ck_assert_uint_eq(st->lying_nohaves, t->scfg.max_strikes);
         ck_assert_uint_eq(st->expelled, 1);
         ck_assert_uint_gt(t->nreads, 0);
@@ -1144,8 +1149,7 @@ START_TEST(poisoned_uploads_sole_holder)
         net_go(t, 4);
         assert_success(t);
         const struct swarm_stats *st = swarm_stats(t->s);
-        ck_assert(t->p[0].dropped);
-        ck_assert_int_eq(t->p[0].drop_code, P2S_ERR_PROTO);
+        assert_dropped(t, 0, P2S_ERR_PROTO);
         ck_assert_uint_eq(st->bad_uploads, t->scfg.max_strikes);
         ck_assert_uint_eq(t->bad_relays, 0);
         ck_assert_uint_gt(t->nreads, 0);
@@ -1186,8 +1190,7 @@ START_TEST(silent_holder_dropped)
         t->p[1].swallow_uploads = true;
         net_go(t, 4);
         assert_success(t);
-        ck_assert(t->p[1].dropped);
-        ck_assert_int_eq(t->p[1].drop_code, P2S_ERR_SWARM);
+        assert_dropped(t, 1, P2S_ERR_SWARM);
         ck_assert(t->p[1].exited);
         ck_assert_int_eq(t->p[1].exit_code, MEMBER_EXIT_GONE);
         for (unsigned i = 0; i < 4; i++)
@@ -1209,8 +1212,7 @@ START_TEST(silent_sole_holder)
         t->allow_dups = true;
         net_go(t, 3);
         assert_success(t);
-        ck_assert(t->p[2].dropped);
-        ck_assert_int_eq(t->p[2].drop_code, P2S_ERR_SWARM);
+        assert_dropped(t, 2, P2S_ERR_SWARM);
         ck_assert_uint_gt(t->nreads, 0);
         ck_assert_uint_lt(t->end_time - t->start_time, 60 * SEC);
         net_free(t);
@@ -1230,8 +1232,7 @@ START_TEST(bad_upload)
         assert_success(t);
         const struct swarm_stats *st = swarm_stats(t->s);
         ck_assert_uint_eq(st->bad_uploads, t->scfg.max_strikes);
-        ck_assert(t->p[2].dropped);
-        ck_assert_int_eq(t->p[2].drop_code, P2S_ERR_PROTO);
+        assert_dropped(t, 2, P2S_ERR_PROTO);
         ck_assert_int_eq(t->p[2].exit_code, MEMBER_EXIT_GONE);
         net_free(t);
 }
