@@ -649,8 +649,6 @@ START_TEST(bad_data_rerequested)
 }
 END_TEST
 
-/* Each answer to a first request gives an RTT sample (log line) with the
- * request time and the cache flag. */
 /* Answers queued behind those to earlier requests are waited for while
  * chunks keep coming (asking again would fetch them twice); a request
  * overtaken by a later one's answer is asked again at its deadline. */
@@ -794,6 +792,8 @@ START_TEST(overtaken_ignored_when_reliable)
 }
 END_TEST
 
+/* Each answer to a first request gives an RTT sample (log line) with the
+ * request time and the cache flag. */
 START_TEST(rtt_reported)
 {
         struct memfile f;
