@@ -193,8 +193,7 @@ START_TEST(state_ahead_of_the_disk)
         h_make_file("src.bin", SIZE, 43);
         struct first a;
         first_run(&a, NULL);
-        h_signal(a.f, SIGINT);
-        ck_assert_int_eq(h_wait(a.f, 10), 1);
+        first_stop(&a, SIGINT, 1);
         unsigned kept = last_number_after(a.f, "kept out.bin.part with ");
         first_end(&a);
         unsigned bad = damage_listed(3);

@@ -751,9 +751,7 @@ START_TEST(overtaken_retried_after_rtt)
         send_data(m, &f, 5, true, due + 2000);
         drain(m, &l, due + 2000);
         ck_assert_uint_eq(member_next_deadline(m), due + 6000);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -786,9 +784,7 @@ START_TEST(overtaken_ignored_when_reliable)
         drain(m, &l, t0 + cfg.rto_initial_us - 1);
         ck_assert_uint_eq(count_req(&l, mark, 0), 0);
         ck_assert_uint_eq(count_req(&l, mark, 4), 1);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -1037,9 +1033,7 @@ START_TEST(complete_retry_from_sampled_rto)
         drain(m, &l, now);
         ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_SEND, P2S_COMPLETE), 1);
         ck_assert_uint_eq(member_next_deadline(m), now + cfg.rto_min_us);
-        member_free(m);
-        log_free(&l);
-        memfile_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
