@@ -121,6 +121,26 @@ static void send_manifest(struct member *m, const struct memfile *f, uint64_t no
         member_on_manifest_end(m, f->fh, now);
 }
 
+/* The RTO tests' member: a window of 4, and never silent for long enough
+ * to give up (their clocks jump far ahead). */
+static void rto_config(struct member_config *cfg)
+{
+        member_config_defaults(cfg);
+        cfg->window = 4;
+        cfg->silence_timeout_us = 1000000000;
+}
+
+/* m, made by the caller, told START and the whole manifest of f (size bytes
+ * in 256-byte chunks from seed) at now; its first REQs are in l. */
+static void start_fetching(struct member *m, struct memfile *f, struct log *l, uint64_t size, uint64_t seed,
+                           uint64_t now)
+{
+        memfile_make(f, size, 256, seed);
+        send_start(m, f, now);
+        send_manifest(m, f, now);
+        drain(m, l, now);
+}
+
 /* How most tests begin: f is size bytes in 256-byte chunks from seed, and a
  * new member (order, window) has been told its START; end_member frees
  * the member, its log and f. */
@@ -604,10 +624,7 @@ START_TEST(bad_data_rerequested)
         struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
         uint64_t now = 1000;
 
-        memfile_make(&f, 3 * 256 + 10, 256, 13);
-        send_start(m, &f, now);
-        send_manifest(m, &f, now);
-        drain(m, &l, now);
+        start_fetching(m, &f, &l, 3 * 256 + 10, 13, now);
         size_t mark = l.n;
         ck_assert_uint_eq(count_req(&l, 0, 2), 1);
 
@@ -657,16 +674,11 @@ START_TEST(queued_not_retried_overtaken_is)
         struct memfile f;
         struct log l = { 0 };
         struct member_config cfg;
-        member_config_defaults(&cfg);
-        cfg.window = 4;
-        cfg.silence_timeout_us = 1000000000;
+        rto_config(&cfg);
         struct member *m = member_new(&cfg);
         uint64_t now = 1000000;
 
-        memfile_make(&f, 16 * 256, 256, 12);
-        send_start(m, &f, now);
-        send_manifest(m, &f, now);
-        drain(m, &l, now);
+        start_fetching(m, &f, &l, 16 * 256, 12, now);
         ck_assert_uint_eq(count_type(&l, 0, MEMBER_ACT_SEND, P2S_REQ), 4);      /* 0..3 */
         /* answers in order, each a little before the deadline of the next */
         uint64_t step = cfg.rto_initial_us - 1000;
@@ -710,17 +722,12 @@ START_TEST(overtaken_retried_after_rtt)
         struct memfile f;
         struct log l = { 0 };
         struct member_config cfg;
-        member_config_defaults(&cfg);
-        cfg.window = 4;
+        rto_config(&cfg);
         cfg.rto_min_us = 5000;
-        cfg.silence_timeout_us = 1000000000;
         struct member *m = member_new(&cfg);
         uint64_t t0 = 1000000, now = t0;
 
-        memfile_make(&f, 16 * 256, 256, 31);
-        send_start(m, &f, now);
-        send_manifest(m, &f, now);
-        drain(m, &l, now);
+        start_fetching(m, &f, &l, 16 * 256, 31, now);
         ck_assert_uint_eq(count_type(&l, 0, MEMBER_ACT_SEND, P2S_REQ), 4);      /* 0..3 */
         /* 0's REQ was lost: 1 comes after 2 ms. The sample makes the RTO
          * 2 + 4 * 1 = 6 ms (4 goes out now with it); the allowance is
@@ -762,18 +769,13 @@ START_TEST(overtaken_ignored_when_reliable)
         struct memfile f;
         struct log l = { 0 };
         struct member_config cfg;
-        member_config_defaults(&cfg);
-        cfg.window = 4;
+        rto_config(&cfg);
         cfg.rto_min_us = 5000;
-        cfg.silence_timeout_us = 1000000000;
         struct member *m = member_new(&cfg);
         member_set_reliable_requests(m, true);
         uint64_t t0 = 1000000, now = t0;
 
-        memfile_make(&f, 16 * 256, 256, 32);
-        send_start(m, &f, now);
-        send_manifest(m, &f, now);
-        drain(m, &l, now);
+        start_fetching(m, &f, &l, 16 * 256, 32, now);
         now = t0 + 2000;
         send_data(m, &f, 1, true, now);
         drain(m, &l, now);
@@ -1003,16 +1005,11 @@ START_TEST(complete_retry_from_sampled_rto)
         struct memfile f;
         struct log l = { 0 };
         struct member_config cfg;
-        member_config_defaults(&cfg);
-        cfg.window = 4;
-        cfg.silence_timeout_us = 1000000000;
+        rto_config(&cfg);
         struct member *m = member_new(&cfg);
         uint64_t now = 1000000;
 
-        memfile_make(&f, 4 * 256, 256, 33);
-        send_start(m, &f, now);
-        send_manifest(m, &f, now);
-        drain(m, &l, now);
+        start_fetching(m, &f, &l, 4 * 256, 33, now);
         /* 0..2 answered after 2 ms: samples of 2 ms, RTO rto_min */
         now += 2000;
         for (uint32_t c = 0; c < 3; c++)
