@@ -19,34 +19,6 @@
 #include "proto/wire.h"
 #include "runner.h"
 
-
-
-/* HELLO, COOKIE, HELLO(cookie), WELCOME; then ATTACH on a new TCP
- * connection, returned. *ids gets the member's header fields. */
-static int join_attach(unsigned port, const char *name, struct p2s_hdr *ids, int *udp)
-{
-        uint8_t pkt[512], in[512];
-        int u = h_sock_to(port, SOCK_DGRAM);
-        uint64_t cookie = 0;
-        struct p2s_msg m;
-        for (int step = 0; step < 2; step++) {
-                size_t n = h_hello(pkt, sizeof(pkt), name, cookie);
-                ck_assert_int_eq(send(u, pkt, n, 0), (ssize_t)n);
-                ssize_t r = h_recv_within(u, in, sizeof(in), 3000);
-                ck_assert_msg(r > 0 && wire_decode(in, (size_t)r, &m) == WIRE_OK, "no answer to HELLO");
-                ck_assert_int_eq(m.hdr.type, step ? P2S_WELCOME : P2S_COOKIE);
-                cookie = m.hdr.token;
-        }
-        *ids = m.hdr;
-        int t = h_sock_to(port, SOCK_STREAM);
-        struct p2s_hdr at = { .type = P2S_ATTACH, .swarm_id = ids->swarm_id, .member_id = ids->member_id,
-                              .token = ids->token, .chunk = P2S_NO_CHUNK };
-        wire_encode_hdr(pkt, &at);
-        ck_assert_int_eq(send(t, pkt, P2S_HDR_SIZE, 0), P2S_HDR_SIZE);
-        *udp = u;
-        return t;
-}
-
 /* Waits up to timeout_s for the peer to close t (reading what it sends). */
 static bool closed_within(int t, double timeout_s)
 {
@@ -70,14 +42,14 @@ START_TEST(slowloris)
                                   "--log-level", "info", "src.bin", NULL);
         struct p2s_hdr ids;
         int u1, u2;
-        int t1 = join_attach(port, "src.bin", &ids, &u1);
+        int t1 = h_join_attach(port, "src.bin", &ids, &u1);
         h_log_wait(d, "joined", 5);
         uint8_t pkt[P2S_HDR_SIZE + 8];
         struct p2s_hdr bye = { .type = P2S_NOHAVE, .swarm_id = ids.swarm_id, .member_id = ids.member_id,
                                .token = ids.token, .chunk = 0 };
         wire_encode_hdr(pkt, &bye);
         ck_assert_int_eq(send(t1, pkt, 7, 0), 7);
-        int t2 = join_attach(port, "src.bin", &ids, &u2);
+        int t2 = h_join_attach(port, "src.bin", &ids, &u2);
         struct p2s_hdr big = { .type = P2S_REQ, .swarm_id = ids.swarm_id, .member_id = ids.member_id,
                                .token = ids.token, .chunk = 0, .body_len = 0 };
         wire_encode_hdr(pkt, &big);
@@ -207,7 +179,7 @@ START_TEST(non_reading_member)
         unsigned long rss0 = h_rss_kib(d->pid);
         struct p2s_hdr ids;
         int u;
-        int t = join_attach(port, "src.bin", &ids, &u);
+        int t = h_join_attach(port, "src.bin", &ids, &u);
         int small = 4096;
         setsockopt(t, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
         h_log_wait(d, "joined", 5);

@@ -39,19 +39,44 @@ static unsigned last_number_after(struct h_proc *p, const char *needle)
         return (unsigned)strtoul(at + strlen(needle), NULL, 10);
 }
 
+/* "--log-level debug", then fargs (NULL, or at most 5 and NULL-terminated):
+ * both runs log what they saved and resumed. */
+static void debug_args(const char *args[8], const char *const *fargs)
+{
+        int i = 0;
+        args[0] = "--log-level";
+        args[1] = "debug";
+        for (; fargs && fargs[i] && i < 5; i++)
+                args[2 + i] = fargs[i];
+        args[2 + i] = NULL;
+}
+
 static void first_run(struct first *r, const char *const *fargs)
 {
         unsigned port;
         r->d = h_p2sd(&port, "--min-clients", "2", "--gather-timeout", "10", "--cache", "1", "--chunk-size", "1K",
                       "src.bin", NULL);
         r->v = h_stalled_member(r->d, port, "src.bin", "victim.bin", NULL);
-        const char *args[8] = { "--log-level", "debug" };
-        for (int i = 0; fargs && fargs[i] && i < 5; i++)
-                args[2 + i] = fargs[i];
+        const char *args[8];
+        debug_args(args, fargs);
         r->f = h_fetch_v(port, "src.bin", "out.bin", args);
         h_log_wait(r->f, "saved the state of out.bin.part: ", 20);
         r->saved = last_number_after(r->f, "saved the state of out.bin.part: ");
         ck_assert_msg(r->saved > 0 && r->saved < CHUNKS, "saved %u chunks mid-way", r->saved);
+}
+
+/* Stops the first run's p2s-fetch with sig; it must exit with code. */
+static void first_stop(struct first *r, int sig, int code)
+{
+        h_signal(r->f, sig);
+        ck_assert_int_eq(h_wait(r->f, 10), code);
+}
+
+/* What the first run leaves for the rerun: the partial copy and its state. */
+static void assert_partial_left(void)
+{
+        ck_assert_msg(h_exists("out.bin.part"), "no out.bin.part left");
+        ck_assert_msg(h_exists(STATE), "no " STATE " left");
 }
 
 static void first_end(struct first *r)
@@ -75,9 +100,8 @@ static void second_run(struct second *r, const char *const *fargs, const char *r
                       "src.bin", NULL);
         struct h_proc *seed = h_stalled_member(r->d, port, "src.bin", "seed.bin", NULL);
         h_log_wait(r->d, "source closed", 15);
-        const char *args[8] = { "--log-level", "debug" };
-        for (int i = 0; fargs && fargs[i] && i < 5; i++)
-                args[2 + i] = fargs[i];
+        const char *args[8];
+        debug_args(args, fargs);
         r->f = h_fetch_v(port, "src.bin", "out.bin", args);
         /* it joined and judged its OUTPUT.part: now it may be served */
         h_log_wait(r->f, ready, 15);
@@ -101,6 +125,22 @@ static void second_run(struct second *r, const char *const *fargs, const char *r
                       ss.requests, r->resumed);
 }
 
+/* The rerun resumes: it requests fewer chunks than the file has (the
+ * caller checks how many it resumed). */
+static void second_resumes(struct second *r)
+{
+        second_run(r, NULL, "resuming out.bin.part: ");
+        ck_assert_uint_lt(r->requests, CHUNKS);
+}
+
+/* The rerun starts over: it resumes nothing and requests every chunk. */
+static void second_starts_over(struct second *r, const char *const *fargs, const char *ready)
+{
+        second_run(r, fargs, ready);
+        ck_assert_uint_eq(r->resumed, 0);
+        ck_assert_uint_eq(r->requests, CHUNKS);
+}
+
 /* Ctrl-C mid-way: the state is saved on the way out, the rerun fetches
  * only the rest. */
 START_TEST(sigint_then_resume)
@@ -108,19 +148,17 @@ START_TEST(sigint_then_resume)
         h_make_file("src.bin", SIZE, 41);
         struct first a;
         first_run(&a, NULL);
-        h_signal(a.f, SIGINT);
-        ck_assert_int_eq(h_wait(a.f, 10), 1);
+        first_stop(&a, SIGINT, 1);
         ck_assert_msg(h_log_has(a.f, "interrupted"), "%s", h_tail(a.f));
-        ck_assert(h_exists("out.bin.part") && h_exists(STATE));
+        assert_partial_left();
         unsigned kept = last_number_after(a.f, "kept out.bin.part with ");
         ck_assert_uint_ge(kept, a.saved);
         first_end(&a);
 
         struct second b;
-        second_run(&b, NULL, "resuming out.bin.part: ");
+        second_resumes(&b);
         /* everything it said it kept, and re-verified */
         ck_assert_uint_eq(b.resumed, kept);
-        ck_assert_uint_lt(b.requests, CHUNKS);
 }
 END_TEST
 
@@ -155,8 +193,7 @@ START_TEST(state_ahead_of_the_disk)
         h_make_file("src.bin", SIZE, 43);
         struct first a;
         first_run(&a, NULL);
-        h_signal(a.f, SIGINT);
-        ck_assert_int_eq(h_wait(a.f, 10), 1);
+        first_stop(&a, SIGINT, 1);
         unsigned kept = last_number_after(a.f, "kept out.bin.part with ");
         first_end(&a);
         unsigned bad = damage_listed(3);
@@ -177,15 +214,13 @@ START_TEST(sigkill_fetch_then_resume)
         h_make_file("src.bin", SIZE, 42);
         struct first a;
         first_run(&a, NULL);
-        h_signal(a.f, SIGKILL);
-        ck_assert_int_eq(h_wait(a.f, 10), 128 + SIGKILL);
-        ck_assert(h_exists("out.bin.part") && h_exists(STATE));
+        first_stop(&a, SIGKILL, 128 + SIGKILL);
+        assert_partial_left();
         first_end(&a);
 
         struct second b;
-        second_run(&b, NULL, "resuming out.bin.part: ");
+        second_resumes(&b);
         ck_assert_uint_ge(b.resumed, a.saved);
-        ck_assert_uint_lt(b.requests, CHUNKS);
 }
 END_TEST
 
@@ -207,14 +242,13 @@ START_TEST(sigkill_p2sd_then_resume)
         h_signal(a.v, SIGCONT);
         ck_assert_int_eq(h_wait(a.v, 5), 6);
         ck_assert_msg(h_log_has(a.v, "lost the connection to the server"), "%s", h_tail(a.v));
-        ck_assert(h_exists("out.bin.part") && h_exists(STATE));
+        assert_partial_left();
         unsigned kept = last_number_after(a.f, "kept out.bin.part with ");
         first_end(&a);
 
         struct second b;
-        second_run(&b, NULL, "resuming out.bin.part: ");
+        second_resumes(&b);
         ck_assert_uint_eq(b.resumed, kept);
-        ck_assert_uint_lt(b.requests, CHUNKS);
 }
 END_TEST
 
@@ -225,17 +259,14 @@ START_TEST(changed_source_starts_over)
         h_make_file("src.bin", SIZE, 44);
         struct first a;
         first_run(&a, NULL);
-        h_signal(a.f, SIGINT);
-        ck_assert_int_eq(h_wait(a.f, 10), 1);
+        first_stop(&a, SIGINT, 1);
         first_end(&a);
         h_make_file("src.bin", SIZE, 45);
 
         struct second b;
-        second_run(&b, NULL, "starting over");
+        second_starts_over(&b, NULL, "starting over");
         ck_assert_msg(h_log_count(b.f, "out.bin.part is from another version of src.bin: starting over") == 1, "%s",
                       h_log(b.f));
-        ck_assert_uint_eq(b.resumed, 0);
-        ck_assert_uint_eq(b.requests, CHUNKS);
 }
 END_TEST
 
@@ -244,17 +275,14 @@ START_TEST(no_resume_starts_over)
         h_make_file("src.bin", SIZE, 46);
         struct first a;
         first_run(&a, NULL);
-        h_signal(a.f, SIGTERM);
-        ck_assert_int_eq(h_wait(a.f, 10), 1);
+        first_stop(&a, SIGTERM, 1);
         ck_assert(h_exists(STATE));
         first_end(&a);
 
         static const char *const again[] = { "--no-resume", NULL };
         struct second b;
-        second_run(&b, again, "--no-resume: starting");
+        second_starts_over(&b, again, "--no-resume: starting");
         ck_assert_msg(h_log_has(b.f, "--no-resume: starting out.bin.part over"), "%s", h_tail(b.f));
-        ck_assert_uint_eq(b.resumed, 0);
-        ck_assert_uint_eq(b.requests, CHUNKS);
 }
 END_TEST
 

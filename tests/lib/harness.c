@@ -1152,6 +1152,33 @@ size_t h_hello(uint8_t *out, size_t cap, const char *name, uint64_t token)
         return wire_encode(out, cap, &h, body, h.body_len);
 }
 
+int h_join_attach(unsigned port, const char *name, struct p2s_hdr *ids, int *udp)
+{
+        uint8_t pkt[512], in[512];
+        int u = h_sock_to(port, SOCK_DGRAM);
+        uint64_t cookie = 0;
+        struct p2s_msg m;
+        for (int step = 0; step < 2; step++) {
+                size_t n = h_hello(pkt, sizeof(pkt), name, cookie);
+                ck_assert_int_eq(send(u, pkt, n, 0), (ssize_t)n);
+                struct pollfd p = { .fd = u, .events = POLLIN };
+                ck_assert_msg(poll(&p, 1, 3000) == 1, "no answer to HELLO %d for '%s'", step, name);
+                ssize_t r = recv(u, in, sizeof(in), 0);
+                ck_assert_msg(r > 0 && wire_decode(in, (size_t)r, &m) == WIRE_OK, "bad answer to HELLO %d for '%s'",
+                              step, name);
+                ck_assert_int_eq(m.hdr.type, step ? P2S_WELCOME : P2S_COOKIE);
+                cookie = m.hdr.token;
+        }
+        *ids = m.hdr;
+        int t = h_sock_to(port, SOCK_STREAM);
+        struct p2s_hdr at = { .type = P2S_ATTACH, .swarm_id = ids->swarm_id, .member_id = ids->member_id,
+                              .token = ids->token, .chunk = P2S_NO_CHUNK };
+        wire_encode_hdr(pkt, &at);
+        ck_assert_int_eq(send(t, pkt, P2S_HDR_SIZE, 0), P2S_HDR_SIZE);
+        *udp = u;
+        return t;
+}
+
 struct h_proc *h_fetch_args(const char *const *args, double timeout_s)
 {
         const char *argv[32] = { h_bin_fetch() };

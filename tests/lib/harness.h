@@ -239,6 +239,10 @@ extern const uint8_t h_test_nonce[P2S_NONCE_SIZE];
 /* A whole HELLO datagram for name with token (0: the first, else the
  * cookie), h_test_nonce and no proof, into out; its length. */
 size_t h_hello(uint8_t *out, size_t cap, const char *name, uint64_t token);
+/* A member joined by hand: HELLO, COOKIE, HELLO(cookie), WELCOME on a new UDP
+ * socket (*udp), then ATTACH on a new TCP connection, returned; *ids gets
+ * the member's header fields (swarm, member, token). */
+int h_join_attach(unsigned port, const char *name, struct p2s_hdr *ids, int *udp);
 /* p2s-fetch with exactly args (NULL-terminated, after the program), run to
  * completion within timeout_s. */
 struct h_proc *h_fetch_args(const char *const *args, double timeout_s);

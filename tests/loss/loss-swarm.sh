@@ -21,7 +21,7 @@ size_kb=${P2S_LOSS_SIZE_KB:-3000}
 p2sd=${P2SD:?P2SD must point at the p2sd binary}
 fetch=${P2S_FETCH:?P2S_FETCH must point at the p2s-fetch binary}
 
-skip() { echo "SKIP: $*"; exit 77; }
+. "$(dirname "$0")/netns-lib.sh"
 fail() {
 	echo "FAIL: $*"
 	[[ -f ${work:-}/p2sd.log ]] && sed 's/^/# p2sd: /' "$work/p2sd.log" | tail -20
@@ -37,15 +37,7 @@ fi
 
 ns=p2s-loss-$$-$mode-$udp_loss-$tcp_loss
 work=$(mktemp -d /tmp/p2s-loss.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-	ip netns del "$ns" 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
+namespaces+=("$ns")
 ip netns add "$ns" || skip "cannot create a network namespace"
 in_ns() { ip netns exec "$ns" "$@"; }
 in_ns ip link set lo up || fail "cannot bring lo up in $ns"
@@ -65,14 +57,7 @@ ip netns exec "$ns" "$p2sd" --port 0 --control "$mode" --min-clients "$clients" 
 	--cache 256K --log-level info "$work/src.bin" 2>"$work/p2sd.log" &
 sp=$!
 pids+=("$sp")
-port=
-for _ in $(seq 200); do
-	port=$(grep -o 'port [0-9]*' "$work/p2sd.log" 2>/dev/null | tail -1 | cut -d' ' -f2)
-	[[ -n $port ]] && break
-	kill -0 "$sp" 2>/dev/null || fail "p2sd exited early: $(cat "$work/p2sd.log")"
-	sleep 0.05
-done
-[[ -n $port ]] || fail "p2sd did not report its port"
+p2sd_port "$sp"
 
 start=$(date +%s.%N)
 cps=()
@@ -81,13 +66,7 @@ for i in $(seq "$clients"); do
 	cps+=($!)
 	pids+=($!)
 done
-failed=0
-for i in "${!cps[@]}"; do
-	if ! wait "${cps[$i]}"; then
-		failed=$((failed + 1))
-		echo "client $((i + 1)) failed: $(tail -2 "$work/fetch$((i + 1)).log")"
-	fi
-done
+wait_members client
 end=$(date +%s.%N)
 kill -TERM "$sp"
 wait "$sp" || fail "p2sd did not exit 0 on SIGTERM"

@@ -24,7 +24,7 @@ size=$((4 << 20))
 p2sd=${P2SD:?P2SD must point at the p2sd binary}
 fetch=${P2S_FETCH:?P2S_FETCH must point at the p2s-fetch binary}
 
-skip() { echo "SKIP: $*"; exit 77; }
+. "$(dirname "$0")/netns-lib.sh"
 fail() {
 	echo "FAIL: $*"
 	[[ -f ${work:-}/p2sd.log ]] && sed 's/^/# p2sd: /' "$work/p2sd.log" | tail -30
@@ -39,16 +39,7 @@ command -v tc >/dev/null || skip "tc is not installed"
 ns=p2s-slow-$$
 nss=p2s-slowm-$$
 work=$(mktemp -d /tmp/p2s-slow.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-	ip netns del "$ns" 2>/dev/null
-	ip netns del "$nss" 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
+namespaces+=("$ns" "$nss")
 ip netns add "$ns" || skip "cannot create a network namespace"
 ip netns add "$nss" || skip "cannot create a second network namespace"
 ip -n "$ns" link set lo up || fail "cannot bring lo up in $ns"
@@ -66,14 +57,7 @@ ip netns exec "$ns" "$p2sd" --port 0 --control "$mode" --min-clients $((fast + 1
 	--cache 1 --log-level info "$work/src.bin" 2>"$work/p2sd.log" &
 sp=$!
 pids+=("$sp")
-port=
-for _ in $(seq 200); do
-	port=$(grep -o 'port [0-9]*' "$work/p2sd.log" 2>/dev/null | tail -1 | cut -d' ' -f2)
-	[[ -n $port ]] && break
-	kill -0 "$sp" 2>/dev/null || fail "p2sd exited early: $(cat "$work/p2sd.log")"
-	sleep 0.05
-done
-[[ -n $port ]] || fail "p2sd did not report its port"
+p2sd_port "$sp"
 
 start=$(date +%s.%N)
 ip netns exec "$nss" "$fetch" --quiet --timeout 60 "10.77.0.1:$port" src.bin -o "$work/slow.bin" 2>"$work/slow.log" &
@@ -86,13 +70,7 @@ for i in $(seq "$fast"); do
 	cps+=($!)
 	pids+=($!)
 done
-failed=0
-for i in "${!cps[@]}"; do
-	if ! wait "${cps[$i]}"; then
-		failed=$((failed + 1))
-		echo "fast member $((i + 1)) failed: $(tail -2 "$work/fetch$((i + 1)).log")"
-	fi
-done
+wait_members "fast member"
 fast_end=$(date +%s.%N)
 wait "$slow"
 slow_rc=$?

@@ -4,6 +4,7 @@
  * the range in the one line, the operands are checked, and --help lists
  * every option. */
 #include <check.h>
+#include "helptext.h"
 #include "runner.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,27 +273,14 @@ END_TEST
 
 START_TEST(help_lists_every_option)
 {
-        char *text = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&text, &len);
-        ck_assert(f);
-        fetch_options_help(f);
-        ck_assert(fclose(f) == 0);
+        char *text = help_text(fetch_options_help);
         ck_assert(strstr(text, "Usage: p2s-fetch "));
         for (size_t i = 0; i < fetch_option_count; i++) {
-                const struct opt *d = &fetch_option_table[i];
                 char want[128];
-                if (d->short_name)
-                        snprintf(want, sizeof(want), "  -%c, --%s%s%s", d->short_name, d->name,
-                                 d->metavar ? " " : "", d->metavar ? d->metavar : "");
-                else
-                        snprintf(want, sizeof(want), "      --%s%s%s", d->name, d->metavar ? " " : "",
-                                 d->metavar ? d->metavar : "");
+                help_option_line(&fetch_option_table[i], want, sizeof(want));
                 ck_assert_msg(strstr(text, want), "--help lacks '%s':\n%s", want, text);
         }
-        for (char *l = text; *l; l = strchr(l, '\n') + 1)
-                ck_assert_msg(strchr(l, '\n') - l < 80, "a --help line is 80 columns or more: %.*s",
-                              (int)(strchr(l, '\n') - l), l);
+        help_assert_width(text);
         free(text);
 }
 END_TEST

@@ -10,63 +10,10 @@
 #include "core/member.h"
 #include "proto/hash.h"
 #include "failmalloc.h"
+#include "memfile.h"
 #include "runner.h"
 
 #define CHECK(c) do { if (!(c)) ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c); } while (0)
-
-/* ---- a file to serve ----------------------------------------------------- */
-
-struct file {
-        uint8_t *data;
-        uint64_t size;
-        uint32_t cs, count;
-        uint8_t (*hashes)[P2S_HASH_SIZE];
-        uint8_t fh[P2S_HASH_SIZE];
-};
-
-static void file_make(struct file *f, uint64_t size, uint32_t cs, uint64_t seed)
-{
-        uint64_t x = seed | 1;
-
-        f->size = size;
-        f->cs = cs;
-        f->count = (uint32_t)((size + cs - 1) / cs);
-        f->data = malloc(size ? size : 1);
-        ck_assert_ptr_nonnull(f->data);
-        for (uint64_t i = 0; i < size; i++) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                f->data[i] = (uint8_t)(x >> 24);
-        }
-        f->hashes = calloc(f->count ? f->count : 1, P2S_HASH_SIZE);
-        ck_assert_ptr_nonnull(f->hashes);
-        for (uint32_t c = 0; c < f->count; c++)
-                hash_sha256(f->data + (uint64_t)c * cs, f->count && c == f->count - 1 ? size - (uint64_t)c * cs : cs,
-                            f->hashes[c]);
-        hash_sha256(f->data, size, f->fh);
-}
-
-static void file_free(struct file *f)
-{
-        free(f->data);
-        free(f->hashes);
-}
-
-static uint32_t clen(const struct file *f, uint32_t c)
-{
-        return c + 1 < f->count ? f->cs : (uint32_t)(f->size - (uint64_t)c * f->cs);
-}
-
-/* A fresh buf with chunk c's bytes (the caller unrefs). */
-static struct buf *chunk_buf(const struct file *f, uint32_t c)
-{
-        uint32_t n = clen(f, c);
-        struct buf *b = buf_new(n);
-        ck_assert_ptr_nonnull(b);
-        memcpy(b->data, f->data + (uint64_t)c * f->cs, n);
-        return b;
-}
 
 /* ---- the member's actions, logged ---------------------------------------- */
 
@@ -146,27 +93,27 @@ static struct member *mk(enum member_order order, unsigned window)
         return m;
 }
 
-static void send_start(struct member *m, const struct file *f, uint64_t now)
+static void send_start(struct member *m, const struct memfile *f, uint64_t now)
 {
         struct p2s_start st = { .file_size = f->size, .chunk_size = f->cs, .chunk_count = f->count };
         member_on_start(m, &st, now);
 }
 
-static void send_share(struct member *m, const struct file *f, uint32_t c, uint64_t now)
+static void send_share(struct member *m, const struct memfile *f, uint32_t c, uint64_t now)
 {
-        struct buf *b = chunk_buf(f, c);
+        struct buf *b = memfile_chunk(f, c);
         member_on_share(m, c, b, now);
         buf_unref(b);
 }
 
-static void send_part(struct member *m, const struct file *f, unsigned part, uint64_t now)
+static void send_part(struct member *m, const struct memfile *f, unsigned part, uint64_t now)
 {
         uint32_t first = part * P2S_MANIFEST_PART;
         uint32_t n = f->count - first < P2S_MANIFEST_PART ? f->count - first : P2S_MANIFEST_PART;
         member_on_manifest(m, first, f->hashes[first], n, now);
 }
 
-static void send_manifest(struct member *m, const struct file *f, uint64_t now)
+static void send_manifest(struct member *m, const struct memfile *f, uint64_t now)
 {
         unsigned nparts = (f->count + P2S_MANIFEST_PART - 1) / P2S_MANIFEST_PART;
         for (unsigned p = 0; p < nparts; p++)
@@ -174,21 +121,60 @@ static void send_manifest(struct member *m, const struct file *f, uint64_t now)
         member_on_manifest_end(m, f->fh, now);
 }
 
-static void send_data(struct member *m, const struct file *f, uint32_t c, bool from_cache, uint64_t now)
+/* The RTO tests' member: a window of 4, and never silent for long enough
+ * to give up (their clocks jump far ahead). */
+static void rto_config(struct member_config *cfg)
 {
-        struct buf *b = chunk_buf(f, c);
+        member_config_defaults(cfg);
+        cfg->window = 4;
+        cfg->silence_timeout_us = 1000000000;
+}
+
+/* m, made by the caller, told START and the whole manifest of f (size bytes
+ * in 256-byte chunks from seed) at now; its first REQs are in l. */
+static void start_fetching(struct member *m, struct memfile *f, struct log *l, uint64_t size, uint64_t seed,
+                           uint64_t now)
+{
+        memfile_make(f, size, 256, seed);
+        send_start(m, f, now);
+        send_manifest(m, f, now);
+        drain(m, l, now);
+}
+
+/* How most tests begin: f is size bytes in 256-byte chunks from seed, and a
+ * new member (order, window) has been told its START; end_member frees
+ * the member, its log and f. */
+static struct member *start_member(struct memfile *f, enum member_order order, unsigned window, uint64_t size,
+                                   uint64_t seed)
+{
+        struct member *m = mk(order, window);
+        memfile_make(f, size, 256, seed);
+        send_start(m, f, 0);
+        return m;
+}
+
+static void end_member(struct member *m, struct log *l, struct memfile *f)
+{
+        member_free(m);
+        log_free(l);
+        memfile_free(f);
+}
+
+static void send_data(struct member *m, const struct memfile *f, uint32_t c, bool from_cache, uint64_t now)
+{
+        struct buf *b = memfile_chunk(f, c);
         member_on_data(m, c, b, from_cache, now);
         buf_unref(b);
 }
 
 /* The member's in-memory output: WRITE actions copied in place. */
-static void apply_writes(const struct log *l, size_t from, uint8_t *out, const struct file *f)
+static void apply_writes(const struct log *l, size_t from, uint8_t *out, const struct memfile *f)
 {
         for (size_t i = from; i < l->n; i++) {
                 const struct member_action *a = &l->v[i];
                 if (a->type != MEMBER_ACT_WRITE)
                         continue;
-                CHECK(a->chunk < f->count && a->body && a->body->len == clen(f, a->chunk));
+                CHECK(a->chunk < f->count && a->body && a->body->len == memfile_clen(f, a->chunk));
                 memcpy(out + (uint64_t)a->chunk * f->cs, a->body->data, a->body->len);
         }
 }
@@ -197,11 +183,11 @@ static void apply_writes(const struct log *l, size_t from, uint8_t *out, const s
 
 START_TEST(start_prepares)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
 
-        file_make(&f, 1000, 256, 1);
+        memfile_make(&f, 1000, 256, 1);
         ck_assert_int_eq(member_state(m), MEMBER_WAIT_START);
         send_start(m, &f, 0);
         drain(m, &l, 0);
@@ -216,9 +202,7 @@ START_TEST(start_prepares)
         ck_assert_uint_eq(drain(m, &l, 1), 0);
         ck_assert_uint_eq(member_stats(m)->dropped_msgs, 1);
         ck_assert_int_eq(member_state(m), MEMBER_WAIT_MANIFEST);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -254,12 +238,9 @@ END_TEST
 
 START_TEST(share_wrong_length)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
-
-        file_make(&f, 1000, 256, 2);            /* chunks 256, 256, 256, 232 */
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 4, 1000, 2);  /* chunks 256, 256, 256, 232 */
         drain(m, &l, 0);
         size_t mark = l.n;
 
@@ -296,9 +277,7 @@ START_TEST(share_wrong_length)
         buf_unref(shorter);
         buf_unref(longer);
         buf_unref(full);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -306,15 +285,12 @@ END_TEST
  * match is forgotten and fetched like any missing chunk. */
 START_TEST(share_digest_mismatch)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 32);
-
-        file_make(&f, 8 * 256, 256, 3);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 32, 8 * 256, 3);
         send_share(m, &f, 1, 0);
         send_share(m, &f, 4, 0);
-        struct buf *bad = chunk_buf(&f, 6);
+        struct buf *bad = memfile_chunk(&f, 6);
         bad->data[17] ^= 0x40;
         member_on_share(m, 6, bad, 0);
         buf_unref(bad);
@@ -332,9 +308,7 @@ START_TEST(share_digest_mismatch)
         ck_assert_uint_eq(count_req(&l, mark, 1), 0);
         ck_assert_uint_eq(count_req(&l, mark, 4), 0);
         ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_SEND, P2S_REQ), 6);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -346,12 +320,9 @@ END_TEST
 /* Each MANIFEST frame names its first index, so parts may come in any order. */
 START_TEST(manifest_out_of_order)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
-
-        file_make(&f, (uint64_t)BIG_COUNT * 256, 256, 4);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 4, (uint64_t)BIG_COUNT * 256, 4);
         send_part(m, &f, 2, 0);
         send_part(m, &f, 0, 0);
         send_part(m, &f, 1, 0);
@@ -362,13 +333,11 @@ START_TEST(manifest_out_of_order)
         ck_assert_ptr_null(find_type(&l, 0, MEMBER_ACT_EXIT));
         ck_assert_uint_eq(count_type(&l, 0, MEMBER_ACT_SEND, P2S_REQ), 4);
         ck_assert_int_eq(memcmp(member_manifest(m)->hashes, f.hashes, (size_t)f.count * P2S_HASH_SIZE), 0);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
-static void expect_incomplete(struct member *m, const struct file *f, struct log *l)
+static void expect_incomplete(struct member *m, const struct memfile *f, struct log *l)
 {
         member_on_manifest_end(m, f->fh, 0);
         drain(m, l, 0);
@@ -382,18 +351,13 @@ static void expect_incomplete(struct member *m, const struct file *f, struct log
 
 START_TEST(manifest_missing_part)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
-
-        file_make(&f, (uint64_t)BIG_COUNT * 256, 256, 5);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 4, (uint64_t)BIG_COUNT * 256, 5);
         send_part(m, &f, 0, 0);
         send_part(m, &f, 2, 0);
         expect_incomplete(m, &f, &l);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -401,20 +365,15 @@ END_TEST
  * are still two parts of three. */
 START_TEST(manifest_duplicated_part)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
-
-        file_make(&f, (uint64_t)BIG_COUNT * 256, 256, 6);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 4, (uint64_t)BIG_COUNT * 256, 6);
         send_part(m, &f, 0, 0);
         send_part(m, &f, 0, 0);
         send_part(m, &f, 1, 0);
         ck_assert_uint_eq(member_stats(m)->dropped_msgs, 1);
         expect_incomplete(m, &f, &l);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -422,12 +381,9 @@ END_TEST
  * not count: a misaligned first index, a short part, one past the end. */
 START_TEST(manifest_malformed_parts)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
-
-        file_make(&f, (uint64_t)BIG_COUNT * 256, 256, 8);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 4, (uint64_t)BIG_COUNT * 256, 8);
         member_on_manifest(m, 1, f.hashes[1], P2S_MANIFEST_PART, 0);          /* misaligned */
         member_on_manifest(m, 0, f.hashes[0], P2S_MANIFEST_PART - 1, 0);      /* short */
         member_on_manifest(m, 2 * P2S_MANIFEST_PART, f.hashes[2 * P2S_MANIFEST_PART], 4, 0);  /* short last */
@@ -437,28 +393,24 @@ START_TEST(manifest_malformed_parts)
         send_part(m, &f, 0, 0);
         send_part(m, &f, 1, 0);
         expect_incomplete(m, &f, &l);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
 /* MANIFEST before START is out of place. */
 START_TEST(manifest_before_start)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
 
-        file_make(&f, 1000, 256, 9);
+        memfile_make(&f, 1000, 256, 9);
         member_on_manifest(m, 0, f.hashes[0], f.count, 0);
         member_on_manifest_end(m, f.fh, 0);
         ck_assert_uint_eq(drain(m, &l, 0), 0);
         ck_assert_uint_eq(member_stats(m)->dropped_msgs, 2);
         ck_assert_int_eq(member_state(m), MEMBER_WAIT_START);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -469,7 +421,7 @@ END_TEST
 START_TEST(window_bound)
 {
         const unsigned window = 5;
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         struct member_config cfg;
         member_config_defaults(&cfg);
@@ -479,7 +431,7 @@ START_TEST(window_bound)
         uint64_t now = 0, x = 0x1234567;
         unsigned answered = 0;
 
-        file_make(&f, 120 * 256, 256, 10);
+        memfile_make(&f, 120 * 256, 256, 10);
         bool *open = calloc(f.count, sizeof(bool));
         uint32_t *list = calloc(f.count, sizeof(uint32_t));
         uint8_t *out = calloc(1, f.size);
@@ -523,9 +475,7 @@ START_TEST(window_bound)
         free(open);
         free(list);
         free(out);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -534,7 +484,7 @@ END_TEST
  * gives up. Defaults: rto 0.3 s initial, 3 s max, silence 10 s. */
 START_TEST(rto_backoff_then_silent)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         struct member_config cfg;
         member_config_defaults(&cfg);
@@ -542,7 +492,7 @@ START_TEST(rto_backoff_then_silent)
         const uint64_t t0 = 5000000;
         uint64_t now = t0;
 
-        file_make(&f, 200, 256, 11);            /* one chunk: one request */
+        memfile_make(&f, 200, 256, 11);            /* one chunk: one request */
         send_start(m, &f, now);
         send_manifest(m, &f, now);
         drain(m, &l, now);
@@ -580,9 +530,7 @@ START_TEST(rto_backoff_then_silent)
         ck_assert_int_eq(e->code, MEMBER_EXIT_GONE);
         ck_assert_ptr_nonnull(strstr(e->reason, "silent"));
         ck_assert_uint_eq(l.when[e - l.v], t0 + cfg.silence_timeout_us);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -635,7 +583,7 @@ END_TEST
  * keeps a member whose requests go unanswered alive. */
 START_TEST(silence_reset_by_any_message)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         struct member_config cfg;
         member_config_defaults(&cfg);
@@ -643,7 +591,7 @@ START_TEST(silence_reset_by_any_message)
         const uint64_t half = cfg.silence_timeout_us / 2;
         uint64_t now = 0;
 
-        file_make(&f, 4 * 256, 256, 12);
+        memfile_make(&f, 4 * 256, 256, 12);
         send_start(m, &f, now);
         send_share(m, &f, 0, now);
         send_manifest(m, &f, now);
@@ -663,9 +611,7 @@ START_TEST(silence_reset_by_any_message)
         ck_assert_ptr_null(find_type(&l, 0, MEMBER_ACT_EXIT));
         ck_assert_uint_eq(count_type(&l, 0, MEMBER_ACT_UPLOAD, -1), 40);
         ck_assert_uint_gt(member_stats(m)->retries, 40);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -673,20 +619,17 @@ END_TEST
  * stays open and is sent again at once. */
 START_TEST(bad_data_rerequested)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
         uint64_t now = 1000;
 
-        file_make(&f, 3 * 256 + 10, 256, 13);
-        send_start(m, &f, now);
-        send_manifest(m, &f, now);
-        drain(m, &l, now);
+        start_fetching(m, &f, &l, 3 * 256 + 10, 13, now);
         size_t mark = l.n;
         ck_assert_uint_eq(count_req(&l, 0, 2), 1);
 
         now += 50;
-        struct buf *b = chunk_buf(&f, 2);
+        struct buf *b = memfile_chunk(&f, 2);
         b->data[100] ^= 1;
         member_on_data(m, 2, b, true, now);
         buf_unref(b);
@@ -719,32 +662,23 @@ START_TEST(bad_data_rerequested)
         /* and a copy of it later is a duplicate */
         send_data(m, &f, 2, false, now);
         ck_assert_uint_eq(member_stats(m)->dup_chunks, 1);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
-/* Each answer to a first request gives an RTT sample (log line) with the
- * request time and the cache flag. */
 /* Answers queued behind those to earlier requests are waited for while
  * chunks keep coming (asking again would fetch them twice); a request
  * overtaken by a later one's answer is asked again at its deadline. */
 START_TEST(queued_not_retried_overtaken_is)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         struct member_config cfg;
-        member_config_defaults(&cfg);
-        cfg.window = 4;
-        cfg.silence_timeout_us = 1000000000;
+        rto_config(&cfg);
         struct member *m = member_new(&cfg);
         uint64_t now = 1000000;
 
-        file_make(&f, 16 * 256, 256, 12);
-        send_start(m, &f, now);
-        send_manifest(m, &f, now);
-        drain(m, &l, now);
+        start_fetching(m, &f, &l, 16 * 256, 12, now);
         ck_assert_uint_eq(count_type(&l, 0, MEMBER_ACT_SEND, P2S_REQ), 4);      /* 0..3 */
         /* answers in order, each a little before the deadline of the next */
         uint64_t step = cfg.rto_initial_us - 1000;
@@ -774,9 +708,7 @@ START_TEST(queued_not_retried_overtaken_is)
         ck_assert_uint_eq(count_req(&l, mark, 4), 1);
         ck_assert_uint_le(now - t5, 2 * cfg.rto_initial_us + 2000000);
         ck_assert_uint_gt(member_stats(m)->retries, 0);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -787,20 +719,15 @@ END_TEST
  * RTO guess; and that retry backs off neither the RTO nor the request. */
 START_TEST(overtaken_retried_after_rtt)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         struct member_config cfg;
-        member_config_defaults(&cfg);
-        cfg.window = 4;
+        rto_config(&cfg);
         cfg.rto_min_us = 5000;
-        cfg.silence_timeout_us = 1000000000;
         struct member *m = member_new(&cfg);
         uint64_t t0 = 1000000, now = t0;
 
-        file_make(&f, 16 * 256, 256, 31);
-        send_start(m, &f, now);
-        send_manifest(m, &f, now);
-        drain(m, &l, now);
+        start_fetching(m, &f, &l, 16 * 256, 31, now);
         ck_assert_uint_eq(count_type(&l, 0, MEMBER_ACT_SEND, P2S_REQ), 4);      /* 0..3 */
         /* 0's REQ was lost: 1 comes after 2 ms. The sample makes the RTO
          * 2 + 4 * 1 = 6 ms (4 goes out now with it); the allowance is
@@ -831,9 +758,7 @@ START_TEST(overtaken_retried_after_rtt)
         send_data(m, &f, 5, true, due + 2000);
         drain(m, &l, due + 2000);
         ck_assert_uint_eq(member_next_deadline(m), due + 6000);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -841,21 +766,16 @@ END_TEST
  * order: an answer overtaking an older REQ brings nothing forward. */
 START_TEST(overtaken_ignored_when_reliable)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         struct member_config cfg;
-        member_config_defaults(&cfg);
-        cfg.window = 4;
+        rto_config(&cfg);
         cfg.rto_min_us = 5000;
-        cfg.silence_timeout_us = 1000000000;
         struct member *m = member_new(&cfg);
         member_set_reliable_requests(m, true);
         uint64_t t0 = 1000000, now = t0;
 
-        file_make(&f, 16 * 256, 256, 32);
-        send_start(m, &f, now);
-        send_manifest(m, &f, now);
-        drain(m, &l, now);
+        start_fetching(m, &f, &l, 16 * 256, 32, now);
         now = t0 + 2000;
         send_data(m, &f, 1, true, now);
         drain(m, &l, now);
@@ -866,19 +786,19 @@ START_TEST(overtaken_ignored_when_reliable)
         drain(m, &l, t0 + cfg.rto_initial_us - 1);
         ck_assert_uint_eq(count_req(&l, mark, 0), 0);
         ck_assert_uint_eq(count_req(&l, mark, 4), 1);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
+/* Each answer to a first request gives an RTT sample (log line) with the
+ * request time and the cache flag. */
 START_TEST(rtt_reported)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
 
-        file_make(&f, 2 * 256, 256, 14);
+        memfile_make(&f, 2 * 256, 256, 14);
         send_start(m, &f, 100);
         send_manifest(m, &f, 100);
         send_data(m, &f, 1, true, 1100);
@@ -889,9 +809,7 @@ START_TEST(rtt_reported)
         ck_assert_uint_eq(r->req_time_us, 100);
         ck_assert_uint_eq(r->rtt_us, 1000);
         ck_assert(r->from_cache);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -899,11 +817,11 @@ END_TEST
 
 START_TEST(query_answers)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
 
-        file_make(&f, 6 * 256, 256, 15);
+        memfile_make(&f, 6 * 256, 256, 15);
         /* before START there is nothing to serve, and nothing to say */
         member_on_query(m, 0, 0);
         ck_assert_uint_eq(drain(m, &l, 0), 0);
@@ -931,16 +849,14 @@ START_TEST(query_answers)
         ck_assert_uint_eq(l.v[mark + 3].chunk, 6);
         ck_assert_uint_eq(member_stats(m)->queries, 4);
         ck_assert_uint_eq(member_stats(m)->bytes_uploaded, 512);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
 /* ---- the end -------------------------------------------------------------- */
 
 /* Fetches everything (answering each REQ in turn) up to VERIFY. */
-static void fetch_all(struct member *m, const struct file *f, struct log *l, uint64_t now)
+static void fetch_all(struct member *m, const struct memfile *f, struct log *l, uint64_t now)
 {
         size_t mark = l->n;
         send_start(m, f, now);
@@ -960,12 +876,9 @@ static void fetch_all(struct member *m, const struct file *f, struct log *l, uin
 
 START_TEST(done_before_complete)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
-
-        file_make(&f, 6 * 256, 256, 16);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 4, 6 * 256, 16);
         send_manifest(m, &f, 0);
         drain(m, &l, 0);
         size_t mark = l.n;
@@ -980,20 +893,18 @@ START_TEST(done_before_complete)
         member_on_done(m, 20);
         member_on_tick(m, 1000000000);
         ck_assert_uint_eq(drain(m, &l, 20), 0);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
 /* DONE while the whole-file hash is being computed is also too early. */
 START_TEST(done_while_verifying)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
 
-        file_make(&f, 3 * 256, 256, 17);
+        memfile_make(&f, 3 * 256, 256, 17);
         fetch_all(m, &f, &l, 0);
         size_t mark = l.n;
         member_on_done(m, 1);
@@ -1004,21 +915,19 @@ START_TEST(done_while_verifying)
         /* the late verification result changes nothing */
         member_on_verified(m, f.fh, 2);
         ck_assert_uint_eq(drain(m, &l, 2), 0);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
 START_TEST(file_hash_mismatch)
 {
         for (int variant = 0; variant < 2; variant++) {
-                struct file f;
+                struct memfile f;
                 struct log l = { 0 };
                 struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
                 uint8_t wrong[P2S_HASH_SIZE];
 
-                file_make(&f, 3 * 256, 256, 18);
+                memfile_make(&f, 3 * 256, 256, 18);
                 fetch_all(m, &f, &l, 0);
                 ck_assert_ptr_nonnull(find_type(&l, 0, MEMBER_ACT_VERIFY));
                 size_t mark = l.n;
@@ -1034,7 +943,7 @@ START_TEST(file_hash_mismatch)
                 ck_assert_ptr_nonnull(strstr(e->reason, "SHA-256"));
                 member_free(m);
                 log_free(&l);
-                file_free(&f);
+                memfile_free(&f);
         }
 }
 END_TEST
@@ -1043,12 +952,12 @@ END_TEST
  * makes it say BYE and exit 0. */
 START_TEST(complete_retry_ack_done)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
         uint64_t now = 0;
 
-        file_make(&f, 5 * 256 + 1, 256, 19);
+        memfile_make(&f, 5 * 256 + 1, 256, 19);
         fetch_all(m, &f, &l, now);
         size_t mark = l.n;
         member_on_verified(m, f.fh, now);
@@ -1085,9 +994,7 @@ START_TEST(complete_retry_ack_done)
         apply_writes(&l, 0, out, &f);
         ck_assert_int_eq(memcmp(out, f.data, f.size), 0);
         free(out);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -1095,19 +1002,14 @@ END_TEST
  * give, not after the one lost REQs backed off. */
 START_TEST(complete_retry_from_sampled_rto)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         struct member_config cfg;
-        member_config_defaults(&cfg);
-        cfg.window = 4;
-        cfg.silence_timeout_us = 1000000000;
+        rto_config(&cfg);
         struct member *m = member_new(&cfg);
         uint64_t now = 1000000;
 
-        file_make(&f, 4 * 256, 256, 33);
-        send_start(m, &f, now);
-        send_manifest(m, &f, now);
-        drain(m, &l, now);
+        start_fetching(m, &f, &l, 4 * 256, 33, now);
         /* 0..2 answered after 2 ms: samples of 2 ms, RTO rto_min */
         now += 2000;
         for (uint32_t c = 0; c < 3; c++)
@@ -1128,20 +1030,15 @@ START_TEST(complete_retry_from_sampled_rto)
         drain(m, &l, now);
         ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_SEND, P2S_COMPLETE), 1);
         ck_assert_uint_eq(member_next_deadline(m), now + cfg.rto_min_us);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
 START_TEST(fatal_error_exits)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
-
-        file_make(&f, 5 * 256, 256, 20);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 4, 5 * 256, 20);
         send_manifest(m, &f, 0);
         drain(m, &l, 0);
         size_t mark = l.n;
@@ -1154,19 +1051,17 @@ START_TEST(fatal_error_exits)
         ck_assert_ptr_nonnull(e);
         ck_assert_int_eq(e->code, MEMBER_EXIT_SERVER);
         ck_assert_ptr_nonnull(strstr(e->reason, "chunk 3 is held by no member"));
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
 /* ---- out of memory --------------------------------------------------------- */
 
 /* A complete member, its queue drained. */
-static struct member *complete_member(struct file *f, struct log *l)
+static struct member *complete_member(struct memfile *f, struct log *l)
 {
         struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 4);
-        file_make(f, 5 * 256 + 1, 256, 21);
+        memfile_make(f, 5 * 256 + 1, 256, 21);
         fetch_all(m, f, l, 0);
         member_on_verified(m, f->fh, 0);
         drain(m, l, 0);
@@ -1192,7 +1087,7 @@ static unsigned queries_until_exit(struct member *m, unsigned limit)
  * out, last and once. */
 START_TEST(oom_exit_comes_out)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         struct member *m = complete_member(&f, &l);
         size_t mark = l.n;
@@ -1211,9 +1106,7 @@ START_TEST(oom_exit_comes_out)
         member_on_tick(m, UINT64_MAX - 1);
         ck_assert_uint_eq(drain(m, &l, 2), 0);
         ck_assert_uint_eq(member_next_deadline(m), UINT64_MAX);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -1221,7 +1114,7 @@ END_TEST
  * the BYE and the EXIT (success) come out. */
 START_TEST(oom_bye_and_exit_reserved)
 {
-        struct file f1, f2;
+        struct memfile f1, f2;
         struct log l1 = { 0 }, l2 = { 0 };
         /* a twin tells how many actions fill the queue to its reservation */
         struct member *probe = complete_member(&f1, &l1);
@@ -1247,8 +1140,8 @@ START_TEST(oom_bye_and_exit_reserved)
         member_free(m);
         log_free(&l1);
         log_free(&l2);
-        file_free(&f1);
-        file_free(&f2);
+        memfile_free(&f1);
+        memfile_free(&f2);
 }
 END_TEST
 
@@ -1257,18 +1150,16 @@ END_TEST
  * filled, so any action lost means EXIT, never a silent gap. */
 START_TEST(oom_write_exits)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 64);
-        file_make(&f, 200 * 256, 256, 22);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 64, 200 * 256, 22);
         send_manifest(m, &f, 0);
         drain(m, &l, 0);
         size_t mark = l.n;
         /* data arrives with memory gone; the chunk buffers exist already */
         struct buf *b[64];
         for (uint32_t c = 0; c < 64; c++)
-                b[c] = chunk_buf(&f, c);
+                b[c] = memfile_chunk(&f, c);
         failmalloc_after(0);
         uint32_t c = 0;
         while (c < 64 && member_state(m) != MEMBER_EXITED) {
@@ -1284,9 +1175,7 @@ START_TEST(oom_write_exits)
         ck_assert_int_eq(e->type, MEMBER_ACT_EXIT);
         ck_assert_str_eq(e->reason, "out of memory");
         ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_EXIT, -1), 1);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -1294,12 +1183,12 @@ END_TEST
  * every request is answered, and not in index order. */
 START_TEST(random_order_each_once)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         struct member *m = mk(MEMBER_ORDER_RANDOM, 8);
         const uint32_t shares[] = { 3, 50, 51, 199 };
 
-        file_make(&f, 200 * 256 - 77, 256, 21);
+        memfile_make(&f, 200 * 256 - 77, 256, 21);
         send_start(m, &f, 0);
         for (size_t i = 0; i < sizeof(shares) / sizeof(shares[0]); i++)
                 send_share(m, &f, shares[i], 0);
@@ -1345,21 +1234,16 @@ START_TEST(random_order_each_once)
         ck_assert_int_eq(memcmp(out, f.data, f.size), 0);
         free(out);
         free(n);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
 /* An empty file: no chunk to fetch, verify at once. */
 START_TEST(empty_file)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
-        struct member *m = mk(MEMBER_ORDER_RANDOM, 4);
-
-        file_make(&f, 0, 256, 22);
-        send_start(m, &f, 0);
+        struct member *m = start_member(&f, MEMBER_ORDER_RANDOM, 4, 0, 22);
         member_on_manifest_end(m, f.fh, 0);
         drain(m, &l, 0);
         ck_assert_int_eq(member_state(m), MEMBER_VERIFYING);
@@ -1367,9 +1251,7 @@ START_TEST(empty_file)
         member_on_verified(m, f.fh, 0);
         drain(m, &l, 0);
         ck_assert_int_eq(member_state(m), MEMBER_COMPLETE);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
@@ -1380,11 +1262,11 @@ END_TEST
  * set) and counted; a share chunk is not taken twice; out of turn refused. */
 START_TEST(resumed_chunks_not_requested)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
         /* 3 HAVE spans' worth of chunks: only the first and last have resumed ones */
         const uint32_t span = P2S_HAVE_MAX * 8;
-        file_make(&f, (uint64_t)(2 * span + 10) * 256, 256, 3);
+        memfile_make(&f, (uint64_t)(2 * span + 10) * 256, 256, 3);
         struct member *m = mk(MEMBER_ORDER_SEQUENTIAL, 1024);
         ck_assert_int_eq(member_resume_chunk(m, 0), -EINVAL);  /* before START */
         send_start(m, &f, 0);
@@ -1415,18 +1297,16 @@ START_TEST(resumed_chunks_not_requested)
         ck_assert_uint_eq(count_req(&l, from, 2 * span + 3), 0);
         ck_assert_uint_eq(count_req(&l, from, 5), 1);
         ck_assert_uint_eq(member_have(m), 6);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 
 /* Everything resumed: no request, straight to the whole-file check. */
 START_TEST(resumed_everything_verifies)
 {
-        struct file f;
+        struct memfile f;
         struct log l = { 0 };
-        file_make(&f, 10 * 1024 + 5, 1024, 4);
+        memfile_make(&f, 10 * 1024 + 5, 1024, 4);
         struct member *m = mk(MEMBER_ORDER_RANDOM, 8);
         send_start(m, &f, 0);
         for (unsigned p = 0; p < 1; p++)
@@ -1439,9 +1319,7 @@ START_TEST(resumed_everything_verifies)
         ck_assert_uint_eq(count_type(&l, 0, MEMBER_ACT_HAVE, -1), 1);
         ck_assert_ptr_nonnull(find_type(&l, 0, MEMBER_ACT_VERIFY));
         ck_assert_int_eq(member_state(m), MEMBER_VERIFYING);
-        member_free(m);
-        log_free(&l);
-        file_free(&f);
+        end_member(m, &l, &f);
 }
 END_TEST
 

@@ -5,6 +5,7 @@
  * message, --help lists every option, and the merged options are checked
  * by one function whichever way they came. */
 #include <check.h>
+#include "helptext.h"
 #include "runner.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -502,28 +503,18 @@ END_TEST
 
 START_TEST(help_lists_every_option)
 {
-        char *text = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&text, &len);
-        ck_assert(f);
-        p2sd_options_help(f);
-        ck_assert(fclose(f) == 0);
+        char *text = help_text(p2sd_options_help);
         ck_assert(strstr(text, "Usage: p2sd "));
         for (size_t i = 0; i < p2sd_option_count; i++) {
                 const struct opt *d = &p2sd_option_table[i];
                 char want[128];
-                if (d->short_name)
-                        snprintf(want, sizeof(want), "  -%c, --%s%s%s", d->short_name, d->name,
-                                 d->metavar ? " " : "", d->metavar ? d->metavar : "");
-                else
-                        snprintf(want, sizeof(want), "      --%s%s%s", d->name, d->metavar ? " " : "",
-                                 d->metavar ? d->metavar : "");
                 if (d->flags & OPT_NO_COMMAND_LINE) {
                         snprintf(want, sizeof(want), "--%s ", d->name);
                         ck_assert_msg(!strstr(text, want), "--help lists '%s', which is no option:\n%s", want,
                                       text);
                         continue;
                 }
+                help_option_line(d, want, sizeof(want));
                 ck_assert_msg(strstr(text, want), "--help lacks '%s':\n%s", want, text);
                 if (d->kind == OPT_UINT || d->kind == OPT_SIZE || d->kind == OPT_SECONDS) {
                         char lo[32], hi[32];
@@ -533,9 +524,7 @@ START_TEST(help_lists_every_option)
                         ck_assert_msg(strstr(text, want), "--help lacks the range of --%s, '%s'", d->name, want);
                 }
         }
-        for (char *l = text; *l; l = strchr(l, '\n') + 1)
-                ck_assert_msg(strchr(l, '\n') - l < 80, "a --help line is 80 columns or more: %.*s",
-                              (int)(strchr(l, '\n') - l), l);
+        help_assert_width(text);
         free(text);
 }
 END_TEST

@@ -23,6 +23,7 @@
 #include "util/fifo.h"
 #include "util/lru.h"
 #include "failmalloc.h"
+#include "memfile.h"
 #include "runner.h"
 
 #define CHECK(c) do { if (!(c)) ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c); } while (0)
@@ -31,51 +32,6 @@
 #define T0       1000000ull             /* time starts away from 0 */
 #define SEC      1000000ull
 #define MAXSTEPS 3000000ull
-
-/* ---- the source file ------------------------------------------------------ */
-
-struct file {
-        uint8_t *data;
-        uint64_t size;
-        uint32_t cs, count;
-};
-
-static void file_make(struct file *f, uint64_t size, uint32_t cs, uint64_t seed)
-{
-        uint64_t x = seed * 0x9e3779b97f4a7c15ull | 1;
-
-        f->size = size;
-        f->cs = cs;
-        f->count = (uint32_t)((size + cs - 1) / cs);
-        f->data = malloc(size ? size : 1);
-        ck_assert_ptr_nonnull(f->data);
-        for (uint64_t i = 0; i < size; i++) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                f->data[i] = (uint8_t)(x >> 32);
-        }
-}
-
-static uint32_t clen(const struct file *f, uint32_t c)
-{
-        return c + 1 < f->count ? f->cs : (uint32_t)(f->size - (uint64_t)c * f->cs);
-}
-
-static struct buf *chunk_buf(const struct file *f, uint32_t c)
-{
-        uint32_t n = clen(f, c);
-        struct buf *b = buf_new(n);
-        ck_assert_ptr_nonnull(b);
-        memcpy(b->data, f->data + (uint64_t)c * f->cs, n);
-        return b;
-}
-
-static bool chunk_equal(const struct file *f, uint32_t c, const struct buf *b)
-{
-        return c < f->count && b && b->len == clen(f, c) &&
-               memcmp(b->data, f->data + (uint64_t)c * f->cs, b->len) == 0;
-}
 
 /* ======================================================================== */
 /* net: a whole swarm in memory                                              */
@@ -132,7 +88,7 @@ struct net {
         struct lru *cache;
         struct peer *p;
         unsigned n;             /* peers allocated (joined or not) */
-        struct file f;
+        struct memfile f;
         uint64_t now;
         struct fifo q;
         /* loss */
@@ -189,7 +145,7 @@ static struct net *net_new(unsigned n, uint64_t size, size_t cache_chunks)
         t->source_fail_at = -1;
         t->source_short_at = -1;
         t->lose_query_chunk = P2S_NO_CHUNK;
-        file_make(&t->f, size, CS, size + n);
+        memfile_make(&t->f, size, CS, size + n);
         fifo_init(&t->q, sizeof(struct msg));
         return t;
 }
@@ -236,7 +192,7 @@ static void net_free(struct net *t)
         free(t->share_cnt);
         free(t->share_to);
         free(t->data_to);
-        free(t->f.data);
+        memfile_free(&t->f);
         free(t);
 }
 
@@ -322,7 +278,7 @@ static void distribute(struct net *t)
                         swarm_fail(t->s, P2S_ERR_SOURCE, "read error", t->now);
                         break;
                 }
-                struct buf *b = chunk_buf(&t->f, c);
+                struct buf *b = memfile_chunk(&t->f, c);
                 if ((int)c == t->source_short_at)
                         b->len--;
                 swarm_source_chunk(t->s, c, b, t->now);
@@ -346,7 +302,7 @@ static void on_swarm_send(struct net *t, struct peer *p, struct swarm_action *a)
                 CHECK(a->chunk < t->f.count);
                 t->share_cnt[a->chunk]++;
                 t->share_to[cell]++;
-                if (!chunk_equal(&t->f, a->chunk, body))
+                if (!memfile_chunk_equal(&t->f, a->chunk, body))
                         t->bad_relays++;
                 if (p->corrupt_share == a->chunk) {
                         struct buf *b = buf_new(body->len);
@@ -361,7 +317,7 @@ static void on_swarm_send(struct net *t, struct peer *p, struct swarm_action *a)
                 t->data_to[cell]++;
                 t->data_sent++;
                 /* the server relays only verified bytes */
-                if (!chunk_equal(&t->f, a->chunk, body))
+                if (!memfile_chunk_equal(&t->f, a->chunk, body))
                         t->bad_relays++;
                 break;
         default:
@@ -395,7 +351,7 @@ static void pump_swarm(struct net *t)
                 case SWARM_ACT_READ: {
                         CHECK(a.chunk < t->f.count);
                         t->nreads++;
-                        struct buf *b = t->source_gone ? NULL : chunk_buf(&t->f, a.chunk);
+                        struct buf *b = t->source_gone ? NULL : memfile_chunk(&t->f, a.chunk);
                         if (b && t->source_changed)
                                 b->data[0] ^= 1;
                         swarm_on_source_reread(t->s, a.chunk, b, "No such file or directory", t->now);
@@ -431,7 +387,7 @@ static void pump_member(struct net *t, struct peer *p)
                         p->out_size = a.file_size;
                         break;
                 case MEMBER_ACT_WRITE:
-                        CHECK(p->out && a.chunk < t->f.count && a.body && a.body->len == clen(&t->f, a.chunk));
+                        CHECK(p->out && a.chunk < t->f.count && a.body && a.body->len == memfile_clen(&t->f, a.chunk));
                         memcpy(p->out + (uint64_t)a.chunk * CS, a.body->data, a.body->len);
                         break;
                 case MEMBER_ACT_UPLOAD: {
@@ -440,7 +396,7 @@ static void pump_member(struct net *t, struct peer *p)
                                 p->uploads_swallowed++;
                                 break;
                         }
-                        struct buf *b = buf_new(clen(&t->f, a.chunk));
+                        struct buf *b = buf_new(memfile_clen(&t->f, a.chunk));
                         memcpy(b->data, p->out + (uint64_t)a.chunk * CS, b->len);
                         if (p->corrupt_uploads)
                                 b->data[0] ^= 0xff;
@@ -665,6 +621,14 @@ static void net_go(struct net *t, unsigned n)
         }
         ck_assert_msg(net_run(t, MAXSTEPS, NULL, NULL), "no quiet state after %llu steps",
                       (unsigned long long)t->steps);
+}
+
+/* The swarm dropped peer k with code (what the misbehaving-member tests
+ * check first; the message names the peer). */
+static void assert_dropped(const struct net *t, unsigned k, int code)
+{
+        ck_assert_msg(t->p[k].dropped, "member %u was not dropped", k);
+        ck_assert_msg(t->p[k].drop_code == code, "member %u dropped with %d, not %d", k, t->p[k].drop_code, code);
 }
 
 /* The swarm ended with code 0 and every live, undropped peer has exited 0
@@ -1097,8 +1061,7 @@ START_TEST(stopped_holder_rerouted)
         t->p[1].stopped = true;
         ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
         assert_success(t);
-        ck_assert(t->p[1].dropped);
-        ck_assert_int_eq(t->p[1].drop_code, P2S_ERR_SWARM);
+        assert_dropped(t, 1, P2S_ERR_SWARM);
         ck_assert_uint_le(t->end_time - stopped_at, t->scfg.member_silence_us + 2 * SEC);
         ck_assert_uint_eq(swarm_stats(t->s)->expelled, 1);
         net_free(t);
@@ -1124,8 +1087,7 @@ START_TEST(unqueried_member_stopped)
         t->p[2].stopped = true;
         ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
         assert_success(t);
-        ck_assert(t->p[2].dropped);
-        ck_assert_int_eq(t->p[2].drop_code, P2S_ERR_SWARM);
+        assert_dropped(t, 2, P2S_ERR_SWARM);
         ck_assert_uint_gt(t->nsent[P2S_PING], 0);
         ck_assert_uint_le(t->end_time - stopped_at, t->scfg.member_silence_us + 2 * SEC);
         net_free(t);
@@ -1164,8 +1126,7 @@ START_TEST(nohave_liar_expelled)
         net_go(t, 6);
         assert_success(t);
         const struct swarm_stats *st = swarm_stats(t->s);
-        ck_assert(t->p[1].dropped);
-        ck_assert_int_eq(t->p[1].drop_code, P2S_ERR_PROTO);
+        assert_dropped(t, 1, P2S_ERR_PROTO);
         ck_assert_uint_eq(st->lying_nohaves, t->scfg.max_strikes);
         ck_assert_uint_eq(st->expelled, 1);
         ck_assert_uint_gt(t->nreads, 0);
@@ -1188,8 +1149,7 @@ START_TEST(poisoned_uploads_sole_holder)
         net_go(t, 4);
         assert_success(t);
         const struct swarm_stats *st = swarm_stats(t->s);
-        ck_assert(t->p[0].dropped);
-        ck_assert_int_eq(t->p[0].drop_code, P2S_ERR_PROTO);
+        assert_dropped(t, 0, P2S_ERR_PROTO);
         ck_assert_uint_eq(st->bad_uploads, t->scfg.max_strikes);
         ck_assert_uint_eq(t->bad_relays, 0);
         ck_assert_uint_gt(t->nreads, 0);
@@ -1230,8 +1190,7 @@ START_TEST(silent_holder_dropped)
         t->p[1].swallow_uploads = true;
         net_go(t, 4);
         assert_success(t);
-        ck_assert(t->p[1].dropped);
-        ck_assert_int_eq(t->p[1].drop_code, P2S_ERR_SWARM);
+        assert_dropped(t, 1, P2S_ERR_SWARM);
         ck_assert(t->p[1].exited);
         ck_assert_int_eq(t->p[1].exit_code, MEMBER_EXIT_GONE);
         for (unsigned i = 0; i < 4; i++)
@@ -1253,8 +1212,7 @@ START_TEST(silent_sole_holder)
         t->allow_dups = true;
         net_go(t, 3);
         assert_success(t);
-        ck_assert(t->p[2].dropped);
-        ck_assert_int_eq(t->p[2].drop_code, P2S_ERR_SWARM);
+        assert_dropped(t, 2, P2S_ERR_SWARM);
         ck_assert_uint_gt(t->nreads, 0);
         ck_assert_uint_lt(t->end_time - t->start_time, 60 * SEC);
         net_free(t);
@@ -1274,8 +1232,7 @@ START_TEST(bad_upload)
         assert_success(t);
         const struct swarm_stats *st = swarm_stats(t->s);
         ck_assert_uint_eq(st->bad_uploads, t->scfg.max_strikes);
-        ck_assert(t->p[2].dropped);
-        ck_assert_int_eq(t->p[2].drop_code, P2S_ERR_PROTO);
+        assert_dropped(t, 2, P2S_ERR_PROTO);
         ck_assert_int_eq(t->p[2].exit_code, MEMBER_EXIT_GONE);
         net_free(t);
 }
@@ -1352,15 +1309,25 @@ START_TEST(lossy_control)
 }
 END_TEST
 
+/* n members fetch a file of size (cache of 4 chunks) while the first k
+ * messages of type are lost; they must all succeed. The caller checks the
+ * retries in t and frees it. */
+static struct net *net_losing_first(unsigned n, uint64_t size, enum p2s_type type, unsigned k)
+{
+        struct net *t = net_new(n, size, 4);
+
+        net_setup(t);
+        t->drop_first[type] = k;
+        net_go(t, n);
+        assert_success(t);
+        return t;
+}
+
 /* Every first DONE is lost: the swarm sends DONE again after done_retry_us. */
 START_TEST(done_retried)
 {
-        struct net *t = net_new(3, 9 * CS, 4);
+        struct net *t = net_losing_first(3, 9 * CS, P2S_DONE, 3);
 
-        net_setup(t);
-        t->drop_first[P2S_DONE] = 3;
-        net_go(t, 3);
-        assert_success(t);
         ck_assert_uint_eq(t->nsent[P2S_DONE], 6);
         net_free(t);
 }
@@ -1410,12 +1377,9 @@ END_TEST
 /* Lost COMPLETEs and ACKs: the member repeats COMPLETE until it hears the ACK. */
 START_TEST(complete_retried)
 {
-        struct net *t = net_new(3, 9 * CS, 4);
+        /* both directions share the type */
+        struct net *t = net_losing_first(3, 9 * CS, P2S_COMPLETE, 5);
 
-        net_setup(t);
-        t->drop_first[P2S_COMPLETE] = 5;        /* both directions share the type */
-        net_go(t, 3);
-        assert_success(t);
         ck_assert_uint_eq(t->lost_msgs, 5);
         ck_assert_uint_ge(t->nsent[P2S_COMPLETE], 3);
         net_free(t);
@@ -1426,12 +1390,8 @@ END_TEST
  * server just as well. */
 START_TEST(bye_lost)
 {
-        struct net *t = net_new(3, 9 * CS, 4);
+        struct net *t = net_losing_first(3, 9 * CS, P2S_BYE, 3);
 
-        net_setup(t);
-        t->drop_first[P2S_BYE] = 3;
-        net_go(t, 3);
-        assert_success(t);
         ck_assert_uint_eq(t->nsent[P2S_DONE], 3);
         net_free(t);
 }
@@ -1442,12 +1402,8 @@ END_TEST
  * ends with every member told. */
 START_TEST(done_tries_exhausted)
 {
-        struct net *t = net_new(2, 4 * CS, 4);
+        struct net *t = net_losing_first(2, 4 * CS, P2S_DONE, 1000);
 
-        net_setup(t);
-        t->drop_first[P2S_DONE] = 1000;
-        net_go(t, 2);
-        assert_success(t);
         ck_assert_uint_eq(t->nsent[P2S_DONE], 2 * (1 + t->scfg.escalate_after));
         net_free(t);
 }
@@ -1535,7 +1491,7 @@ END_TEST
 struct rig {
         struct swarm *s;
         struct lru *cache;
-        struct file f;
+        struct memfile f;
         struct swarm_member *m[8];
         unsigned n;
         struct swarm_action *a;
@@ -1551,7 +1507,7 @@ static void rig_collect(struct rig *r)
                         ck_assert_int_eq(swarm_distribute(r->s, r->f.size, r->now), 0);
                         uint32_t c;
                         while ((c = swarm_source_next(r->s)) != P2S_NO_CHUNK) {
-                                struct buf *b = chunk_buf(&r->f, c);
+                                struct buf *b = memfile_chunk(&r->f, c);
                                 swarm_source_chunk(r->s, c, b, r->now);
                                 buf_unref(b);
                         }
@@ -1602,7 +1558,7 @@ static void rig_new(struct rig *r, unsigned n, uint32_t chunks, size_t cache_chu
         cfg.query = mode;
         cfg.member_silence_us = 0;      /* these are about queries: no keep-alives */
         r->now = T0;
-        file_make(&r->f, (uint64_t)chunks * CS, CS, 99);
+        memfile_make(&r->f, (uint64_t)chunks * CS, CS, 99);
         r->cache = lru_new(cache_chunks * CS);
         r->s = swarm_new(&cfg, 3, "rig", r->cache);
         ck_assert_ptr_nonnull(r->s);
@@ -1621,12 +1577,12 @@ static void rig_free(struct rig *r)
         free(r->a);
         swarm_free(r->s);
         lru_free(r->cache);
-        free(r->f.data);
+        memfile_free(&r->f);
 }
 
 static void rig_upload(struct rig *r, unsigned who, uint32_t c, bool corrupt)
 {
-        struct buf *b = chunk_buf(&r->f, c);
+        struct buf *b = memfile_chunk(&r->f, c);
         if (corrupt)
                 b->data[3] ^= 1;
         swarm_on_upload(r->s, r->m[who], c, b, r->now);
@@ -1724,7 +1680,7 @@ START_TEST(coalesce_one_query_one_upload)
         ck_assert_uint_eq(rig_count(&r, P2S_DATA, C, 0), 1);
         ck_assert_uint_eq(r.na, 2);
         for (size_t i = 0; i < r.na; i++) {
-                ck_assert(chunk_equal(&r.f, 0, r.a[i].body));
+                ck_assert(memfile_chunk_equal(&r.f, 0, r.a[i].body));
                 ck_assert_uint_eq(r.a[i].flags & P2S_F_FROM_CACHE, 0);
         }
 
@@ -1740,7 +1696,7 @@ START_TEST(coalesce_one_query_one_upload)
         rig_collect(&r);
         ck_assert_uint_eq(r.na, 0);
         /* the upload went into the cache (evicting chunk 5) */
-        ck_assert(chunk_equal(&r.f, 0, lru_get(r.cache, (3ull << 32) | 0)));
+        ck_assert(memfile_chunk_equal(&r.f, 0, lru_get(r.cache, (3ull << 32) | 0)));
         ck_assert_ptr_null(lru_get(r.cache, (3ull << 32) | 5));
         rig_free(&r);
 }
@@ -1821,16 +1777,23 @@ START_TEST(query_retry_schedule)
 }
 END_TEST
 
+/* A three-member rig where chunk 0 is A's and B's (enum { A, B, C }): C
+ * requests it; returns the holder the swarm asked, actions cleared before. */
+static int rig_c_requests_chunk0(struct rig *r)
+{
+        rig_new(r, 3, 6, 1, 2, SWARM_QUERY_DIRECTED);
+        rig_clear(r);
+        swarm_on_request(r->s, r->m[2], 0, false, r->now);
+        rig_collect(r);
+        return rig_idx(rig_last(r, P2S_QUERY));
+}
+
 /* With two holders, each timeout re-asks the other one. */
 START_TEST(query_retry_alternates)
 {
         struct rig r;
         enum { A, B, C };
-        rig_new(&r, 3, 6, 1, 2, SWARM_QUERY_DIRECTED);  /* chunk 0: A and B */
-        rig_clear(&r);
-        swarm_on_request(r.s, r.m[C], 0, false, r.now);
-        rig_collect(&r);
-        int prev = rig_idx(rig_last(&r, P2S_QUERY));
+        int prev = rig_c_requests_chunk0(&r);
         for (int i = 0; i < 4; i++) {
                 r.now = swarm_next_deadline(r.s);
                 rig_clear(&r);
@@ -1857,11 +1820,7 @@ START_TEST(bad_upload_rig)
 {
         struct rig r;
         enum { A, B, C };
-        rig_new(&r, 3, 6, 1, 2, SWARM_QUERY_DIRECTED);  /* chunk 0: A and B */
-        rig_clear(&r);
-        swarm_on_request(r.s, r.m[C], 0, false, r.now);
-        rig_collect(&r);
-        int asked = rig_idx(rig_last(&r, P2S_QUERY));
+        int asked = rig_c_requests_chunk0(&r);
         rig_clear(&r);
         rig_upload(&r, (unsigned)asked, 0, true);
         const struct swarm_stats *st = swarm_stats(r.s);
@@ -2047,7 +2006,7 @@ START_TEST(dropped_msgs_counted)
         rig_new(&r, 3, 6, 1, 1, SWARM_QUERY_DIRECTED);
         rig_clear(&r);
         const struct swarm_stats *st = swarm_stats(r.s);
-        struct buf *b = chunk_buf(&r.f, 5);
+        struct buf *b = memfile_chunk(&r.f, 5);
 
         swarm_on_request(r.s, r.m[A], 6, false, r.now);
         swarm_on_request(r.s, r.m[A], P2S_NO_CHUNK, false, r.now);
@@ -2087,18 +2046,27 @@ START_TEST(dropped_msgs_counted)
 }
 END_TEST
 
-/* Before the swarm starts nothing but joining and leaving is valid. */
-/* A PING answered while gathering says how many joined and how many the
- * swarm waits for; once it started, the answer is bare again. */
-START_TEST(ping_answer_while_gathering)
+/* A swarm of 1 chunk-size CS gathering for 3 members, one (100) joined;
+ * *cache is its cache for the caller to free after the swarm. */
+static struct swarm *gathering_swarm(struct lru **cache, struct swarm_member **m)
 {
         struct swarm_config cfg;
         swarm_config_defaults(&cfg);
         cfg.chunk_size = CS;
         cfg.min_clients = 3;
-        struct lru *cache = lru_new(4 * CS);
-        struct swarm *s = swarm_new(&cfg, 1, "g", cache);
-        struct swarm_member *m = swarm_join(s, 100, NULL, T0);
+        *cache = lru_new(4 * CS);
+        struct swarm *s = swarm_new(&cfg, 1, "g", *cache);
+        *m = swarm_join(s, 100, NULL, T0);
+        return s;
+}
+
+/* A PING answered while gathering says how many joined and how many the
+ * swarm waits for; once it started, the answer is bare again. */
+START_TEST(ping_answer_while_gathering)
+{
+        struct lru *cache;
+        struct swarm_member *m;
+        struct swarm *s = gathering_swarm(&cache, &m);
         swarm_join(s, 101, NULL, T0);
         struct swarm_action a;
         while (swarm_next_action(s, &a))
@@ -2123,15 +2091,12 @@ START_TEST(ping_answer_while_gathering)
 }
 END_TEST
 
+/* Before the swarm starts nothing but joining and leaving is valid. */
 START_TEST(dropped_msgs_in_gather)
 {
-        struct swarm_config cfg;
-        swarm_config_defaults(&cfg);
-        cfg.chunk_size = CS;
-        cfg.min_clients = 3;
-        struct lru *cache = lru_new(4 * CS);
-        struct swarm *s = swarm_new(&cfg, 1, "g", cache);
-        struct swarm_member *m = swarm_join(s, 100, NULL, T0);
+        struct lru *cache;
+        struct swarm_member *m;
+        struct swarm *s = gathering_swarm(&cache, &m);
         struct buf *b = buf_new(CS);
         memset(b->data, 0, CS);
         const struct swarm_stats *st = swarm_stats(s);
