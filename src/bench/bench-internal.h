@@ -23,6 +23,7 @@
 #define CONNECT_POLL_US (10 * USEC_PER_MSEC)
 #define PROGRESS_US     (250 * USEC_PER_MSEC)
 #define CPU_TICK_US     (100 * USEC_PER_MSEC)     /* machine CPU use sampled this often */
+#define CPU_TICK_MIN    8       /* /proc/stat clock ticks (all CPUs) a sample must span */
 #define TAIL_LINES      12
 
 enum phase { PH_IDLE, PH_READY, PH_CLIENTS, PH_STATUS, PH_STOP };

@@ -207,15 +207,19 @@ void bench_on_cpu_tick(struct loop *l, struct loop_timer *t, void *ud)
                 b->cpu_ok = false;
                 return;
         }
-        double busy = cpustat_busy(&b->cpu_last, &now);
-        b->cpu_last = now;
-        if (!b->cpu_ticks++ || busy < b->cpu_min)
-                b->cpu_min = busy;
-        if (busy < 0.5)
-                b->cpu_low++;
-        if (b->cpu_trace)
-                fprintf(b->cpu_trace, "%s,%u,%.0f,%.1f\n", b->side == BENCH_P2S ? "p2s" : "http", b->round + 1,
-                        (double)(now_usec() - b->t0) / 1e3, 100 * busy);
+        /* a tick that came right after a late one spans too few clock
+         * ticks of /proc/stat to say anything: it joins the next one */
+        if (now.total - b->cpu_last.total >= CPU_TICK_MIN) {
+                double busy = cpustat_busy(&b->cpu_last, &now);
+                b->cpu_last = now;
+                if (!b->cpu_ticks++ || busy < b->cpu_min)
+                        b->cpu_min = busy;
+                if (busy < 0.5)
+                        b->cpu_low++;
+                if (b->cpu_trace)
+                        fprintf(b->cpu_trace, "%s,%u,%.0f,%.1f\n", b->side == BENCH_P2S ? "p2s" : "http",
+                                b->round + 1, (double)(now_usec() - b->t0) / 1e3, 100 * busy);
+        }
         /* on a steady grid from t0; a late tick just covers a longer span */
         uint64_t next = t->node.key + CPU_TICK_US;
         loop_timer_arm(l, t, next > now_usec() ? next : now_usec() + CPU_TICK_US);
