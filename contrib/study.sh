@@ -181,6 +181,14 @@ chmod 644 "$src"
 # The study's own outputs (by name: doc/results holds other notes too): those
 # of an earlier run go, so that the report, the CSV and the plots always come
 # from one run.
+# The version of the tree the study runs on: "-dirty" when anything but the
+# study's own outputs differs from the commit (a rerun before those are
+# committed measures the same code).
+version=$(git -C "$P2S_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ $version != unknown ]] &&
+	! git -C "$P2S_ROOT" diff --quiet HEAD -- . ":(exclude)${outdir#"$P2S_ROOT"/}" 2>/dev/null; then
+	version+=-dirty
+fi
 rm -f -- "$outdir"/{control,nclients,cache,order,query,loss}{,-summary}.csv \
 	"$outdir"/rtt-by-chunk.csv "$outdir"/{rtt-mean,rtt-by-chunk,nclients,cache,order,query,loss}.png \
 	"$outdir/REPORT.md"
@@ -544,7 +552,6 @@ fi
 # ---- the report ----------------------------------------------------------------
 
 study_s=$((SECONDS - study_t0))
-version=$(git -C "$P2S_ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 # The backquotes below are markdown, not command substitutions.
 # shellcheck disable=SC2016
