@@ -35,6 +35,7 @@ struct txc {
         uint16_t count;         /* fragments */
         uint16_t next_new;      /* first fragment never sent */
         struct bitmap resend;   /* fragments reported missing, to send again */
+        struct bitmap round;    /* the holes of the last report acted on (not its probe) */
         unsigned inflight;      /* fragments of this chunk counted in tx->inflight */
         unsigned tries;         /* probes since the last sign of life */
         unsigned lost_probes;   /* probes unanswered while the peer answered others */
@@ -74,6 +75,7 @@ static void txc_free(struct txc *c)
 {
         buf_unref(c->data);
         bitmap_fini(&c->resend);
+        bitmap_fini(&c->round);
         free(c);
 }
 
@@ -119,7 +121,8 @@ int dgram_tx_push(struct dgram_tx *tx, uint8_t kind, uint16_t flags, uint32_t ch
         c->flags = flags;
         c->chunk = chunk;
         c->count = (uint16_t)((data->len + tx->cfg.frag_size - 1) / tx->cfg.frag_size);
-        if (bitmap_init(&c->resend, c->count) < 0) {
+        if (bitmap_init(&c->resend, c->count) < 0 || bitmap_init(&c->round, c->count) < 0) {
+                bitmap_fini(&c->resend);
                 free(c);
                 return -ENOMEM;
         }
@@ -215,6 +218,26 @@ void dgram_tx_on_ack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint64_t
         tx->n--;
 }
 
+/* Whether a report was made after some of this round's re-sent fragments
+ * arrived: it shows one of them received (below base, or clear in the
+ * map). One made before shows them all still missing, and is stale. */
+static bool round_seen(const struct txc *c, uint16_t base, const uint8_t *map, size_t nbits)
+{
+        for (size_t i = bitmap_next_set(&c->round, 0); i < c->count; i = bitmap_next_set(&c->round, i + 1)) {
+                if (i < base)
+                        return true;
+                if (i - base < nbits && !(map[(i - base) / 8] & (1u << ((i - base) % 8))))
+                        return true;
+        }
+        return false;
+}
+
+static void round_forget(struct txc *c)
+{
+        for (size_t i = bitmap_next_set(&c->round, 0); i < c->count; i = bitmap_next_set(&c->round, i + 1))
+                bitmap_clear(&c->round, i);
+}
+
 void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_t base,
                       const uint8_t *map, size_t map_len, uint64_t now)
 {
@@ -228,13 +251,17 @@ void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_
         c->lost_probes = 0;
         c->rto = tx->rtt.rto;
         c->deadline = now + c->rto;
-        /* a report sent before our re-sends arrived would make us send them twice */
-        if (now < c->quiet_until)
+        /* A report sent before our re-sends arrived would make us send them
+         * twice; one that shows some of them arrived was sent after the
+         * probe that ends the round (the receiver does not report on re-sent
+         * holes, and datagrams of one sender arrive in order on a sane
+         * path), so what it still lacks is lost again. */
+        size_t nbits = map_len * 8;
+        if (now < c->quiet_until && !round_seen(c, base, map, nbits))
                 return;
         /* The highest fragment the receiver has: holes below it are lost
          * (datagrams of one sender arrive in order on a sane path); what
          * was sent beyond it is still on its way. */
-        size_t nbits = map_len * 8;
         long hi = (long)base - 1;
         for (size_t i = 0; i < nbits && base + i < c->count; i++)
                 if (!(map[i / 8] & (1u << (i % 8))))
@@ -242,14 +269,23 @@ void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_
         bool any = false;
         for (size_t i = 0; i < nbits && (long)(base + i) < hi; i++) {
                 size_t frag = base + i;
-                if (frag < c->next_new && (map[i / 8] & (1u << (i % 8))) && bitmap_set(&c->resend, frag))
+                if (frag < c->next_new && (map[i / 8] & (1u << (i % 8))) && bitmap_set(&c->resend, frag)) {
+                        if (!any)
+                                round_forget(c);
+                        bitmap_set(&c->round, frag);
                         any = true;
+                }
         }
         unsigned still = c->next_new > hi + 1 ? (unsigned)(c->next_new - (hi + 1)) : 0;
         tx->inflight -= c->inflight;
         c->inflight = still;
         tx->inflight += still;
         if (any) {
+                /* The highest fragment it has, sent again after the holes,
+                 * makes it report at once what the round did not mend, where
+                 * the chunk's timer would wait an RTO: a probe, one datagram. */
+                if (hi >= (long)base && hi < (long)c->next_new)
+                        bitmap_set(&c->resend, (size_t)hi);
                 c->retransmitted = true;
                 c->quiet_until = now + (tx->rtt.have_sample ? tx->rtt.srtt + tx->rtt.rttvar : tx->rtt.rto / 2);
                 loss(tx, now);
@@ -433,6 +469,7 @@ int dgram_rx_on_frag(struct dgram_rx *rx, uint8_t kind, uint32_t chunk, const st
         c->last_seen = now;
         bool fresh = bitmap_set(&c->got, f->index);
         bool probe = !fresh && f->index >= c->highest;
+        bool advance = f->index > c->highest;
         if (f->index > c->highest)
                 c->highest = f->index;
         if (fresh)
@@ -447,7 +484,7 @@ int dgram_rx_on_frag(struct dgram_rx *rx, uint8_t kind, uint32_t chunk, const st
          * long chunk so its window opens before the chunk is whole. A re-sent
          * hole arriving is no reason to talk: that would feed a storm. */
         if ((fresh && f->index == c->count - 1) || probe ||
-            (fresh && bitmap_count(&c->got) % DGRAM_STATUS_EVERY == 0))
+            (fresh && advance && bitmap_count(&c->got) % DGRAM_STATUS_EVERY == 0))
                 make_nack(c, res);
         return DGRAM_RX_PARTIAL;
 }

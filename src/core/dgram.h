@@ -5,7 +5,10 @@
  * A chunk is cut into fragments that fit one datagram. The receiver
  * acknowledges a whole chunk once it is complete (FRAG_ACK); when the last
  * fragment arrives with holes it answers with a bitmap of what is missing
- * (FRAG_NACK), and only that is sent again. A sender timeout (from measured
+ * (FRAG_NACK), and only that is sent again, followed by the highest
+ * fragment the receiver has: a probe that makes it report at once what the
+ * round did not mend (re-sent holes arriving never make it talk, so the
+ * report after a round is the probe's). A sender timeout (from measured
  * RTT, with exponential backoff) re-sends just the last fragment, which makes
  * the receiver report its holes: a probe, not a flood. The backoff only
  * applies while the peer says nothing at all; a probe lost while it answers
