@@ -34,7 +34,9 @@ void client_state_arm(struct client *c)
  * interrupted run kept survives the machine too. */
 void client_state_save(struct client *c, bool durable)
 {
-        if (!c->state_ok || !c->dirty || c->store.fd < 0)
+        /* nothing new, unless the last save was the timer's, listed some
+         * chunks, and this one must also reach the disk */
+        if (!c->state_ok || (!c->dirty && (c->synced || !durable || !c->saved)) || c->store.fd < 0)
                 return;
         const struct manifest *mf = member_manifest(c->mb);
         struct resume_state st = { .file_size = mf->file_size, .chunk_size = mf->chunk_size,
@@ -54,6 +56,7 @@ void client_state_save(struct client *c, bool durable)
                 log_rl(LOG_NOTICE, "cannot save %s: %s (the last one stays)", c->state_path, strerror(-r));
         } else {
                 c->dirty = false;
+                c->synced = durable;
                 c->saved = bitmap_count(&st.done);
                 log_debug("saved the state of %s: %zu of %u chunks", c->store.part_path, c->saved, mf->chunk_count);
         }

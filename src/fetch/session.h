@@ -69,6 +69,7 @@ struct client {
         struct bitmap written;          /* chunks in OUTPUT.part this run wrote or verified */
         bool state_ok;                  /* the manifest is known: the state may be saved */
         bool dirty;                     /* written since the last save */
+        bool synced;                    /* the last save was durable (flushed) */
         size_t saved;                   /* chunks listed by the last save */
         struct loop_timer save_timer;
         FILE *rtt;
