@@ -232,12 +232,6 @@ static bool round_seen(const struct txc *c, uint16_t base, const uint8_t *map, s
         return false;
 }
 
-static void round_forget(struct txc *c)
-{
-        for (size_t i = bitmap_next_set(&c->round, 0); i < c->count; i = bitmap_next_set(&c->round, i + 1))
-                bitmap_clear(&c->round, i);
-}
-
 void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_t base,
                       const uint8_t *map, size_t map_len, uint64_t now)
 {
@@ -271,7 +265,7 @@ void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_
                 size_t frag = base + i;
                 if (frag < c->next_new && (map[i / 8] & (1u << (i % 8))) && bitmap_set(&c->resend, frag)) {
                         if (!any)
-                                round_forget(c);
+                                bitmap_clear_all(&c->round);
                         bitmap_set(&c->round, frag);
                         any = true;
                 }

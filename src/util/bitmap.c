@@ -72,6 +72,15 @@ bool bitmap_clear(struct bitmap *b, size_t i)
         return true;
 }
 
+void bitmap_clear_all(struct bitmap *b)
+{
+        size_t nw = bitmap_words(b->nbits);
+
+        if (nw)
+                memset(b->words, 0, nw * sizeof(*b->words));
+        b->nset = 0;
+}
+
 void bitmap_set_all(struct bitmap *b)
 {
         size_t nw = bitmap_words(b->nbits);

@@ -19,6 +19,7 @@ bool bitmap_test(const struct bitmap *b, size_t i);   /* i >= nbits: false */
 bool bitmap_set(struct bitmap *b, size_t i);
 bool bitmap_clear(struct bitmap *b, size_t i);
 void bitmap_set_all(struct bitmap *b);
+void bitmap_clear_all(struct bitmap *b);
 static inline size_t bitmap_count(const struct bitmap *b) { return b->nset; }
 static inline bool bitmap_full(const struct bitmap *b) { return b->nset == b->nbits; }
 /* First clear bit at index >= from, or b->nbits when there is none. */

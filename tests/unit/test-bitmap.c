@@ -89,6 +89,12 @@ START_TEST(set_all_tail)
                         ck_assert(bitmap_set(&b, nbits - 1));
                         ck_assert(bitmap_full(&b));
                 }
+                /* and back: nothing set, nothing counted, every bit settable */
+                bitmap_clear_all(&b);
+                ck_assert_uint_eq(bitmap_count(&b), 0);
+                ck_assert_uint_eq(bitmap_next_set(&b, 0), nbits);
+                if (nbits)
+                        ck_assert(bitmap_set(&b, nbits - 1));
                 bitmap_fini(&b);
         }
 }
