@@ -191,6 +191,19 @@ uint64_t member_next_deadline(const struct member *m)
         return d;
 }
 
+/* f's REQ again, waiting rto for its answer; over TCP once datagrams
+ * failed escalate_after times. */
+static void retry_req(struct member *m, struct inflight *f, uint64_t rto, uint64_t now)
+{
+        f->retries++;
+        f->rto = rto;
+        f->sent = now;
+        f->deadline = now + rto;
+        f->seq = ++m->req_seq;
+        member_send_msg_via(m, P2S_REQ, f->chunk, f->retries >= m->cfg.escalate_after);
+        m->stats.retries++;
+}
+
 void member_on_tick(struct member *m, uint64_t now)
 {
         if (m->state == MEMBER_EXITED)
@@ -215,15 +228,10 @@ void member_on_tick(struct member *m, uint64_t now)
                         continue;
                 if (f->overtaken) {
                         /* a loss detected, not a timeout: the server answers,
-                         * so neither the RTO nor this request backs off */
+                         * so neither the RTO nor this request backs off (and
+                         * the RTO of now, not the guess it may have gone out with) */
                         f->overtaken = false;
-                        f->retries++;
-                        f->sent = now;
-                        f->rto = m->rtt.rto;    /* not the guess it may have gone out with */
-                        f->deadline = now + f->rto;
-                        f->seq = ++m->req_seq;
-                        member_send_msg_via(m, P2S_REQ, f->chunk, f->retries >= m->cfg.escalate_after);
-                        m->stats.retries++;
+                        retry_req(m, f, m->rtt.rto, now);
                         continue;
                 }
                 if (f->seq > m->answered_seq && now - m->last_data < m->rtt.rto) {
@@ -242,13 +250,7 @@ void member_on_tick(struct member *m, uint64_t now)
                         m->rtt.rto = m->rtt.rto * 2 > m->rtt.max ? m->rtt.max : m->rtt.rto * 2;
                         backed_off = true;
                 }
-                f->retries++;
-                f->rto = f->rto * 2 > m->cfg.rto_max_us ? m->cfg.rto_max_us : f->rto * 2;
-                f->sent = now;
-                f->deadline = now + f->rto;
-                f->seq = ++m->req_seq;
-                member_send_msg_via(m, P2S_REQ, f->chunk, f->retries >= m->cfg.escalate_after);
-                m->stats.retries++;
+                retry_req(m, f, f->rto * 2 > m->cfg.rto_max_us ? m->cfg.rto_max_us : f->rto * 2, now);
         }
         if (m->state == MEMBER_COMPLETE && !m->complete_acked && now >= m->complete_deadline) {
                 m->complete_rto = m->complete_rto * 2 > m->cfg.rto_max_us ? m->cfg.rto_max_us
