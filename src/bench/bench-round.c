@@ -229,6 +229,7 @@ static void cpu_start(struct bench *b)
 {
         b->cpu_ticks = b->cpu_low = 0;
         b->cpu_min = 0;
+        b->cpu_t1 = (struct cpustat){ 0 };      /* read when the clock stops */
         b->cpu_ok = cpustat_read(&b->cpu_t0) == 0;
         b->cpu_last = b->cpu_t0;
         if (b->cpu_ok)
@@ -284,7 +285,6 @@ int bench_run(struct bench *b, enum bench_side side, unsigned round, struct benc
         }
 
         b->t0 = now_usec();
-        b->cpu_t1 = (struct cpustat){ 0 };
         cpu_start(b);
         for (unsigned i = 0; i < b->o.clients; i++)
                 if ((r = spawn_client(b, i)) < 0)

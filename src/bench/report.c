@@ -12,9 +12,14 @@ static double goodput_mib_s(const struct bench_opts *o, uint64_t size, const str
 
 static void text_cpu(const struct bench_result *r)
 {
-        if (r->have_cpu)
-                printf("  machine: %.0f%% busy over the clock, least busy 100 ms %.0f%%, %u of %u ticks under half busy\n",
-                       100 * r->cpu_busy, 100 * r->cpu_busy_min, r->cpu_low_ticks, r->cpu_ticks);
+        if (!r->have_cpu)
+                return;
+        printf("  machine: %.0f%% busy over the clock", 100 * r->cpu_busy);
+        /* a clock shorter than one tick has no least busy tick to show */
+        if (r->cpu_ticks)
+                printf(", least busy 100 ms %.0f%%, %u of %u ticks under half busy", 100 * r->cpu_busy_min,
+                       r->cpu_low_ticks, r->cpu_ticks);
+        putchar('\n');
 }
 
 void report_round(const struct bench_opts *o, uint64_t size, unsigned round, enum bench_side side,
@@ -90,9 +95,14 @@ static void json_round(const struct bench_opts *o, uint64_t size, unsigned round
                        (unsigned long long)r->rtt_peer, r->rtt_mean_us, (unsigned long long)r->rtt_p50_us,
                        (unsigned long long)r->rtt_p99_us);
         }
-        if (r->have_cpu)
-                printf(", \"machine_busy\": %.4f, \"machine_busy_min_tick\": %.4f, \"ticks\": %u, \"ticks_under_half\": %u",
-                       r->cpu_busy, r->cpu_busy_min, r->cpu_ticks, r->cpu_low_ticks);
+        if (r->have_cpu) {
+                printf(", \"machine_busy\": %.4f, \"ticks\": %u, \"ticks_under_half\": %u", r->cpu_busy,
+                       r->cpu_ticks, r->cpu_low_ticks);
+                if (r->cpu_ticks)
+                        printf(", \"machine_busy_min_tick\": %.4f", r->cpu_busy_min);
+                else
+                        fputs(", \"machine_busy_min_tick\": null", stdout);
+        }
         putchar('}');
 }
 
