@@ -351,7 +351,7 @@ void member_on_verified(struct member *m, const uint8_t *file_hash, uint64_t now
          * to wait longer for this one */
         m->complete_rto = rtt_base(&m->rtt);
         m->complete_deadline = now + m->complete_rto;
-        member_send_msg(m, P2S_COMPLETE, P2S_NO_CHUNK);
+        member_send_twice(m, P2S_COMPLETE, P2S_NO_CHUNK, false);
 }
 
 void member_on_complete_ack(struct member *m, uint64_t now)
@@ -367,7 +367,7 @@ void member_on_done(struct member *m, uint64_t now)
         if (m->state == MEMBER_EXITED)
                 return;
         /* reserved room: the server must hear it even now */
-        struct member_action bye = { .type = MEMBER_ACT_SEND, .msg = P2S_BYE, .chunk = P2S_NO_CHUNK };
+        struct member_action bye = { .type = MEMBER_ACT_SEND, .msg = P2S_BYE, .chunk = P2S_NO_CHUNK, .twice = true };
         member_push_critical(m, &bye);
         if (m->state == MEMBER_COMPLETE)
                 member_exit_with(m, 0, "swarm complete");

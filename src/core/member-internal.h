@@ -60,6 +60,7 @@ void member_push_critical(struct member *m, struct member_action *a);
 bool member_set_state(struct member *m, enum member_state st);
 void member_send_msg_via(struct member *m, uint8_t msg, uint32_t chunk, bool reliable);
 void member_send_msg(struct member *m, uint8_t msg, uint32_t chunk);
+void member_send_twice(struct member *m, uint8_t msg, uint32_t chunk, bool reliable);
 void member_simple(struct member *m, enum member_act_type type, uint32_t chunk);
 void member_write_chunk(struct member *m, uint32_t chunk, struct buf *data);
 __attribute__((format(printf, 3, 4)))

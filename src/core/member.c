@@ -125,6 +125,21 @@ void member_send_msg(struct member *m, uint8_t msg, uint32_t chunk)
         member_send_msg_via(m, msg, chunk, false);
 }
 
+/* For the datagrams whose loss costs a timer the whole fetch waits on: a
+ * retried REQ (its first copy was lost already), COMPLETE and BYE. Two
+ * copies cost one small datagram each and turn a loss p into p^2 (RFC
+ * 9002, 6.2.4: a probe goes out twice for the same reason); REQs sent the
+ * first time go out once, as a lost one is seen when a later one's answer
+ * overtakes it. The copies are harmless: the server answers a second REQ
+ * for a chunk on its way or ignores it, echoes every COMPLETE and ignores
+ * a BYE from a member already gone. */
+void member_send_twice(struct member *m, uint8_t msg, uint32_t chunk, bool reliable)
+{
+        struct member_action a = { .type = MEMBER_ACT_SEND, .msg = msg, .chunk = chunk, .reliable = reliable,
+                                   .twice = true };
+        member_push(m, &a);
+}
+
 void member_simple(struct member *m, enum member_act_type type, uint32_t chunk)
 {
         struct member_action a = { .type = type, .chunk = chunk };
@@ -200,7 +215,7 @@ static void retry_req(struct member *m, struct inflight *f, uint64_t rto, uint64
         f->sent = now;
         f->deadline = now + rto;
         f->seq = ++m->req_seq;
-        member_send_msg_via(m, P2S_REQ, f->chunk, f->retries >= m->cfg.escalate_after);
+        member_send_twice(m, P2S_REQ, f->chunk, f->retries >= m->cfg.escalate_after);
         m->stats.retries++;
 }
 
@@ -257,7 +272,7 @@ void member_on_tick(struct member *m, uint64_t now)
                                                                            : m->complete_rto * 2;
                 m->complete_deadline = now + m->complete_rto;
                 m->complete_tries++;
-                member_send_msg_via(m, P2S_COMPLETE, P2S_NO_CHUNK, m->complete_tries >= m->cfg.escalate_after);
+                member_send_twice(m, P2S_COMPLETE, P2S_NO_CHUNK, m->complete_tries >= m->cfg.escalate_after);
         }
 }
 

@@ -60,6 +60,7 @@ struct member_action {
         enum member_act_type type;
         uint8_t msg;
         bool reliable;          /* SEND: a retry that must arrive: use the TCP connection */
+        bool twice;             /* SEND as a datagram: one whose loss stalls the fetch, sent twice */
         uint16_t flags;         /* SEND: P2S_F_ACK on a NOHAVE that answers a QUERY */
         uint32_t chunk;
         uint32_t count;         /* HAVE: chunks from chunk on */

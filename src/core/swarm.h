@@ -67,6 +67,7 @@ struct swarm_action {
         uint32_t chunk;
         struct buf *body;       /* SEND: owned by the action (unref when done), may be NULL */
         bool reliable;          /* SEND: a retry that must arrive: use the member's TCP connection */
+        bool twice;             /* SEND as a datagram: one whose loss stalls the swarm, sent twice */
         int code;               /* END/DROP: reason code */
         const char *why;        /* DROP with a code: why, a static string */
 };

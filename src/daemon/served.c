@@ -128,7 +128,8 @@ void served_backlog_update(struct smember *m)
         }
 }
 
-void served_send(struct smember *m, uint8_t msg, uint16_t flags, uint32_t chunk, struct buf *body, bool reliable)
+void served_send(struct smember *m, uint8_t msg, uint16_t flags, uint32_t chunk, struct buf *body, bool reliable,
+                 bool twice)
 {
         struct server *srv = m->sv->srv;
         if ((msg == P2S_SHARE || msg == P2S_DATA) && srv->control == P2S_CONTROL_TCP) {
@@ -146,7 +147,8 @@ void served_send(struct smember *m, uint8_t msg, uint16_t flags, uint32_t chunk,
                         served_backlog_update(m);
                 }
         } else {
-                udp_send(srv, (struct sockaddr *)&m->addr, m->addrlen, &h, body ? body->data : NULL);
+                for (int copy = 0; copy < (twice ? 2 : 1); copy++)
+                        udp_send(srv, (struct sockaddr *)&m->addr, m->addrlen, &h, body ? body->data : NULL);
         }
 }
 
@@ -221,7 +223,7 @@ void served_drain(struct served *sv)
                 struct smember *m = a.member_ud;
                 switch (a.type) {
                 case SWARM_ACT_SEND:
-                        served_send(m, a.msg, a.flags, a.chunk, a.body, a.reliable);
+                        served_send(m, a.msg, a.flags, a.chunk, a.body, a.reliable, a.twice);
                         break;
                 case SWARM_ACT_START:
                         served_start_swarm(sv);

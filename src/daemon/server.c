@@ -107,6 +107,8 @@ static void on_datagram(struct server *srv, const uint8_t *pkt, size_t len,
         /* id, token and the address that proved itself at HELLO must all
          * agree: a valid token from elsewhere moves nothing and gets nothing */
         struct smember *m = u32map_get(&srv->members, msg.hdr.member_id);
+        if (!m && msg.hdr.type == P2S_BYE)
+                return;         /* the second copy of a BYE: the member left with the first */
         if (!m || m->token != msg.hdr.token || !m->sv || swarm_id(m->sv->sw) != msg.hdr.swarm_id ||
             !net_addr_equal((struct sockaddr *)&m->addr, from)) {
                 srv->st.bad_packets++;

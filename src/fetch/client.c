@@ -128,7 +128,8 @@ void client_drain(struct client *c)
                         if (c->control == P2S_CONTROL_TCP || a.reliable)
                                 client_tcp_send(c, &h);
                         else
-                                client_udp_send(c, &h, NULL);
+                                for (int copy = 0; copy < (a.twice ? 2 : 1); copy++)
+                                        client_udp_send(c, &h, NULL);
                         break;
                 }
                 case MEMBER_ACT_PREPARE: {

@@ -32,8 +32,27 @@ static void send_hello(struct client *c)
         if (n) {
                 log_debug("HELLO to %s for '%s'%s%s", c->srv_desc, c->opt->name, c->cookie ? " with the cookie" : "",
                           prove ? " and the secret's proof" : "");
-                client_udp_send(c, &h, body);
+                /* twice: a lost HELLO, COOKIE or WELCOME costs the retry timer
+                 * (a 50 ms guess at first), and a swarm starts once its last
+                 * member joined. The server answers each copy (a COOKIE costs
+                 * it one HMAC and no state; a repeated HELLO with the cookie
+                 * gets the same WELCOME again), so both directions are sent
+                 * twice and one lost datagram in the four costs nothing. */
+                int r = client_udp_send(c, &h, body);
+                if (r == 0)
+                        r = client_udp_send(c, &h, body);
+                /* the first copy's ICMP port unreachable, reported by the
+                 * second's send rather than as EPOLLERR */
+                if (r == -ECONNREFUSED)
+                        join_refused(c);
         }
+}
+
+void join_refused(struct client *c)
+{
+        char why[NET_ADDRSTRLEN + 64];
+        snprintf(why, sizeof(why), "connection refused by %s: is p2sd running on that port?", c->srv_desc);
+        client_finish(c, FETCH_EXIT_UNREACHABLE, why);
 }
 
 static void join_timeout(struct loop *l, struct loop_timer *t, void *ud)
@@ -163,6 +182,8 @@ void join_on_datagram(struct client *c, const struct p2s_msg *msg)
                 return;
         }
         if (h->type == P2S_COOKIE && h->token) {
+                if (h->token == c->cookie)
+                        return;         /* the answer to the other copy of a HELLO */
                 uint64_t now = loop_now(c->loop);
                 bool first = !c->cookie;
                 log_debug("COOKIE from %s after %.3f s: proving the address", c->srv_desc,

@@ -21,13 +21,14 @@ void client_fill_hdr(struct client *c, struct p2s_hdr *h, uint8_t type, uint32_t
                                .member_id = c->member_id, .token = c->token, .chunk = chunk };
 }
 
-void client_udp_send(struct client *c, const struct p2s_hdr *h, const void *body)
+int client_udp_send(struct client *c, const struct p2s_hdr *h, const void *body)
 {
         uint8_t pkt[P2S_HDR_SIZE + P2S_FRAG_ACK_SIZE + P2S_NACK_MAP_MAX + P2S_MAX_NAME];
         size_t n = wire_encode(pkt, sizeof(pkt), h, body, h->body_len);
         /* a lost control datagram is recovered by its retry timer */
-        if (n)
-                send(c->udp_fd, pkt, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n && send(c->udp_fd, pkt, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+                return -errno;
+        return 0;
 }
 
 void client_tcp_flush(struct client *c)
@@ -128,6 +129,8 @@ static void on_datagram(struct client *c, const uint8_t *pkt, size_t len)
                 join_on_datagram(c, &msg);
                 return;
         }
+        if (h->type == P2S_COOKIE || h->type == P2S_WELCOME)
+                return;         /* the answer to a HELLO's second copy, or a late one */
         if (c->join != JOIN_ATTACHED || !ours(c, h))
                 return;         /* not for this session: dropped */
         if (h->type == P2S_FRAG || h->type == P2S_FRAG_ACK || h->type == P2S_FRAG_NACK) {
@@ -156,10 +159,7 @@ void link_udp_event(struct loop *l, int fd, uint32_t events, void *ud)
                 int err = 0;
                 socklen_t el = sizeof(err);
                 if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == ECONNREFUSED) {
-                        char why[NET_ADDRSTRLEN + 64];
-                        snprintf(why, sizeof(why), "connection refused by %s: is p2sd running on that port?",
-                                 c->srv_desc);
-                        client_finish(c, FETCH_EXIT_UNREACHABLE, why);
+                        join_refused(c);
                         return;
                 }
         }

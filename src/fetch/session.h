@@ -108,7 +108,9 @@ void client_check_step(struct loop *l, void *ud);
 
 /* link.c */
 void client_fill_hdr(struct client *c, struct p2s_hdr *h, uint8_t type, uint32_t chunk, uint32_t body_len);
-void client_udp_send(struct client *c, const struct p2s_hdr *h, const void *body);
+/* 0, or -errno of send(2): -ECONNREFUSED is an ICMP port unreachable
+ * heard for an earlier datagram. */
+int client_udp_send(struct client *c, const struct p2s_hdr *h, const void *body);
 void client_tcp_send(struct client *c, const struct p2s_hdr *h);
 void client_tcp_flush(struct client *c);
 void client_tcp_event(struct loop *l, int fd, uint32_t events, void *ud);
@@ -121,6 +123,8 @@ extern const struct datachan_ops client_data_ops;
 
 /* join.c */
 void join_start(struct client *c);
+/* The kernel heard ICMP port unreachable for a HELLO: ends the join. */
+void join_refused(struct client *c);
 /* A datagram while joining (c->join == JOIN_HELLO). */
 void join_on_datagram(struct client *c, const struct p2s_msg *msg);
 /* The TCP connection became writable or failed while connecting. */

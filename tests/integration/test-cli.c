@@ -259,7 +259,8 @@ START_TEST(debug_log)
 {
         h_make_file("src.bin", 200000, 10);
         unsigned port;
-        struct h_proc *d = h_p2sd(&port, h_path("src.bin"), "--min-clients", "2", "--chunk-size", "16K", NULL);
+        struct h_proc *d = h_p2sd(&port, h_path("src.bin"), "--min-clients", "2", "--chunk-size", "16K",
+                                  "--log-level", "debug", NULL);
         struct h_proc *a = h_fetch(port, "src.bin", "a.bin", "--log-level", "debug", NULL);
         struct h_proc *b = h_fetch(port, "src.bin", "b.bin", "--log-level", "debug", NULL);
         ck_assert_int_eq(h_wait(a, 30), 0);
@@ -269,7 +270,14 @@ START_TEST(debug_log)
         ck_assert_msg(h_log_has(a, "WELCOME after"), "%s", h_tail(a));
         ck_assert_msg(h_log_has(a, "START: 200000 bytes"), "%s", h_tail(a));
         ck_assert_msg(h_match(h_log(a), "src.bin: chunk [0-9]+ from the (cache|peer) in [0-9.]+ ms"), "%s", h_tail(a));
+        /* the second copies of HELLO, COOKIE, WELCOME, COMPLETE, DONE and
+         * BYE are expected: neither side calls them unexpected or drops
+         * them as unknown */
         h_stop_p2sd(d, 5);
+        ck_assert_msg(h_log_has(d, "complete: "), "%s", h_tail(d));
+        ck_assert_msg(!h_log_has(d, "unknown member") && !h_log_has(d, "dropped datagram"), "%s", h_log(d));
+        ck_assert_msg(!h_log_has(a, "unexpected") && !h_log_has(a, "dropped a"), "%s", h_log(a));
+        ck_assert_msg(!h_log_has(b, "unexpected") && !h_log_has(b, "dropped a"), "%s", h_log(b));
 }
 END_TEST
 

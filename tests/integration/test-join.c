@@ -411,23 +411,38 @@ static uint64_t mono_us(void)
 /* A server that never answers: the HELLOs back off from the first guess,
  * doubling, but never wait longer than JOIN_HELLO_RTO_MAX_US between two
  * (a lossy path must not leave a join seconds behind), and they stop at
- * --timeout. */
+ * --timeout. Each goes out twice, the copies back to back and alike. */
 START_TEST(hello_backoff_is_capped)
 {
         int tcp, udp;
         unsigned port = h_tcp_udp_pair(&tcp, &udp);
         struct h_proc *f = h_fetch(port, "src.bin", "out.bin", "--timeout", "3", NULL);
         uint64_t at[64];
-        unsigned n = 0;
+        unsigned n = 0, copies[64] = { 0 };
         struct pollfd p = { .fd = udp, .events = POLLIN };
-        uint8_t in[2048];
+        uint8_t in[2048], first[2048];
+        ssize_t first_len = 0;
         while (n < 64 && poll(&p, 1, 1500) == 1) {
                 ssize_t r = recv(udp, in, sizeof(in), 0);
                 struct p2s_msg m;
-                if (r > 0 && wire_decode(in, (size_t)r, &m) == WIRE_OK && m.hdr.type == P2S_HELLO)
-                        at[n++] = mono_us();
+                if (r <= 0 || wire_decode(in, (size_t)r, &m) != WIRE_OK || m.hdr.type != P2S_HELLO)
+                        continue;
+                uint64_t t = mono_us();
+                if (n && t - at[n - 1] < 10000) {
+                        /* the copy: the same datagram */
+                        ck_assert_int_eq(r, first_len);
+                        ck_assert_int_eq(memcmp(in, first, (size_t)r), 0);
+                        copies[n - 1]++;
+                        continue;
+                }
+                memcpy(first, in, (size_t)r);
+                first_len = r;
+                copies[n] = 1;
+                at[n++] = t;
         }
         ck_assert_int_eq(h_wait(f, 10), FETCH_EXIT_UNREACHABLE);
+        for (unsigned i = 0; i < n; i++)
+                ck_assert_msg(copies[i] == 2, "HELLO %u went out %u times", i, copies[i]);
         /* 0, 50, 150, 350, 750 ms, then every 500 ms until 3 s */
         ck_assert_msg(n >= 8, "only %u HELLOs in 3 s", n);
         uint64_t longest = 0;
@@ -444,6 +459,46 @@ START_TEST(hello_backoff_is_capped)
 }
 END_TEST
 
+/* Takes the next datagram off fd within a second: it must be a t. */
+static struct p2s_hdr expect_answer(int fd, uint8_t t)
+{
+        static uint8_t in[2048];
+        ssize_t r = h_recv_within(fd, in, sizeof(in), 1000);
+        ck_assert_msg(r > 0, "no %s", wire_type_name(t));
+        struct p2s_msg m;
+        ck_assert_int_eq(wire_decode(in, (size_t)r, &m), WIRE_OK);
+        ck_assert_msg(m.hdr.type == t, "a %s, not a %s", wire_type_name(m.hdr.type), wire_type_name(t));
+        return m.hdr;
+}
+
+/* p2s-fetch sends every HELLO twice: p2sd answers each copy, with the same
+ * cookie, and the same WELCOME (one member, one token) for both copies of
+ * the HELLO that echoes it. */
+START_TEST(hello_copies_make_one_member)
+{
+        h_make_file("src.bin", 100 * 1000, 85);
+        unsigned port;
+        struct h_proc *d = h_p2sd(&port, "--min-clients", "5", "src.bin", NULL);
+        int fd = udp_from("127.0.0.4", port);
+        uint8_t nonce[P2S_NONCE_SIZE], pkt[2048];
+        memset(nonce, 0x42, sizeof(nonce));
+        size_t n = hello_pkt(pkt, sizeof(pkt), nonce, "src.bin", 0);
+        ck_assert_int_eq(send(fd, pkt, n, 0), (ssize_t)n);
+        ck_assert_int_eq(send(fd, pkt, n, 0), (ssize_t)n);
+        struct p2s_hdr c1 = expect_answer(fd, P2S_COOKIE), c2 = expect_answer(fd, P2S_COOKIE);
+        ck_assert(c1.token && c1.token == c2.token);
+        n = hello_pkt(pkt, sizeof(pkt), nonce, "src.bin", c1.token);
+        ck_assert_int_eq(send(fd, pkt, n, 0), (ssize_t)n);
+        ck_assert_int_eq(send(fd, pkt, n, 0), (ssize_t)n);
+        struct p2s_hdr w1 = expect_answer(fd, P2S_WELCOME), w2 = expect_answer(fd, P2S_WELCOME);
+        ck_assert_uint_eq(w1.member_id, w2.member_id);
+        ck_assert(w1.token && w1.token == w2.token);
+        ck_assert_uint_eq(w1.swarm_id, w2.swarm_id);
+        close(fd);
+        h_stop_p2sd(d, 5);
+}
+END_TEST
+
 static Suite *join_suite(void)
 {
         Suite *s = suite_create("join");
@@ -457,6 +512,7 @@ static Suite *join_suite(void)
         tcase_add_test(tc, forged_answers);
         tcase_add_test(tc, flood_no_lockout);
         tcase_add_test(tc, hello_backoff_is_capped);
+        tcase_add_test(tc, hello_copies_make_one_member);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -71,6 +71,19 @@ static size_t count_req(const struct log *l, size_t from, uint32_t chunk)
         return k;
 }
 
+/* SENDs of msg from `from` on, and how many of them go out twice. */
+static size_t count_twice(const struct log *l, size_t from, int msg, size_t *sends)
+{
+        size_t k = 0;
+        *sends = 0;
+        for (size_t i = from; i < l->n; i++)
+                if (l->v[i].type == MEMBER_ACT_SEND && l->v[i].msg == msg) {
+                        (*sends)++;
+                        k += l->v[i].twice;
+                }
+        return k;
+}
+
 static const struct member_action *find_type(const struct log *l, size_t from, enum member_act_type t)
 {
         for (size_t i = from; i < l->n; i++)
@@ -525,6 +538,9 @@ START_TEST(rto_backoff_then_silent)
                         ck_assert_uint_eq(cur, cfg.rto_max_us);
         }
         ck_assert_uint_eq(member_stats(m)->retries, nt - 1);
+        /* every retry, none of the first REQs, goes out twice */
+        size_t sends;
+        ck_assert_uint_eq(count_twice(&l, 0, P2S_REQ, &sends), nt - 1);
         const struct member_action *e = find_type(&l, 0, MEMBER_ACT_EXIT);
         ck_assert_ptr_nonnull(e);
         ck_assert_int_eq(e->code, MEMBER_EXIT_GONE);
@@ -729,6 +745,8 @@ START_TEST(overtaken_retried_after_rtt)
 
         start_fetching(m, &f, &l, 16 * 256, 31, now);
         ck_assert_uint_eq(count_type(&l, 0, MEMBER_ACT_SEND, P2S_REQ), 4);      /* 0..3 */
+        size_t sends;
+        ck_assert_uint_eq(count_twice(&l, 0, P2S_REQ, &sends), 0);      /* first REQs go once */
         /* 0's REQ was lost: 1 comes after 2 ms. The sample makes the RTO
          * 2 + 4 * 1 = 6 ms (4 goes out now with it); the allowance is
          * rto_min, srtt / 4 being less: 0 is due 2 + 5 ms after it went out */
@@ -745,6 +763,9 @@ START_TEST(overtaken_retried_after_rtt)
         drain(m, &l, due);
         ck_assert_uint_eq(count_req(&l, mark, 0), 1);
         ck_assert_uint_eq(member_stats(m)->retries, 1);
+        /* its first copy was lost: the retry goes out twice */
+        ck_assert_uint_eq(count_twice(&l, mark, P2S_REQ, &sends), 1);
+        ck_assert_uint_eq(sends, 1);
         /* a detected loss is no timeout: 4's deadline is still the sampled
          * RTO after it went out, not a backed-off one */
         ck_assert_uint_eq(member_next_deadline(m), t0 + 2000 + 6000);
@@ -975,6 +996,9 @@ START_TEST(complete_retry_ack_done)
                 member_on_ping(m, true, now);   /* the server answers the keep-alives */
         }
         ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_SEND, P2S_COMPLETE), 4);
+        /* the swarm's end waits on it: every COMPLETE goes out twice */
+        size_t sends;
+        ck_assert_uint_eq(count_twice(&l, mark, P2S_COMPLETE, &sends), 4);
         member_on_complete_ack(m, now);
         /* acknowledged: it waits for DONE as long as it takes, pinging a
          * quiet server now and then, never retrying COMPLETE */
@@ -987,6 +1011,7 @@ START_TEST(complete_retry_ack_done)
         member_on_done(m, now + 1);
         drain(m, &l, now + 1);
         ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_SEND, P2S_BYE), 1);
+        ck_assert_uint_eq(count_twice(&l, mark, P2S_BYE, &sends), 1);
         const struct member_action *e = find_type(&l, mark, MEMBER_ACT_EXIT);
         ck_assert_ptr_nonnull(e);
         ck_assert_int_eq(e->code, 0);

@@ -95,6 +95,7 @@ struct net {
         double loss;
         uint64_t rng;
         unsigned drop_first[P2S_TYPE_MAX + 1];  /* drop the first k of a type, then none */
+        bool lose_first_copy[P2S_TYPE_MAX + 1]; /* lose the first datagram of every send of a type */
         uint32_t lose_query_chunk;              /* drop the first lose_query_n QUERYs for it */
         unsigned lose_query_n;
         /* outcome */
@@ -196,13 +197,19 @@ static void net_free(struct net *t)
         free(t);
 }
 
-static bool lose(struct net *t, uint8_t type)
+/* drop_first loses a whole send, every copy of it; random loss one datagram. */
+static bool lose_send(struct net *t, uint8_t type)
 {
         if (t->drop_first[type]) {
                 t->drop_first[type]--;
                 t->lost_msgs++;
                 return true;
         }
+        return false;
+}
+
+static bool lose_copy(struct net *t)
+{
         if (t->loss > 0 && (double)(xorshift(&t->rng) >> 11) * 0x1p-53 < t->loss) {
                 t->lost_msgs++;
                 return true;
@@ -220,26 +227,34 @@ static bool is_control(uint8_t type)
         }
 }
 
-/* Takes body's reference. */
-/* reliable: the sender chose the member's TCP connection, which loses nothing. */
+/* Takes body's reference. reliable: the sender chose the member's TCP
+ * connection, which loses nothing. twice: a datagram sent twice, each copy
+ * lost or delivered on its own, as on a lossy path. */
+static void enqueue_copies(struct net *t, struct peer *p, bool to_swarm, uint8_t type, uint16_t flags,
+                           uint32_t chunk, struct buf *body, bool reliable, bool twice)
+{
+        unsigned copies = !reliable && twice ? 2 : 1;
+        if (!reliable && type == P2S_QUERY && chunk == t->lose_query_chunk && t->lose_query_n) {
+                t->lose_query_n--;
+                t->lost_msgs++;
+                copies = 0;
+        }
+        if (!reliable && is_control(type) && lose_send(t, type))
+                copies = 0;
+        for (unsigned i = 0; i < copies; i++) {
+                if (!reliable && is_control(type) && (lose_copy(t) || (i == 0 && t->lose_first_copy[type])))
+                        continue;
+                struct msg g = { .peer = p->idx, .to_swarm = to_swarm, .type = type, .flags = flags,
+                                 .chunk = chunk, .body = buf_ref(body) };
+                CHECK(fifo_push(&t->q, &g) == 0);
+        }
+        buf_unref(body);
+}
+
 static void enqueue_via(struct net *t, struct peer *p, bool to_swarm, uint8_t type, uint16_t flags,
                         uint32_t chunk, struct buf *body, bool reliable)
 {
-        if (reliable)
-                goto keep;
-        if (type == P2S_QUERY && chunk == t->lose_query_chunk && t->lose_query_n) {
-                t->lose_query_n--;
-                t->lost_msgs++;
-                return;
-        }
-        if (is_control(type) && lose(t, type)) {
-                buf_unref(body);
-                return;
-        }
-keep:;
-        struct msg g = { .peer = p->idx, .to_swarm = to_swarm, .type = type, .flags = flags,
-                         .chunk = chunk, .body = body };
-        CHECK(fifo_push(&t->q, &g) == 0);
+        enqueue_copies(t, p, to_swarm, type, flags, chunk, body, reliable, false);
 }
 
 static void enqueue(struct net *t, struct peer *p, bool to_swarm, uint8_t type, uint16_t flags,
@@ -323,7 +338,7 @@ static void on_swarm_send(struct net *t, struct peer *p, struct swarm_action *a)
         default:
                 break;
         }
-        enqueue_via(t, p, false, a->msg, a->flags, a->chunk, body, a->reliable);
+        enqueue_copies(t, p, false, a->msg, a->flags, a->chunk, body, a->reliable, a->twice);
 }
 
 static void pump_swarm(struct net *t)
@@ -378,7 +393,7 @@ static void pump_member(struct net *t, struct peer *p)
                 case MEMBER_ACT_SEND:
                         CHECK(a.msg == P2S_REQ || a.msg == P2S_NOHAVE || a.msg == P2S_COMPLETE ||
                               a.msg == P2S_BYE || a.msg == P2S_PING);
-                        enqueue_via(t, p, true, a.msg, a.flags, a.chunk, NULL, a.reliable);
+                        enqueue_copies(t, p, true, a.msg, a.flags, a.chunk, NULL, a.reliable, a.twice);
                         break;
                 case MEMBER_ACT_PREPARE:
                         CHECK(!p->out);
@@ -1344,6 +1359,29 @@ static bool until_done_sent(struct net *t, void *arg)
         return t->nsent[P2S_DONE] >= *(unsigned *)arg;
 }
 
+/* COMPLETE, its ACK, DONE and BYE go out as two datagrams each: with the
+ * first copy of every one lost the swarm still ends without waiting for
+ * a single retry. */
+START_TEST(second_copies_end_the_swarm)
+{
+        struct net *t = net_new(3, 9 * CS, 4);
+        net_setup(t);
+        t->lose_first_copy[P2S_COMPLETE] = t->lose_first_copy[P2S_DONE] = t->lose_first_copy[P2S_BYE] = true;
+        for (unsigned i = 0; i < 3; i++) {
+                net_join(t, i);
+                pump_swarm(t);
+        }
+        ck_assert(net_run(t, MAXSTEPS, until_finishing, NULL));
+        uint64_t fin = t->now;
+        ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
+        assert_success(t);
+        ck_assert_uint_eq(t->nsent[P2S_DONE], 3);
+        ck_assert_uint_eq(t->end_time, fin);
+        ck_assert_uint_eq(t->nsent[P2S_COMPLETE], 3);   /* one ACK each: no COMPLETE was retried */
+        net_free(t);
+}
+END_TEST
+
 /* One first DONE of three is lost: the other two members' BYEs time the
  * round trip (0 here, the floor then), so the DONE is sent again
  * done_retry_min_us after the first, not done_retry_us; lost once more,
@@ -2164,6 +2202,7 @@ static Suite *swarm_suite(void)
         tcase_set_timeout(tc, 60);
         tcase_add_loop_test(tc, lossy_control, 0, 2);
         tcase_add_test(tc, done_retried);
+        tcase_add_test(tc, second_copies_end_the_swarm);
         tcase_add_test(tc, complete_retried);
         tcase_add_test(tc, bye_lost);
         tcase_add_test(tc, done_tries_exhausted);
