@@ -55,6 +55,16 @@ void udp_reply_err(struct server *srv, const struct sockaddr *to, socklen_t tole
 void smember_free(struct server *srv, struct smember *m)
 {
         u32map_del(&srv->members, m->id);
+        if (m->data) {
+                /* how the data channel fared on this member's path */
+                const struct dgram_tx_stats *t = datachan_tx_stats(m->data);
+                log_debug("member %u: chunks over UDP: %llu chunks, %llu fragments, %llu re-sent, %llu probes, "
+                          "%llu nacks, %llu timeouts, cwnd %u, srtt %llu us", m->id,
+                          (unsigned long long)t->chunks_sent, (unsigned long long)t->frags_sent,
+                          (unsigned long long)t->frags_resent, (unsigned long long)t->probes,
+                          (unsigned long long)t->nacks, (unsigned long long)t->timeouts, t->cwnd,
+                          (unsigned long long)t->srtt_us);
+        }
         datachan_peer_free(m->data);
         if (m->sv) {
                 if (m->prev)
