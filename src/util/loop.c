@@ -360,13 +360,24 @@ int loop_run(struct loop *l)
                 }
                 l->now = now_usec();
                 l->dispatching = true;
+                /* Timers after the other fds of the turn: a loop that was
+                 * busy (or not scheduled) finds answers waiting beside the
+                 * timers that waited for them, and must read the answers
+                 * before a timer takes them for lost. */
+                bool timers_due = false;
                 for (int i = 0; i < n && !l->quit; i++) {
                         struct loop_io *io = ev[i].data.ptr;
 
                         if (io->dead)
                                 continue;
+                        if (io->fd == l->tfd) {
+                                timers_due = true;
+                                continue;
+                        }
                         io->fn(l, io->fd, ev[i].events, io->ud);
                 }
+                if (timers_due && !l->quit)
+                        loop_on_timerfd(l, l->tfd, EPOLLIN, NULL);
                 l->dispatching = false;
                 loop_free_dead(l);
                 loop_run_deferred(l);

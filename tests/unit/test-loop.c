@@ -378,6 +378,67 @@ START_TEST(defer_chain_is_iterative)
 }
 END_TEST
 
+/* A turn that finds a timer due and an answer waiting reads the answer
+ * first, whichever became ready first: a loop kept busy must not let the
+ * timer take for lost what already came. */
+static struct {
+        int a[2], b[2];
+        uint64_t start;
+        char seen[8];
+        int n;
+} busy;
+
+static void busy_io_a(struct loop *l, int fd, uint32_t events, void *ud)
+{
+        char x;
+        ck_assert_int_eq(read(fd, &x, 1), 1);
+        busy.seen[busy.n++] = 'a';
+        /* busy past the timer's deadline, then the answer comes */
+        while (now_usec() < busy.start + 30 * USEC_PER_MSEC)
+                ;
+        ck_assert_int_eq(write(busy.b[1], "y", 1), 1);
+}
+
+static void busy_io_b(struct loop *l, int fd, uint32_t events, void *ud)
+{
+        char x;
+        ck_assert_int_eq(read(fd, &x, 1), 1);
+        busy.seen[busy.n++] = 'b';
+}
+
+static void busy_timer(struct loop *l, struct loop_timer *t, void *ud)
+{
+        busy.seen[busy.n++] = 't';
+        loop_quit(l, 4);
+}
+
+START_TEST(timers_after_io_of_the_turn)
+{
+        struct loop *l = loop_new();
+        struct loop_timer t;
+
+        ck_assert_ptr_nonnull(l);
+        busy.n = 0;
+        ck_assert_int_eq(pipe(busy.a), 0);
+        ck_assert_int_eq(pipe(busy.b), 0);
+        ck_assert_int_eq(loop_add(l, busy.a[0], EPOLLIN, busy_io_a, NULL), 0);
+        ck_assert_int_eq(loop_add(l, busy.b[0], EPOLLIN, busy_io_b, NULL), 0);
+        busy.start = now_usec();
+        loop_timer_init(&t, busy_timer, NULL);
+        loop_timer_arm(l, &t, busy.start + 10 * USEC_PER_MSEC);
+        ck_assert_int_eq(write(busy.a[1], "x", 1), 1);
+        ck_assert_int_eq(loop_run(l), 4);
+        busy.seen[busy.n] = 0;
+        ck_assert_str_eq(busy.seen, "abt");
+        for (int i = 0; i < 2; i++) {
+                loop_del(l, i ? busy.b[0] : busy.a[0]);
+                close(busy.a[i]);
+                close(busy.b[i]);
+        }
+        loop_free(l);
+}
+END_TEST
+
 static Suite *loop_suite(void)
 {
         Suite *s = suite_create("loop");
@@ -390,6 +451,7 @@ static Suite *loop_suite(void)
         tcase_add_test(tc, timer_rearm_from_callback);
         tcase_add_test(tc, timer_new_top_not_late);
         tcase_add_test(tc, now_and_free);
+        tcase_add_test(tc, timers_after_io_of_the_turn);
         suite_add_tcase(s, tc);
         tc = tcase_create("io");
         tcase_set_timeout(tc, 10);
