@@ -37,6 +37,8 @@ struct txc {
         struct bitmap resend;   /* fragments reported missing, to send again */
         struct bitmap round;    /* the holes of the last report acted on (not its probe) */
         unsigned inflight;      /* fragments of this chunk counted in tx->inflight */
+        uint32_t *sent_at;      /* per fragment: us after first_sent it went out, or
+                                 * SENT_TWICE (Karn: its answer times nothing) */
         unsigned tries;         /* probes since the last sign of life */
         unsigned lost_probes;   /* probes unanswered while the peer answered others */
         bool retransmitted;
@@ -44,6 +46,8 @@ struct txc {
         uint64_t last_probe;    /* its first send, then its latest probe */
         uint64_t quiet_until;   /* holes just re-sent: later reports of them are stale */
 };
+
+#define SENT_TWICE UINT32_MAX
 
 struct dgram_tx {
         struct dgram_config cfg;
@@ -53,7 +57,7 @@ struct dgram_tx {
         double cwnd, ssthresh;
         unsigned inflight;
         struct rtt rtt;
-        uint64_t recovery_until;        /* one window cut per round trip */
+        uint64_t recovery_until;        /* one window cut per round trip, at most per rto_min */
         bool heard;                     /* any FRAG_ACK or FRAG_NACK yet */
         uint64_t last_heard;            /* the latest */
         struct dgram_tx_stats st;
@@ -76,6 +80,7 @@ static void txc_free(struct txc *c)
         buf_unref(c->data);
         bitmap_fini(&c->resend);
         bitmap_fini(&c->round);
+        free(c->sent_at);
         free(c);
 }
 
@@ -121,8 +126,10 @@ int dgram_tx_push(struct dgram_tx *tx, uint8_t kind, uint16_t flags, uint32_t ch
         c->flags = flags;
         c->chunk = chunk;
         c->count = (uint16_t)((data->len + tx->cfg.frag_size - 1) / tx->cfg.frag_size);
-        if (bitmap_init(&c->resend, c->count) < 0 || bitmap_init(&c->round, c->count) < 0) {
+        c->sent_at = malloc(((size_t)c->count + 1) * sizeof(*c->sent_at));
+        if (!c->sent_at || bitmap_init(&c->resend, c->count) < 0 || bitmap_init(&c->round, c->count) < 0) {
                 bitmap_fini(&c->resend);
+                free(c->sent_at);
                 free(c);
                 return -ENOMEM;
         }
@@ -146,13 +153,17 @@ static void fill_frag(const struct dgram_tx *tx, const struct txc *c, uint16_t i
         };
 }
 
-static void sent_one(struct dgram_tx *tx, struct txc *c, uint64_t now)
+static void sent_one(struct dgram_tx *tx, struct txc *c, uint16_t index, bool again, uint64_t now)
 {
         c->inflight++;
         tx->inflight++;
         if (!c->first_sent)
                 c->first_sent = c->last_probe = now;
-        if (c->deadline == UINT64_MAX)
+        uint64_t at = now - c->first_sent;
+        c->sent_at[index] = again || at >= SENT_TWICE ? SENT_TWICE : (uint32_t)at;
+        /* from the latest send: what the timer waits for is the report
+         * on the fragment sent last */
+        if (c->deadline == UINT64_MAX || c->deadline < now + c->rto)
                 c->deadline = now + c->rto;
 }
 
@@ -168,7 +179,7 @@ size_t dgram_tx_next(struct dgram_tx *tx, uint64_t now, struct dgram_frag *out, 
                                 break;
                         bitmap_clear(&c->resend, b);
                         fill_frag(tx, c, (uint16_t)b, &out[k++]);
-                        sent_one(tx, c, now);
+                        sent_one(tx, c, (uint16_t)b, true, now);
                         tx->st.frags_resent++;
                 }
         }
@@ -177,8 +188,8 @@ size_t dgram_tx_next(struct dgram_tx *tx, uint64_t now, struct dgram_frag *out, 
                 if (c->next_new == 0 && c->count)
                         tx->st.chunks_sent++;
                 while (c->next_new < c->count && k < max && tx->inflight < (unsigned)tx->cwnd) {
+                        sent_one(tx, c, c->next_new, false, now);
                         fill_frag(tx, c, c->next_new++, &out[k++]);
-                        sent_one(tx, c, now);
                         tx->st.frags_sent++;
                 }
         }
@@ -191,7 +202,29 @@ static void loss(struct dgram_tx *tx, uint64_t now)
                 return;
         tx->ssthresh = tx->cwnd / 2 < tx->cfg.cwnd_min ? tx->cfg.cwnd_min : tx->cwnd / 2;
         tx->cwnd = tx->ssthresh;
-        tx->recovery_until = now + (tx->rtt.have_sample ? tx->rtt.srtt : tx->rtt.rto);
+        /* One cut per round trip, but never more often than rto_min: on
+         * loopback or a LAN the round trip is well under a millisecond,
+         * and at a steady random loss a cut per round trip keeps the
+         * window at its floor (10 clients x 8 MiB at 20 % loss: 5.3 x the
+         * lossless time, against 3.3 x). Congestion that lasts still
+         * halves the window 50 times a second. */
+        uint64_t period = tx->rtt.have_sample ? tx->rtt.srtt : tx->rtt.rto;
+        tx->recovery_until = now + (period > tx->cfg.rto_min_us ? period : tx->cfg.rto_min_us);
+}
+
+/* A report is sent when a fragment arrives that is the highest the
+ * receiver has (a new highest, the last one, or a probe of it), so it
+ * answers that fragment: a round trip, unless the fragment went out twice.
+ * Timing reports, not only whole chunks sent once, keeps the estimate
+ * alive on a lossy path, where few chunks of many fragments lose none (at
+ * 20 % loss 0.8^47 of 64 KiB chunks: the RTO stayed at its first guess). */
+static void sample_report(struct dgram_tx *tx, const struct txc *c, long hi, uint64_t now)
+{
+        if (hi < 0 || hi >= (long)c->next_new || c->sent_at[hi] == SENT_TWICE)
+                return;
+        uint64_t sent = c->first_sent + c->sent_at[hi];
+        if (now >= sent)
+                rtt_sample(&tx->rtt, now - sent);
 }
 
 void dgram_tx_on_ack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint64_t now)
@@ -202,8 +235,9 @@ void dgram_tx_on_ack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint64_t
         struct txc *c = tx_find(tx, kind, chunk, &pos);
         if (!c)
                 return;         /* a repeated ACK */
-        if (!c->retransmitted && c->first_sent && now >= c->first_sent)
-                rtt_sample(&tx->rtt, now - c->first_sent);
+        /* in order on a sane path: the last fragment completed it */
+        if (!c->retransmitted)
+                sample_report(tx, c, (long)c->count - 1, now);
         tx->inflight -= c->inflight;
         /* grow: slow start below ssthresh, then about one fragment per window */
         if (tx->cwnd < tx->ssthresh)
@@ -251,8 +285,6 @@ void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_
          * holes, and datagrams of one sender arrive in order on a sane
          * path), so what it still lacks is lost again. */
         size_t nbits = map_len * 8;
-        if (now < c->quiet_until && !round_seen(c, base, map, nbits))
-                return;
         /* The highest fragment the receiver has: holes below it are lost
          * (datagrams of one sender arrive in order on a sane path); what
          * was sent beyond it is still on its way. */
@@ -260,6 +292,9 @@ void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_
         for (size_t i = 0; i < nbits && base + i < c->count; i++)
                 if (!(map[i / 8] & (1u << (i % 8))))
                         hi = (long)(base + i);
+        sample_report(tx, c, hi, now);
+        if (now < c->quiet_until && !round_seen(c, base, map, nbits))
+                return;
         bool any = false;
         for (size_t i = 0; i < nbits && (long)(base + i) < hi; i++) {
                 size_t frag = base + i;

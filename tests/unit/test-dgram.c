@@ -370,6 +370,98 @@ START_TEST(lossy_rounds_end_fast)
 }
 END_TEST
 
+/* A one-chunk sender with every fragment sent at t. */
+static struct dgram_tx *sent_chunk(struct dgram_config *cfg, struct buf **b, unsigned frags, uint64_t t)
+{
+        dgram_config_defaults(cfg, P2S_DEFAULT_DGRAM);
+        struct dgram_tx *tx = dgram_tx_new(cfg);
+        ck_assert_ptr_nonnull(tx);
+        *b = buf_new(frags * cfg->frag_size);
+        memset((*b)->data, 5, (*b)->len);
+        ck_assert_int_eq(dgram_tx_push(tx, P2S_DATA, 0, 7, *b, t), 0);
+        struct dgram_frag fr[64];
+        ck_assert_uint_eq(dgram_tx_next(tx, t, fr, 64), frags);
+        return tx;
+}
+
+/* A report answers the arrival of the highest fragment the receiver has:
+ * its round trip is sampled, even for a chunk that lost fragments (at 20 %
+ * loss nearly every one), but not when that fragment went out twice. */
+START_TEST(reports_time_the_path)
+{
+        struct dgram_config cfg;
+        struct buf *b;
+        uint64_t t = 1000 * MS;
+        struct dgram_tx *tx = sent_chunk(&cfg, &b, 10, t);
+        /* the last fragment came, 2 and 3 did not (base 2: bits 0, 1) */
+        uint8_t map[1] = { 0x03 };
+        dgram_tx_on_nack(tx, P2S_DATA, 7, 2, map, 1, t + 3 * MS);
+        ck_assert_uint_eq(dgram_tx_stats(tx)->srtt_us, 3 * MS);
+        struct dgram_frag fr[8];
+        ck_assert_uint_eq(dgram_tx_next(tx, t + 3 * MS, fr, 8), 3);     /* 2, 3 and the probe 9 */
+        /* the probe's report: 9 went out twice, so it times nothing */
+        uint8_t map2[1] = { 0x01 };
+        dgram_tx_on_nack(tx, P2S_DATA, 7, 3, map2, 1, t + 20 * MS);
+        ck_assert_uint_eq(dgram_tx_stats(tx)->srtt_us, 3 * MS);
+        dgram_tx_free(tx);
+        buf_unref(b);
+}
+END_TEST
+
+/* A chunk's timer waits for the report on the fragment it sent last: it
+ * runs from that send, not from the chunk's first. */
+START_TEST(timer_from_the_latest_send)
+{
+        struct dgram_config cfg;
+        dgram_config_defaults(&cfg, P2S_DEFAULT_DGRAM);
+        cfg.cwnd_init = cfg.cwnd_min = 16;
+        struct dgram_tx *tx = dgram_tx_new(&cfg);
+        struct buf *b = buf_new(40u * cfg.frag_size);
+        memset(b->data, 6, b->len);
+        uint64_t t = 1000 * MS;
+        ck_assert_int_eq(dgram_tx_push(tx, P2S_DATA, 0, 7, b, t), 0);
+        struct dgram_frag fr[64];
+        ck_assert_uint_eq(dgram_tx_next(tx, t, fr, 64), 16);
+        /* a report on 0..15, all there: the window opens */
+        uint8_t map[3] = { 0xff, 0xff, 0xff };
+        dgram_tx_on_nack(tx, P2S_DATA, 7, 16, map, 3, t + 5 * MS);
+        uint64_t rto = dgram_tx_next_deadline(tx) - (t + 5 * MS);
+        ck_assert_uint_eq(dgram_tx_next(tx, t + 10 * MS, fr, 64), 16);
+        ck_assert_uint_eq(dgram_tx_next_deadline(tx), t + 10 * MS + rto);
+        dgram_tx_free(tx);
+        buf_unref(b);
+}
+END_TEST
+
+/* Losses closer together than rto_min cut the window once: on a path of
+ * sub-millisecond round trips, a cut per round trip would pin the window
+ * at its floor at any steady random loss. */
+START_TEST(one_cut_per_rto_min)
+{
+        struct dgram_config cfg;
+        struct buf *b;
+        uint64_t t = 1000 * MS;
+        struct dgram_tx *tx = sent_chunk(&cfg, &b, 40, t);
+        unsigned w = dgram_tx_stats(tx)->cwnd;
+        uint8_t map[5] = { 0x01 };      /* base 2: fragment 2 lost, the rest came */
+        dgram_tx_on_nack(tx, P2S_DATA, 7, 2, map, 5, t + 300);
+        ck_assert_uint_eq(dgram_tx_stats(tx)->cwnd, w / 2);
+        struct dgram_frag fr[64];
+        ck_assert_uint_gt(dgram_tx_next(tx, t + 300, fr, 64), 0);
+        /* the round's report: 2 arrived, 4 (first sent) was lost too */
+        uint8_t map2[5] = { 0x01 };
+        dgram_tx_on_nack(tx, P2S_DATA, 7, 4, map2, 5, t + 600);
+        ck_assert_uint_gt(dgram_tx_next(tx, t + 600, fr, 64), 0);
+        ck_assert_uint_eq(dgram_tx_stats(tx)->cwnd, w / 2);
+        /* rto_min later, a new loss cuts again */
+        uint8_t map3[5] = { 0x01 };
+        dgram_tx_on_nack(tx, P2S_DATA, 7, 4, map3, 5, t + 600 + cfg.rto_min_us);
+        ck_assert_uint_eq(dgram_tx_stats(tx)->cwnd, w / 4 < cfg.cwnd_min ? cfg.cwnd_min : w / 4);
+        dgram_tx_free(tx);
+        buf_unref(b);
+}
+END_TEST
+
 static Suite *dgram_suite(void)
 {
         Suite *s = suite_create("dgram");
@@ -385,6 +477,9 @@ static Suite *dgram_suite(void)
         tcase_add_test(tc, round_ends_with_a_probe);
         tcase_add_test(tc, no_report_on_resent_holes);
         tcase_add_test(tc, lossy_rounds_end_fast);
+        tcase_add_test(tc, reports_time_the_path);
+        tcase_add_test(tc, timer_from_the_latest_send);
+        tcase_add_test(tc, one_cut_per_rto_min);
         suite_add_tcase(s, tc);
         return s;
 }
