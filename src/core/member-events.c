@@ -386,13 +386,17 @@ void member_on_error(struct member *m, uint16_t code, const char *reason, bool f
                 m->stats.dropped_msgs++;
 }
 
-void member_on_ping(struct member *m, bool ack, uint64_t now)
+void member_on_ping(struct member *m, bool ack, bool over_tcp, uint64_t now)
 {
         m->last_heard = now;
         if (m->state == MEMBER_EXITED || ack)
                 return;
+        /* The server pings over TCP once its datagram ones went unanswered:
+         * the answer goes the same way. Under load (a thousand members, its
+         * socket full of REQs) a datagram answer may be lost every time, and
+         * a member done and waiting for DONE says nothing else. */
         struct member_action a = { .type = MEMBER_ACT_SEND, .msg = P2S_PING, .chunk = P2S_NO_CHUNK,
-                                   .flags = P2S_F_ACK };
+                                   .flags = P2S_F_ACK, .reliable = over_tcp };
         member_push(m, &a);
 }
 

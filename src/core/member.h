@@ -127,8 +127,9 @@ void member_on_query(struct member *m, uint32_t chunk, uint64_t now);
 void member_on_complete_ack(struct member *m, uint64_t now);
 void member_on_done(struct member *m, uint64_t now);
 void member_on_error(struct member *m, uint16_t code, const char *reason, bool fatal, uint64_t now);
-/* A PING from the server (ack: it answers ours); an unanswered one is answered. */
-void member_on_ping(struct member *m, bool ack, uint64_t now);
+/* A PING from the server (ack: it answers ours); an unanswered one is
+ * answered, over TCP when it came over TCP. */
+void member_on_ping(struct member *m, bool ack, bool over_tcp, uint64_t now);
 /* The server connection is gone (TCP closed). */
 void member_on_disconnect(struct member *m, const char *why, uint64_t now);
 /* Answer to MEMBER_ACT_VERIFY: the SHA-256 of the whole written file, or

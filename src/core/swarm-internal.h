@@ -25,6 +25,7 @@ struct swarm_member {
         bool fetching;          /* it sent a REQ: past MANIFEST_END, so it has every SHARE sent over TCP */
         unsigned strikes;       /* bad uploads and NOHAVEs for chunks it was given */
         uint64_t last_heard, last_ping;
+        uint64_t last_read;             /* it took chunk data we had queued for it */
         struct bitmap have;     /* chunks it holds: its share plus all delivered */
         struct bitmap share;    /* chunks given to it as its share */
         struct bitmap claimed;  /* chunks in have only by its HAVE (never sent it); empty until one */

@@ -72,6 +72,11 @@ void swarm_on_bye(struct swarm *s, struct swarm_member *m, uint64_t now)
         swarm_member_remove(s, m, now);
 }
 
+void swarm_on_reading(struct swarm *s, struct swarm_member *m, uint64_t now)
+{
+        m->last_read = now;
+}
+
 void swarm_on_ping(struct swarm *s, struct swarm_member *m, bool ack, uint64_t now)
 {
         if (s->state == SWARM_OVER)
@@ -113,7 +118,14 @@ static void live_tick(struct swarm *s, uint64_t now)
                         continue;       /* a removal shrank the array */
                 struct swarm_member *m = s->members[i];
                 uint64_t quiet = now - m->last_heard;
-                if (quiet >= s->cfg.member_silence_us) {
+                /* With a thousand members each waits seconds for the chunks
+                 * it asked for, saying nothing meanwhile, and under that load
+                 * its answers to our PINGs may be lost with other datagrams:
+                 * one that keeps reading what we queued for it is no stopped
+                 * process. One that stops reading, or never asked for
+                 * anything, is judged on what it says alone. */
+                uint64_t unread = now - (m->last_read > m->last_heard ? m->last_read : m->last_heard);
+                if (unread >= s->cfg.member_silence_us) {
                         swarm_expel(s, m, P2S_ERR_SWARM, "silent", now);
                 } else if (quiet >= s->cfg.ping_after_us && now - m->last_ping >= s->cfg.ping_after_us) {
                         m->last_ping = now;

@@ -155,6 +155,10 @@ void swarm_on_bye(struct swarm *s, struct swarm_member *m, uint64_t now);
 /* A PING from m (ack: it answers ours). Every message from a member proves
  * it alive; PING is what a quiet one sends, or answers. */
 void swarm_on_ping(struct swarm *s, struct swarm_member *m, bool ack, uint64_t now);
+/* m's connection took data queued for it: it reads what it asked for, so
+ * a long wait for that data is no silence of its own (only the expulsion
+ * of silent members counts it, nothing else it owes). */
+void swarm_on_reading(struct swarm *s, struct swarm_member *m, uint64_t now);
 
 /* Timers: the earliest deadline (UINT64_MAX: none); call on_tick at or after it. */
 uint64_t swarm_next_deadline(const struct swarm *s);

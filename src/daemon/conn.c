@@ -111,10 +111,16 @@ void conn_flush(struct conn *c)
         if (c->dead)
                 return;
         size_t before = c->q.bytes;
+        bool was_full = c->want_out;
         int r = outq_flush(&c->q, c->fd);
         c->srv->st.bytes_out += before - c->q.bytes;
-        if (c->q.bytes != before)
+        if (c->q.bytes != before) {
                 c->out_progress = loop_now(c->srv->loop);
+                /* the socket was full and took more: the peer read, whatever
+                 * it says (bytes going into an empty buffer prove nothing) */
+                if (c->m && was_full)
+                        served_member_reading(c->m);
+        }
         if (r < 0) {
                 conn_kill(c, strerror(-r));
                 return;

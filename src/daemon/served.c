@@ -106,6 +106,12 @@ static bool goes_over_tcp(const struct server *srv, uint8_t msg, uint16_t flags)
         }
 }
 
+void served_member_reading(struct smember *m)
+{
+        if (m->sv && m->sm && !m->sv->over)
+                swarm_on_reading(m->sv->sw, m->sm, loop_now(m->sv->srv->loop));
+}
+
 void served_backlog_update(struct smember *m)
 {
         struct served *sv = m->sv;

@@ -203,6 +203,8 @@ void served_member_msg(struct smember *m, const struct p2s_msg *msg, struct buf 
 /* Sends to a member over the transport the mode gives the message. */
 void served_send(struct smember *m, uint8_t msg, uint16_t flags, uint32_t chunk, struct buf *body, bool reliable,
                  bool twice);
+/* Its connection, full, took more of what we had queued for it: it reads. */
+void served_member_reading(struct smember *m);
 /* The member's queues changed size: distribution may go on. */
 void served_backlog_update(struct smember *m);
 /* The member's connection ended: the swarm forgets it. */

@@ -259,7 +259,7 @@ static void progress_timer(struct loop *l, struct loop_timer *t, void *ud)
 
 /* ---- server messages ----------------------------------------------------- */
 
-void client_on_server_msg(struct client *c, const struct p2s_msg *msg, struct buf *body)
+void client_on_server_msg(struct client *c, const struct p2s_msg *msg, struct buf *body, bool over_tcp)
 {
         const struct p2s_hdr *h = &msg->hdr;
         uint64_t now = loop_now(c->loop);
@@ -301,7 +301,7 @@ void client_on_server_msg(struct client *c, const struct p2s_msg *msg, struct bu
                         wire_get_gather(msg->body, &joined, &min_clients);
                         progress_set_members(&c->progress, joined);
                 }
-                member_on_ping(c->mb, h->flags & P2S_F_ACK, now);
+                member_on_ping(c->mb, h->flags & P2S_F_ACK, over_tcp, now);
                 break;
         case P2S_ERR: {
                 char reason[P2S_MAX_REASON + 1];

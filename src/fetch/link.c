@@ -140,7 +140,7 @@ static void on_datagram(struct client *c, const uint8_t *pkt, size_t len)
         }
         /* the routing rules above already let through only what the server
          * may send as a datagram in this mode */
-        client_on_server_msg(c, &msg, NULL);
+        client_on_server_msg(c, &msg, NULL, false);
 }
 
 static void on_udp(const uint8_t *pkt, size_t len, const struct sockaddr *from, socklen_t fromlen, void *ud)
@@ -197,7 +197,7 @@ int link_tcp_frame(const uint8_t *raw, struct buf *body, void *ud)
                 client_drain(c);
                 return 1;
         }
-        client_on_server_msg(c, &msg, body);
+        client_on_server_msg(c, &msg, body, true);
         return c->join == JOIN_DONE;
 }
 

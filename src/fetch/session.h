@@ -91,7 +91,7 @@ void client_fail(struct client *c, int code, const char *reason);
 /* Carries out the member's actions and re-arms its timer. */
 void client_drain(struct client *c);
 /* A message from the server, decoded and checked as ours. */
-void client_on_server_msg(struct client *c, const struct p2s_msg *msg, struct buf *body);
+void client_on_server_msg(struct client *c, const struct p2s_msg *msg, struct buf *body, bool over_tcp);
 
 /* resuming.c */
 /* PREPARE: OUTPUT.part opened, kept when an earlier run's state fits START. */

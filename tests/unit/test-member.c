@@ -573,7 +573,7 @@ START_TEST(silence_while_gathering)
                 ck_assert_uint_le(now, t0 + (uint64_t)(i + 1) * 1000000 + 1);
                 member_on_tick(m, now);
                 drain(m, &l, now);
-                member_on_ping(m, true, now);
+                member_on_ping(m, true, false, now);
         }
         ck_assert_int_eq(member_state(m), MEMBER_WAIT_START);
         size_t mark = l.n;
@@ -813,6 +813,27 @@ END_TEST
 
 /* Each answer to a first request gives an RTT sample (log line) with the
  * request time and the cache flag. */
+/* A PING is answered the way it came: over TCP the server pings a member
+ * whose datagrams went unanswered, and a datagram answer could be lost
+ * again. */
+START_TEST(ping_answered_the_way_it_came)
+{
+        struct memfile f;
+        struct log l = { 0 };
+        struct member *m = start_member(&f, MEMBER_ORDER_SEQUENTIAL, 4, 6 * 256, 17);
+        for (int over_tcp = 0; over_tcp < 2; over_tcp++) {
+                size_t mark = l.n;
+                member_on_ping(m, false, over_tcp, 10);
+                drain(m, &l, 10);
+                ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_SEND, P2S_PING), 1);
+                const struct member_action *a = find_type(&l, mark, MEMBER_ACT_SEND);
+                ck_assert(a->flags & P2S_F_ACK);
+                ck_assert_int_eq(a->reliable, over_tcp);
+        }
+        end_member(m, &l, &f);
+}
+END_TEST
+
 START_TEST(rtt_reported)
 {
         struct memfile f;
@@ -993,7 +1014,7 @@ START_TEST(complete_retry_ack_done)
                 now = d;
                 member_on_tick(m, now);
                 drain(m, &l, now);
-                member_on_ping(m, true, now);   /* the server answers the keep-alives */
+                member_on_ping(m, true, false, now);   /* the server answers the keep-alives */
         }
         ck_assert_uint_eq(count_type(&l, mark, MEMBER_ACT_SEND, P2S_COMPLETE), 4);
         /* the swarm's end waits on it: every COMPLETE goes out twice */
@@ -1378,6 +1399,7 @@ static Suite *member_suite(void)
         tcase_add_test(tc, overtaken_retried_after_rtt);
         tcase_add_test(tc, overtaken_ignored_when_reliable);
         tcase_add_test(tc, rtt_reported);
+        tcase_add_test(tc, ping_answered_the_way_it_came);
         tcase_add_test(tc, query_answers);
         tcase_add_test(tc, random_order_each_once);
         tcase_add_test(tc, empty_file);

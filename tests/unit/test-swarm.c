@@ -78,6 +78,7 @@ struct msg {
         uint16_t flags;
         uint32_t chunk;
         struct buf *body;
+        bool reliable;          /* over the member's TCP connection */
 };
 
 struct net {
@@ -245,7 +246,7 @@ static void enqueue_copies(struct net *t, struct peer *p, bool to_swarm, uint8_t
                 if (!reliable && is_control(type) && (lose_copy(t) || (i == 0 && t->lose_first_copy[type])))
                         continue;
                 struct msg g = { .peer = p->idx, .to_swarm = to_swarm, .type = type, .flags = flags,
-                                 .chunk = chunk, .body = buf_ref(body) };
+                                 .chunk = chunk, .body = buf_ref(body), .reliable = reliable };
                 CHECK(fifo_push(&t->q, &g) == 0);
         }
         buf_unref(body);
@@ -489,7 +490,7 @@ static void to_member(struct net *t, struct peer *p, struct msg *g)
                 member_on_query(m, g->chunk, now);
                 break;
         case P2S_PING:
-                member_on_ping(m, g->flags & P2S_F_ACK, now);
+                member_on_ping(m, g->flags & P2S_F_ACK, g->reliable, now);
                 break;
         case P2S_COMPLETE:
                 CHECK(g->flags & P2S_F_ACK);
@@ -1105,6 +1106,50 @@ START_TEST(unqueried_member_stopped)
         assert_dropped(t, 2, P2S_ERR_SWARM);
         ck_assert_uint_gt(t->nsent[P2S_PING], 0);
         ck_assert_uint_le(t->end_time - stopped_at, t->scfg.member_silence_us + 2 * SEC);
+        net_free(t);
+}
+END_TEST
+
+/* A member that says nothing (its answers lost, say) but whose connection
+ * keeps taking what was queued for it is reading: never dropped as silent
+ * while it reads, dropped member_silence_us after it stops. */
+struct reader {
+        unsigned peer;
+        uint64_t until, last;
+};
+
+static bool keep_reading(struct net *t, void *arg)
+{
+        struct reader *r = arg;
+        struct peer *p = &t->p[r->peer];
+        ck_assert_msg(!p->dropped || t->now >= r->last + t->scfg.member_silence_us,
+                      "dropped at %llu while reading", (unsigned long long)t->now);
+        if (!p->gone && t->now < r->until && t->now >= r->last + SEC) {
+                swarm_on_reading(t->s, p->sm, t->now);
+                r->last = t->now;
+        }
+        return false;
+}
+
+START_TEST(reading_member_not_silent)
+{
+        struct net *t = net_new(4, 40 * CS, 40);
+        uint64_t want = 1;
+
+        net_setup(t);
+        for (unsigned i = 0; i < 4; i++) {
+                net_join(t, i);
+                pump_swarm(t);
+        }
+        ck_assert(net_run(t, MAXSTEPS, until_relay_data, &want));
+        t->p[2].stopped = true;
+        struct reader r = { .peer = 2, .until = t->now + 3 * t->scfg.member_silence_us, .last = t->now };
+        net_run(t, MAXSTEPS, keep_reading, &r);
+        assert_success(t);
+        assert_dropped(t, 2, P2S_ERR_SWARM);
+        ck_assert_uint_ge(r.last + SEC, r.until);     /* it read to the end */
+        ck_assert_uint_ge(t->end_time, r.last + t->scfg.member_silence_us);
+        ck_assert_uint_le(t->end_time, r.last + t->scfg.member_silence_us + 2 * SEC);
         net_free(t);
 }
 END_TEST
@@ -2187,6 +2232,7 @@ static Suite *swarm_suite(void)
         tcase_add_test(tc, silent_holder_other_holders);
         tcase_add_test(tc, stopped_holder_rerouted);
         tcase_add_test(tc, unqueried_member_stopped);
+        tcase_add_test(tc, reading_member_not_silent);
         tcase_add_test(tc, stopped_before_start);
         tcase_add_test(tc, nohave_liar_expelled);
         tcase_add_test(tc, poisoned_uploads_sole_holder);
