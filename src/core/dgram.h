@@ -11,13 +11,14 @@
  * report after a round is the probe's). Every report answers the arrival of
  * the receiver's highest fragment, so each one whose fragment went out once
  * times the path. A sender timeout (from that RTT, run from the chunk's
- * latest send, with exponential backoff) re-sends just the last fragment, which makes
- * the receiver report its holes: a probe, not a flood. The backoff only
+ * latest send, with exponential backoff) re-sends just the last fragment,
+ * which makes the receiver report its holes: a probe, not a flood. The backoff only
  * applies while the peer says nothing at all; a probe lost while it answers
  * about other chunks is repeated after the measured RTO. A congestion window
  * of fragments in flight grows while chunks are acknowledged and halves on
- * loss, once per round trip and at most once per rto_min; a peer that answers no probe for max_tries is reported silent, and
- * so is one that answers others but not 4 x max_tries probes of one chunk. */
+ * loss, once per round trip and at most once per rto_min; a peer that
+ * answers no probe for max_tries is reported silent, and so is one that
+ * answers others but not 4 x max_tries probes of one chunk. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
