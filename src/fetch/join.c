@@ -17,8 +17,6 @@
 #include "util/log.h"
 
 /* The HELLO timer's constants and its reset by the COOKIE: proto/cookie.h. */
-#define HELLO_RTO_US     JOIN_HELLO_RTO_US
-#define HELLO_RTO_MAX_US JOIN_HELLO_RTO_MAX_US
 
 static void send_hello(struct client *c)
 {
@@ -73,7 +71,7 @@ static void join_timeout(struct loop *l, struct loop_timer *t, void *ud)
                 return;
         }
         if (c->join == JOIN_HELLO) {
-                c->hello_rto = c->hello_rto * 2 > HELLO_RTO_MAX_US ? HELLO_RTO_MAX_US : c->hello_rto * 2;
+                c->hello_rto = c->hello_rto * 2 > JOIN_HELLO_RTO_MAX_US ? JOIN_HELLO_RTO_MAX_US : c->hello_rto * 2;
                 send_hello(c);
         }
         uint64_t next = c->join == JOIN_HELLO ? now + c->hello_rto : deadline;
@@ -84,7 +82,7 @@ void join_start(struct client *c)
 {
         c->t0 = c->join_started = loop_now(c->loop);
         c->join = JOIN_HELLO;
-        c->hello_rto = HELLO_RTO_US;
+        c->hello_rto = JOIN_HELLO_RTO_US;
         loop_timer_init(&c->join_timer, join_timeout, c);
         /* a fresh one per run: answers must prove they saw this HELLO */
         if (random_bytes(c->nonce, sizeof(c->nonce)) < 0) {
@@ -191,7 +189,7 @@ void join_on_datagram(struct client *c, const struct p2s_msg *msg)
                 c->cookie = h->token;
                 if (first && c->join == JOIN_HELLO) {
                         /* hello_rto is still the first guess only if no HELLO was re-sent */
-                        bool resent = c->hello_rto != HELLO_RTO_US || now < c->join_started;
+                        bool resent = c->hello_rto != JOIN_HELLO_RTO_US || now < c->join_started;
                         c->hello_rto = join_hello_rto_after_cookie(resent, resent ? 0 : now - c->join_started);
                         uint64_t deadline = c->join_started + c->opt->timeout_us;
                         uint64_t next = now + c->hello_rto;
