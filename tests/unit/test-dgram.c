@@ -273,6 +273,20 @@ START_TEST(receiver_rules)
 }
 END_TEST
 
+/* A one-chunk sender with every fragment sent at t. */
+static struct dgram_tx *sent_chunk(struct dgram_config *cfg, struct buf **b, unsigned frags, uint64_t t)
+{
+        dgram_config_defaults(cfg, P2S_DEFAULT_DGRAM);
+        struct dgram_tx *tx = dgram_tx_new(cfg);
+        ck_assert_ptr_nonnull(tx);
+        *b = buf_new(frags * cfg->frag_size);
+        memset((*b)->data, 5, (*b)->len);
+        ck_assert_int_eq(dgram_tx_push(tx, P2S_DATA, 0, 7, *b, t), 0);
+        struct dgram_frag fr[64];
+        ck_assert_uint_eq(dgram_tx_next(tx, t, fr, 64), frags);
+        return tx;
+}
+
 /* A report with holes: the holes go out again, then the highest fragment
  * the receiver has (a probe), so that it reports at once what the round
  * did not mend. A report made before the re-sent holes arrived (all of
@@ -281,14 +295,10 @@ END_TEST
 START_TEST(round_ends_with_a_probe)
 {
         struct dgram_config cfg;
-        dgram_config_defaults(&cfg, P2S_DEFAULT_DGRAM);
-        struct dgram_tx *tx = dgram_tx_new(&cfg);
-        struct buf *b = buf_new(10u * cfg.frag_size);
-        memset(b->data, 3, b->len);
+        struct buf *b;
         uint64_t t = 1000 * MS;
-        ck_assert_int_eq(dgram_tx_push(tx, P2S_DATA, 0, 7, b, t), 0);
+        struct dgram_tx *tx = sent_chunk(&cfg, &b, 10, t);
         struct dgram_frag fr[32];
-        ck_assert_uint_eq(dgram_tx_next(tx, t, fr, 32), 10);
         /* the receiver lacks 2, 3 and 5 of 0..9 (base 2: bits 0, 1, 3) */
         uint8_t map[2] = { 0x0b, 0 };
         dgram_tx_on_nack(tx, P2S_DATA, 7, 2, map, 1, t + 1 * MS);
@@ -369,20 +379,6 @@ START_TEST(lossy_rounds_end_fast)
         ck_assert_msg(total / 10 < 120 * MS, "mean %llu us", (unsigned long long)(total / 10));
 }
 END_TEST
-
-/* A one-chunk sender with every fragment sent at t. */
-static struct dgram_tx *sent_chunk(struct dgram_config *cfg, struct buf **b, unsigned frags, uint64_t t)
-{
-        dgram_config_defaults(cfg, P2S_DEFAULT_DGRAM);
-        struct dgram_tx *tx = dgram_tx_new(cfg);
-        ck_assert_ptr_nonnull(tx);
-        *b = buf_new(frags * cfg->frag_size);
-        memset((*b)->data, 5, (*b)->len);
-        ck_assert_int_eq(dgram_tx_push(tx, P2S_DATA, 0, 7, *b, t), 0);
-        struct dgram_frag fr[64];
-        ck_assert_uint_eq(dgram_tx_next(tx, t, fr, 64), frags);
-        return tx;
-}
 
 /* A report answers the arrival of the highest fragment the receiver has:
  * its round trip is sampled, even for a chunk that lost fragments (at 20 %

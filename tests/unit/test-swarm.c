@@ -628,13 +628,19 @@ static bool net_run(struct net *t, uint64_t max_steps, until_fn until, void *arg
         return false;
 }
 
-/* Joins peers [0, n) at the current time and runs to the end. */
-static void net_go(struct net *t, unsigned n)
+/* Members 0 .. n-1 join, each handled before the next. */
+static void net_join_all(struct net *t, unsigned n)
 {
         for (unsigned i = 0; i < n; i++) {
                 net_join(t, i);
                 pump_swarm(t);
         }
+}
+
+/* Joins peers [0, n) at the current time and runs to the end. */
+static void net_go(struct net *t, unsigned n)
+{
+        net_join_all(t, n);
         ck_assert_msg(net_run(t, MAXSTEPS, NULL, NULL), "no quiet state after %llu steps",
                       (unsigned long long)t->steps);
 }
@@ -679,6 +685,13 @@ static void assert_success(struct net *t)
 static bool until_relay_data(struct net *t, void *arg)
 {
         return swarm_state(t->s) == SWARM_RELAY && t->data_sent >= *(uint64_t *)arg;
+}
+
+/* Members 0 .. n-1 join and the swarm runs until it relayed `want` chunks. */
+static void net_go_until_data(struct net *t, unsigned n, uint64_t want)
+{
+        net_join_all(t, n);
+        ck_assert(net_run(t, MAXSTEPS, until_relay_data, &want));
 }
 
 /* ---- completion ----------------------------------------------------------- */
@@ -816,10 +829,7 @@ START_TEST(nohave_pingpong_bounded)
         net_setup(t);
         t->p[0].corrupt_share = 0;              /* chunk 0: members 0 and 1 */
         t->p[1].corrupt_share = 0;
-        for (unsigned i = 0; i < 3; i++) {
-                net_join(t, i);
-                pump_swarm(t);
-        }
+        net_join_all(t, 3);
         bool quiet = net_run(t, 50000, NULL, NULL);
         ck_assert_msg(quiet, "still busy after %llu steps at t=%.3f s: %llu QUERYs, %llu NOHAVEs",
                       (unsigned long long)t->steps, (double)(t->now - T0) / 1e6,
@@ -878,11 +888,7 @@ START_TEST(leave_mid_relay)
 
         t->scfg.replicas = 2;
         net_setup(t);
-        for (unsigned i = 0; i < 5; i++) {
-                net_join(t, i);
-                pump_swarm(t);
-        }
-        ck_assert(net_run(t, MAXSTEPS, until_relay_data, &want));
+        net_go_until_data(t, 5, want);
         ck_assert(!t->ended);
         net_kill(t, 2);
         ck_assert(!t->ended);
@@ -903,11 +909,7 @@ START_TEST(leave_only_copy_reread)
         uint64_t want = 20;
 
         net_setup(t);
-        for (unsigned i = 0; i < 4; i++) {
-                net_join(t, i);
-                pump_swarm(t);
-        }
-        ck_assert(net_run(t, MAXSTEPS, until_relay_data, &want));
+        net_go_until_data(t, 4, want);
         ck_assert(!t->ended);
         net_kill(t, 3);
         ck_assert(!t->ended);
@@ -932,11 +934,7 @@ START_TEST(leave_only_copy)
                 t->source_gone = true;
         else
                 t->source_changed = true;
-        for (unsigned i = 0; i < 4; i++) {
-                net_join(t, i);
-                pump_swarm(t);
-        }
-        ck_assert(net_run(t, MAXSTEPS, until_relay_data, &want));
+        net_go_until_data(t, 4, want);
         ck_assert(!t->ended);
         uint64_t left_at = t->now;
         net_kill(t, 3);
@@ -1017,11 +1015,7 @@ START_TEST(late_joiner_relay)
 
         t->scfg.min_clients = 3;
         net_setup(t);
-        for (unsigned i = 0; i < 3; i++) {
-                net_join(t, i);
-                pump_swarm(t);
-        }
-        ck_assert(net_run(t, MAXSTEPS, until_relay_data, &want));
+        net_go_until_data(t, 3, want);
         net_join(t, 3);
         pump_swarm(t);
         ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
@@ -1068,11 +1062,7 @@ START_TEST(stopped_holder_rerouted)
         t->scfg.replicas = 2;
         t->allow_dups = true;
         net_setup(t);
-        for (unsigned i = 0; i < 5; i++) {
-                net_join(t, i);
-                pump_swarm(t);
-        }
-        ck_assert(net_run(t, MAXSTEPS, until_relay_data, &want));
+        net_go_until_data(t, 5, want);
         uint64_t stopped_at = t->now;
         t->p[1].stopped = true;
         ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
@@ -1094,11 +1084,7 @@ START_TEST(unqueried_member_stopped)
         uint64_t want = 1;
 
         net_setup(t);
-        for (unsigned i = 0; i < 4; i++) {
-                net_join(t, i);
-                pump_swarm(t);
-        }
-        ck_assert(net_run(t, MAXSTEPS, until_relay_data, &want));
+        net_go_until_data(t, 4, want);
         uint64_t stopped_at = t->now;
         t->p[2].stopped = true;
         ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
@@ -1137,11 +1123,7 @@ START_TEST(reading_member_not_silent)
         uint64_t want = 1;
 
         net_setup(t);
-        for (unsigned i = 0; i < 4; i++) {
-                net_join(t, i);
-                pump_swarm(t);
-        }
-        ck_assert(net_run(t, MAXSTEPS, until_relay_data, &want));
+        net_go_until_data(t, 4, want);
         t->p[2].stopped = true;
         struct reader r = { .peer = 2, .until = t->now + 3 * t->scfg.member_silence_us, .last = t->now };
         net_run(t, MAXSTEPS, keep_reading, &r);
@@ -1412,10 +1394,7 @@ START_TEST(second_copies_end_the_swarm)
         struct net *t = net_new(3, 9 * CS, 4);
         net_setup(t);
         t->lose_first_copy[P2S_COMPLETE] = t->lose_first_copy[P2S_DONE] = t->lose_first_copy[P2S_BYE] = true;
-        for (unsigned i = 0; i < 3; i++) {
-                net_join(t, i);
-                pump_swarm(t);
-        }
+        net_join_all(t, 3);
         ck_assert(net_run(t, MAXSTEPS, until_finishing, NULL));
         uint64_t fin = t->now;
         ck_assert(net_run(t, MAXSTEPS, NULL, NULL));
@@ -1437,10 +1416,7 @@ START_TEST(done_retried_after_measured_rtt)
                 struct net *t = net_new(3, 9 * CS, 4);
                 net_setup(t);
                 t->drop_first[P2S_DONE] = 1;    /* nothing but the end sends DONE */
-                for (unsigned i = 0; i < 3; i++) {
-                        net_join(t, i);
-                        pump_swarm(t);
-                }
+                net_join_all(t, 3);
                 ck_assert(net_run(t, MAXSTEPS, until_finishing, NULL));
                 uint64_t fin = t->now;
                 if (twice) {
