@@ -114,10 +114,16 @@ bool member_set_state(struct member *m, enum member_state st)
         return true;
 }
 
+static void send_action(struct member *m, uint8_t msg, uint32_t chunk, bool reliable, bool twice)
+{
+        struct member_action a = { .type = MEMBER_ACT_SEND, .msg = msg, .chunk = chunk, .reliable = reliable,
+                                   .twice = twice };
+        member_push(m, &a);
+}
+
 void member_send_msg_via(struct member *m, uint8_t msg, uint32_t chunk, bool reliable)
 {
-        struct member_action a = { .type = MEMBER_ACT_SEND, .msg = msg, .chunk = chunk, .reliable = reliable };
-        member_push(m, &a);
+        send_action(m, msg, chunk, reliable, false);
 }
 
 void member_send_msg(struct member *m, uint8_t msg, uint32_t chunk)
@@ -135,9 +141,7 @@ void member_send_msg(struct member *m, uint8_t msg, uint32_t chunk)
  * a BYE from a member already gone. */
 void member_send_twice(struct member *m, uint8_t msg, uint32_t chunk, bool reliable)
 {
-        struct member_action a = { .type = MEMBER_ACT_SEND, .msg = msg, .chunk = chunk, .reliable = reliable,
-                                   .twice = true };
-        member_push(m, &a);
+        send_action(m, msg, chunk, reliable, true);
 }
 
 void member_simple(struct member *m, enum member_act_type type, uint32_t chunk)

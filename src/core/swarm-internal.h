@@ -98,6 +98,8 @@ struct swarm {
 void swarm_push_action(struct swarm *s, const struct swarm_action *a);
 void swarm_send_msg_via(struct swarm *s, struct swarm_member *m, uint8_t msg, uint16_t flags,
                         uint32_t chunk, struct buf *body, bool reliable);
+/* A bodiless message that goes out as two datagrams (see the action's twice). */
+void swarm_send_twice(struct swarm *s, struct swarm_member *m, uint8_t msg, bool reliable);
 void swarm_send_msg(struct swarm *s, struct swarm_member *m, uint8_t msg, uint16_t flags,
                     uint32_t chunk, struct buf *body);
 void swarm_emit(struct swarm *s, enum swarm_act_type type, struct swarm_member *m, int code);

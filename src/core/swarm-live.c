@@ -5,17 +5,6 @@
 #include "core/swarm-internal.h"
 #include "proto/wire.h"
 
-/* Twice as a datagram: a lost DONE keeps a member, and the swarm's end,
- * waiting a retry (a lost COMPLETE or BYE likewise, and members send
- * those twice). A member answers the second copy with nothing: it has
- * said BYE and left. */
-static void swarm_send_done(struct swarm *s, struct swarm_member *m, bool reliable)
-{
-        struct swarm_action a = { .type = SWARM_ACT_SEND, .member_id = m->id, .member_ud = m->ud,
-                                  .msg = P2S_DONE, .chunk = P2S_NO_CHUNK, .reliable = reliable, .twice = true };
-        swarm_push_action(s, &a);
-}
-
 void swarm_check_finish(struct swarm *s, uint64_t now)
 {
         if (s->state != SWARM_RELAY || s->nmembers == 0)
@@ -25,8 +14,11 @@ void swarm_check_finish(struct swarm *s, uint64_t now)
                         return;
         if (!swarm_set_state(s, SWARM_FINISHING))
                 return;
+        /* twice as a datagram: a lost DONE keeps a member, and the swarm's
+         * end, waiting a retry (members send COMPLETE and BYE twice too); a
+         * member answers the second copy with nothing, having left */
         for (unsigned i = 0; i < s->nmembers; i++)
-                swarm_send_done(s, s->members[i], false);
+                swarm_send_twice(s, s->members[i], P2S_DONE, false);
         s->done_tries_left = s->cfg.done_tries;
         s->done_sent = now;
         s->done_wait = s->done_rtt.rto;
@@ -172,7 +164,7 @@ void swarm_on_tick(struct swarm *s, uint64_t now)
                 s->done_tries_left--;
                 bool reliable = s->cfg.done_tries - s->done_tries_left >= s->cfg.escalate_after;
                 for (unsigned i = 0; i < s->nmembers; i++)
-                        swarm_send_done(s, s->members[i], reliable);
+                        swarm_send_twice(s, s->members[i], P2S_DONE, reliable);
                 /* lost again, or the member is slow: back off, up to done_retry_us */
                 s->done_wait = s->done_wait * 2 > s->cfg.done_retry_us ? s->cfg.done_retry_us : s->done_wait * 2;
                 s->done_deadline = now + s->done_wait;

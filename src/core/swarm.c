@@ -56,15 +56,26 @@ static void push_critical(struct swarm *s, const struct swarm_action *a)
                 buf_unref(a->body);     /* only after END, or with the accounting broken */
 }
 
-void swarm_send_msg_via(struct swarm *s, struct swarm_member *m, uint8_t msg, uint16_t flags,
-                        uint32_t chunk, struct buf *body, bool reliable)
+static void send_action(struct swarm *s, struct swarm_member *m, uint8_t msg, uint16_t flags,
+                        uint32_t chunk, struct buf *body, bool reliable, bool twice)
 {
         struct swarm_action a = {
                 .type = SWARM_ACT_SEND, .member_id = m->id, .member_ud = m->ud,
                 .msg = msg, .flags = flags, .chunk = chunk, .body = body ? buf_ref(body) : NULL,
-                .reliable = reliable,
+                .reliable = reliable, .twice = twice,
         };
         swarm_push_action(s, &a);
+}
+
+void swarm_send_msg_via(struct swarm *s, struct swarm_member *m, uint8_t msg, uint16_t flags,
+                        uint32_t chunk, struct buf *body, bool reliable)
+{
+        send_action(s, m, msg, flags, chunk, body, reliable, false);
+}
+
+void swarm_send_twice(struct swarm *s, struct swarm_member *m, uint8_t msg, bool reliable)
+{
+        send_action(s, m, msg, 0, P2S_NO_CHUNK, NULL, reliable, true);
 }
 
 void swarm_send_msg(struct swarm *s, struct swarm_member *m, uint8_t msg, uint16_t flags,
