@@ -22,7 +22,10 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-#define RX_BUF           (1u << 20)
+/* Chunk bodies are read in place (stream.h): the read buffer holds headers,
+ * small frames and a body's first bytes, and each of its bytes is one more
+ * copy, so it is one page. */
+#define RX_BUF           4096u
 
 void client_finish(struct client *c, int code, const char *reason)
 {

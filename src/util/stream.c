@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include "stream.h"
 
@@ -140,32 +141,28 @@ static int stream_parse(struct stream_rx *rx)
         return 0;
 }
 
-/* A large remaining body is read in place, saving a copy through rbuf; small
- * ones go via rbuf so the frames after them come in the same read(). */
-static bool stream_read_into_body(const struct stream_rx *rx)
-{
-        return rx->body && rx->body->len - rx->body_got >= rx->rcap / 4;
-}
-
+/* A body being filled is read in place, and whatever follows it in the same
+ * readv lands in rbuf: a chunk's bytes are copied once, by the kernel, and
+ * frames after it still come in the same call. The body branch of
+ * stream_parse leaves rbuf empty, so the two pieces stay in stream order. */
 int stream_rx_read(struct stream_rx *rx, int fd)
 {
         size_t total = 0;
 
         for (int i = 0; i < STREAM_READS_MAX && total < STREAM_BYTES_MAX; i++) {
-                bool direct = stream_read_into_body(rx);
-                uint8_t *dst;
-                size_t want;
+                struct iovec iov[2];
+                int niov = 0;
+                size_t body_want = 0, want;
                 ssize_t n;
                 int r;
 
-                if (direct) {
-                        dst = rx->body->data + rx->body_got;
-                        want = rx->body->len - rx->body_got;
-                } else {
-                        dst = rx->rbuf + rx->rlen;
-                        want = rx->rcap - rx->rlen;
+                if (rx->body) {
+                        body_want = rx->body->len - rx->body_got;
+                        iov[niov++] = (struct iovec){ rx->body->data + rx->body_got, body_want };
                 }
-                n = read(fd, dst, want);
+                iov[niov++] = (struct iovec){ rx->rbuf + rx->rlen, rx->rcap - rx->rlen };
+                want = body_want + (rx->rcap - rx->rlen);
+                n = readv(fd, iov, niov);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -175,10 +172,12 @@ int stream_rx_read(struct stream_rx *rx, int fd)
                 }
                 if (n == 0)
                         return STREAM_EOF;
-                if (direct)
+                if ((size_t)n <= body_want) {
                         rx->body_got += (size_t)n;
-                else
-                        rx->rlen += (size_t)n;
+                } else {
+                        rx->body_got += body_want;
+                        rx->rlen += (size_t)n - body_want;
+                }
                 total += (size_t)n;
                 r = stream_parse(rx);
                 if (r)
@@ -197,7 +196,7 @@ int stream_rx_feed(struct stream_rx *rx, const uint8_t *data, size_t len)
                 size_t n;
                 int r;
 
-                if (stream_read_into_body(rx)) {
+                if (rx->body) {
                         n = rx->body->len - rx->body_got;
                         if (n > len)
                                 n = len;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Frame reassembly for a byte stream (TCP): fixed-size header, then a body
  * whose length the header gives. Survives any split of the stream into
- * reads, down to one byte at a time. Small frames are parsed out of a read
- * buffer; the rest of a large body is read straight into its own buffer. */
+ * reads, down to one byte at a time. Frames are parsed out of a read buffer;
+ * the rest of a body is read straight into its own buffer, together with
+ * what follows it (readv), so the read buffer only ever holds headers, small
+ * frames and the first bytes of a body. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,7 +37,7 @@ struct stream_rx {
         bool skip_next;         /* set by hdr_fn: discard the body it accepts */
 };
 
-/* 0 < hdr_size <= 64; rcap >= hdr_size: read buffer size (e.g. 256 KiB).
+/* 0 < hdr_size <= 64; rcap >= hdr_size: read buffer size (e.g. 64 KiB).
  * 0, -EINVAL or -ENOMEM. fini is safe on a zeroed or finished rx. A frame_fn
  * that frees rx must return nonzero. Bodies are limited to UINT32_MAX bytes
  * (-EMSGSIZE). */
