@@ -10,15 +10,24 @@
 /* a report per this many new fragments keeps the sender's window moving
  * without waiting for a timeout (cwnd_min is larger than it) */
 #define DGRAM_STATUS_EVERY 8
+#define DGRAM_CWND_MIN 16
+#define DGRAM_INIT_WINDOW (64u * 1408u)
 
 void dgram_config_defaults(struct dgram_config *c, uint32_t dgram_size)
 {
         uint32_t payload = dgram_size - P2S_HDR_SIZE - P2S_FRAG_SIZE;
         if (payload > UINT16_MAX)
                 payload = UINT16_MAX;
+        /* the first window is 88 KiB (64 fragments of a 1500-byte path), in
+         * fewer of larger fragments, but not below the floor */
+        unsigned init = DGRAM_INIT_WINDOW / (payload ? payload : 1);
+        if (init < DGRAM_CWND_MIN)
+                init = DGRAM_CWND_MIN;
+        if (init > 64)
+                init = 64;
         *c = (struct dgram_config){
                 .frag_size = (uint16_t)payload,
-                .cwnd_init = 64, .cwnd_min = 16, .cwnd_max = 8192,
+                .cwnd_init = init, .cwnd_min = DGRAM_CWND_MIN, .cwnd_max = 8192,
                 .rto_initial_us = 50000, .rto_min_us = 20000, .rto_max_us = 2000000,
                 .max_tries = 12,
                 .max_partial = 256,

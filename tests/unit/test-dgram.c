@@ -458,6 +458,32 @@ START_TEST(one_cut_per_rto_min)
 }
 END_TEST
 
+/* The first window is a byte budget (what 64 fragments of a 1500-byte path
+ * carry), not a fragment count: 64 fragments of 16 KiB would be a 1 MiB
+ * burst into a receive buffer of a few hundred KiB. Never below the floor. */
+START_TEST(first_window_in_bytes)
+{
+        struct dgram_config cfg;
+        dgram_config_defaults(&cfg, P2S_DEFAULT_DGRAM);
+        ck_assert_uint_eq(cfg.cwnd_init, 64);
+        dgram_config_defaults(&cfg, 4096);
+        ck_assert_uint_eq(cfg.cwnd_init, 64u * 1408 / (4096 - P2S_HDR_SIZE - P2S_FRAG_SIZE));
+        dgram_config_defaults(&cfg, P2S_MAX_DGRAM);
+        ck_assert_uint_eq(cfg.cwnd_init, cfg.cwnd_min);
+        dgram_config_defaults(&cfg, 16384);
+        struct dgram_tx *tx = dgram_tx_new(&cfg);
+        struct buf *b = buf_new(1u << 20);
+        memset(b->data, 3, b->len);
+        ck_assert_int_eq(dgram_tx_push(tx, P2S_DATA, 0, 0, b, 1000 * MS), 0);
+        struct dgram_frag out[128];
+        size_t n = dgram_tx_next(tx, 1000 * MS, out, 128);
+        ck_assert_uint_eq(n, cfg.cwnd_min);
+        ck_assert_uint_le(n * cfg.frag_size, 64u * 1408 + cfg.cwnd_min * cfg.frag_size);
+        dgram_tx_free(tx);
+        buf_unref(b);
+}
+END_TEST
+
 static Suite *dgram_suite(void)
 {
         Suite *s = suite_create("dgram");
@@ -476,6 +502,7 @@ static Suite *dgram_suite(void)
         tcase_add_test(tc, reports_time_the_path);
         tcase_add_test(tc, timer_from_the_latest_send);
         tcase_add_test(tc, one_cut_per_rto_min);
+        tcase_add_test(tc, first_window_in_bytes);
         suite_add_tcase(s, tc);
         return s;
 }
