@@ -298,6 +298,39 @@ START_TEST(socket_pair)
 }
 END_TEST
 
+/* A body being filled is read in place and what follows it lands in the read
+ * buffer in the same readv: the end of one body, an empty frame, a small one
+ * and the start of the next large body arrive in one write and are taken in
+ * one call, in order and intact, with a read buffer smaller than any body. */
+START_TEST(body_then_frames_in_one_read)
+{
+        struct wire w = { 0 };
+        struct rx_state st = { 0 };
+        struct stream_rx rx;
+        int sv[2];
+
+        wire_frame(&w, 5000, 'F');
+        wire_frame(&w, 0, 'F');
+        wire_frame(&w, 10, 'F');
+        wire_frame(&w, 3000, 'F');
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+        ck_assert_int_eq(stream_rx_init(&rx, HDR, 64, hdr_fn, frame_fn, &st), 0);
+        ck_assert_int_eq(write(sv[0], w.d, HDR + 100), HDR + 100);
+        ck_assert_int_eq(stream_rx_read(&rx, sv[1]), 0);
+        ck_assert_uint_eq(st.next_seq, 0);
+        ck_assert_uint_eq(stream_rx_partial(&rx), HDR + 100);
+        ck_assert_int_eq(write(sv[0], w.d + HDR + 100, w.len - HDR - 100), (ssize_t)(w.len - HDR - 100));
+        ck_assert_int_eq(stream_rx_read(&rx, sv[1]), 0);
+        ck_assert_uint_eq(st.next_seq, 4);
+        ck_assert_uint_eq(stream_rx_partial(&rx), 0);
+        stream_rx_fini(&rx);
+        check_kept(&st);
+        close(sv[0]);
+        close(sv[1]);
+        free(w.d);
+}
+END_TEST
+
 START_TEST(socket_eof_and_free_in_callback)
 {
         struct wire w = { 0 };
@@ -436,6 +469,7 @@ static Suite *stream_suite(void)
         tc = tcase_create("socket");
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, socket_pair);
+        tcase_add_test(tc, body_then_frames_in_one_read);
         tcase_add_test(tc, socket_eof_and_free_in_callback);
         suite_add_tcase(s, tc);
         return s;
