@@ -16,7 +16,7 @@
  * applies while the peer says nothing at all; a probe lost while it answers
  * about other chunks is repeated after the measured RTO. A congestion window
  * of fragments in flight grows while chunks are acknowledged and halves on
- * loss, once per round trip and at most once per rto_min; a peer that
+ * loss, once per round trip and at most once per cut_every; a peer that
  * answers no probe for max_tries is reported silent, and so is one that
  * answers others but not 4 x max_tries probes of one chunk. */
 #pragma once
@@ -30,6 +30,7 @@ struct dgram_config {
         uint16_t frag_size;             /* payload bytes per fragment */
         unsigned cwnd_init, cwnd_min, cwnd_max;  /* fragments in flight */
         uint64_t rto_initial_us, rto_min_us, rto_max_us;
+        uint64_t cut_every_us;          /* the window halves at most this often */
         unsigned max_tries;             /* unanswered probes of one chunk before giving up
                                          * (4 x as many while the peer answers others) */
         unsigned max_partial;           /* receiver: chunks being reassembled at once */

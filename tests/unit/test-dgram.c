@@ -429,10 +429,11 @@ START_TEST(timer_from_the_latest_send)
 }
 END_TEST
 
-/* Losses closer together than rto_min cut the window once: on a path of
+/* Losses closer together than cut_every cut the window once: on a path of
  * sub-millisecond round trips, a cut per round trip would pin the window
- * at its floor at any steady random loss. */
-START_TEST(one_cut_per_rto_min)
+ * at its floor at any steady random loss. The period is not rto_min: a
+ * probe may go sooner than the window may shrink again. */
+START_TEST(one_cut_per_cut_period)
 {
         struct dgram_config cfg;
         struct buf *b;
@@ -449,9 +450,13 @@ START_TEST(one_cut_per_rto_min)
         dgram_tx_on_nack(tx, P2S_DATA, 7, 4, map2, 5, t + 600);
         ck_assert_uint_gt(dgram_tx_next(tx, t + 600, fr, 64), 0);
         ck_assert_uint_eq(dgram_tx_stats(tx)->cwnd, w / 2);
-        /* rto_min later, a new loss cuts again */
+        /* rto_min later it still holds; cut_every later a new loss cuts again */
+        ck_assert_uint_lt(cfg.rto_min_us, cfg.cut_every_us);
         uint8_t map3[5] = { 0x01 };
         dgram_tx_on_nack(tx, P2S_DATA, 7, 4, map3, 5, t + 600 + cfg.rto_min_us);
+        ck_assert_uint_gt(dgram_tx_next(tx, t + 600 + cfg.rto_min_us, fr, 64), 0);
+        ck_assert_uint_eq(dgram_tx_stats(tx)->cwnd, w / 2);
+        dgram_tx_on_nack(tx, P2S_DATA, 7, 4, map3, 5, t + 600 + cfg.cut_every_us);
         ck_assert_uint_eq(dgram_tx_stats(tx)->cwnd, w / 4 < cfg.cwnd_min ? cfg.cwnd_min : w / 4);
         dgram_tx_free(tx);
         buf_unref(b);
@@ -501,7 +506,7 @@ static Suite *dgram_suite(void)
         tcase_add_test(tc, lossy_rounds_end_fast);
         tcase_add_test(tc, reports_time_the_path);
         tcase_add_test(tc, timer_from_the_latest_send);
-        tcase_add_test(tc, one_cut_per_rto_min);
+        tcase_add_test(tc, one_cut_per_cut_period);
         tcase_add_test(tc, first_window_in_bytes);
         suite_add_tcase(s, tc);
         return s;
