@@ -13,7 +13,7 @@
  * times the path. A sender timeout (from that RTT, run from the chunk's
  * latest send, with exponential backoff) re-sends just the last fragment,
  * which makes the receiver report its holes: a probe, not a flood. The backoff only
- * applies while the peer says nothing at all; a probe lost while it answers
+ * applies while the peer says nothing at all, from its third probe in a row; a probe lost while it answers
  * about other chunks is repeated after the measured RTO. A congestion window
  * of fragments in flight grows while chunks are acknowledged and halves on
  * loss, once per round trip and at most once per cut_every; a peer that
