@@ -371,9 +371,19 @@ static bool data_deliver(void *ud, uint8_t kind, uint32_t chunk, uint16_t flags,
         return true;
 }
 
+/* Expelled like any member that holds the swarm up, so it is logged, told
+ * why and counted the same, whichever verdict comes first: this one or the
+ * swarm's silence (a stopped member meets both). */
 static void data_silent(void *ud)
 {
         struct smember *m = ud;
+        struct served *sv = m->sv;
+        if (sv && m->sm && !sv->over) {
+                swarm_expel(sv->sw, m->sm, P2S_ERR_SWARM, "no acknowledgement of chunk data over UDP",
+                            loop_now(sv->srv->loop));
+                served_drain(sv);
+                return;
+        }
         log_warning("member %u: no acknowledgement of chunk data over UDP, dropped", m->id);
         if (m->conn)
                 conn_kill(m->conn, "silent on the data channel");
