@@ -43,7 +43,7 @@ void dgram_config_defaults(struct dgram_config *c, uint32_t dgram_size)
                  * keep their own, longer period */
                 .rto_initial_us = 50000, .rto_min_us = 5000, .rto_max_us = 2000000,
                 .cut_every_us = 20000,
-                .max_tries = 12,
+                .max_tries = 12, .silent_min_us = 10000000,
                 .max_partial = 256,
         };
 }
@@ -359,7 +359,12 @@ bool dgram_tx_on_tick(struct dgram_tx *tx, uint64_t now)
                  * many such probes means a broken peer. Backoff, and the
                  * silence verdict, are for a peer that says nothing. */
                 bool alive = tx->heard && tx->last_heard > c->last_probe;
-                if (alive ? ++c->lost_probes > 4 * tx->cfg.max_tries : ++c->tries > tx->cfg.max_tries)
+                /* and silent for a while, not only for max_tries probes: a
+                         * fast path's probes come 5 ms apart, and a peer busy for
+                         * a few seconds is not a gone one */
+                uint64_t heard = tx->heard && tx->last_heard > c->first_sent ? tx->last_heard : c->first_sent;
+                if (alive ? ++c->lost_probes > 4 * tx->cfg.max_tries
+                          : ++c->tries > tx->cfg.max_tries && now - heard >= tx->cfg.silent_min_us)
                         return true;
                 tx->st.timeouts++;
                 tx->st.probes++;

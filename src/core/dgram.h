@@ -12,13 +12,14 @@
  * the receiver's highest fragment, so each one whose fragment went out once
  * times the path. A sender timeout (from that RTT, run from the chunk's
  * latest send, with exponential backoff) re-sends just the last fragment,
- * which makes the receiver report its holes: a probe, not a flood. The backoff only
- * applies while the peer says nothing at all, from its third probe in a row; a probe lost while it answers
- * about other chunks is repeated after the measured RTO. A congestion window
- * of fragments in flight grows while chunks are acknowledged and halves on
- * loss, once per round trip and at most once per cut_every; a peer that
- * answers no probe for max_tries is reported silent, and so is one that
- * answers others but not 4 x max_tries probes of one chunk. */
+ * which makes the receiver report its holes: a probe, not a flood. The
+ * backoff only applies while the peer says nothing at all, from its third
+ * probe in a row; a probe lost while it answers about other chunks is
+ * repeated after the measured RTO. A congestion window of fragments in
+ * flight grows while chunks are acknowledged and halves on loss, once per
+ * round trip and at most once per cut_every; a peer that answers no probe
+ * for max_tries probes and silent_min is reported silent, and so is one
+ * that answers others but not 4 x max_tries probes of one chunk. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,6 +32,7 @@ struct dgram_config {
         unsigned cwnd_init, cwnd_min, cwnd_max;  /* fragments in flight */
         uint64_t rto_initial_us, rto_min_us, rto_max_us;
         uint64_t cut_every_us;          /* the window halves at most this often */
+        uint64_t silent_min_us;         /* ... and at least this long with nothing heard */
         unsigned max_tries;             /* unanswered probes of one chunk before giving up
                                          * (4 x as many while the peer answers others) */
         unsigned max_partial;           /* receiver: chunks being reassembled at once */

@@ -252,6 +252,43 @@ START_TEST(alive_peer_no_backoff)
 }
 END_TEST
 
+/* A peer that was fast (RTO at its 5 ms floor) and then says nothing is
+ * given up on after max_tries probes and silent_min of silence, not after
+ * the ~5 s that 12 probes from 5 ms take: a member busy for a few seconds
+ * is not a gone one. */
+START_TEST(silence_takes_time)
+{
+        struct dgram_config cfg;
+        dgram_config_defaults(&cfg, P2S_DEFAULT_DGRAM);
+        struct dgram_tx *tx = dgram_tx_new(&cfg);
+        struct buf *b0 = buf_new(3000), *b1 = buf_new(3000);
+        memset(b0->data, 1, b0->len);
+        memset(b1->data, 2, b1->len);
+        uint64_t t = 1000 * MS;
+        struct dgram_frag fr[16];
+        ck_assert_int_eq(dgram_tx_push(tx, P2S_DATA, 0, 1, b1, t), 0);
+        dgram_tx_next(tx, t, fr, 16);
+        dgram_tx_on_ack(tx, P2S_DATA, 1, t + 100);      /* a 0.1 ms round trip */
+        uint64_t heard = t + 100;
+        ck_assert_int_eq(dgram_tx_push(tx, P2S_DATA, 0, 0, b0, heard), 0);
+        dgram_tx_next(tx, heard, fr, 16);
+        uint64_t now = heard;
+        bool gone = false;
+        while (!gone && now - heard < 60 * 1000 * MS) {
+                now = dgram_tx_next_deadline(tx);
+                gone = dgram_tx_on_tick(tx, now);
+                dgram_tx_next(tx, now, fr, 16);
+        }
+        ck_assert(gone);
+        ck_assert_uint_ge(dgram_tx_stats(tx)->probes, cfg.max_tries);
+        ck_assert_uint_ge(now - heard, cfg.silent_min_us);
+        ck_assert_uint_lt(now - heard, cfg.silent_min_us + 2 * cfg.rto_max_us);
+        dgram_tx_free(tx);
+        buf_unref(b0);
+        buf_unref(b1);
+}
+END_TEST
+
 /* The receiver refuses a fragment that contradicts the ones before it, and
  * makes room for new chunks by forgetting the stalest one. */
 START_TEST(receiver_rules)
@@ -508,6 +545,7 @@ static Suite *dgram_suite(void)
         tcase_add_test(tc, window_shrinks);
         tcase_add_test(tc, silent_peer);
         tcase_add_test(tc, alive_peer_no_backoff);
+        tcase_add_test(tc, silence_takes_time);
         tcase_add_test(tc, receiver_rules);
         tcase_add_test(tc, round_ends_with_a_probe);
         tcase_add_test(tc, no_report_on_resent_holes);
