@@ -17,7 +17,7 @@
  * nothing else can show the peer alive (10 clients x 8 MiB, tcp control,
  * 20 % loss, same hour: 2.17-2.31 x the lossless time against 2.47-3.19 x,
  * slowest round 0.52 s against 0.75 s). A peer that is gone still meets
- * the doubling, and is found out, within max_tries probes. */
+ * the doubling, and is found out after max_tries probes and silent_min. */
 #define DGRAM_PATIENT_PROBES 2
 #define DGRAM_INIT_WINDOW (64u * 1408u)
 
@@ -360,8 +360,8 @@ bool dgram_tx_on_tick(struct dgram_tx *tx, uint64_t now)
                  * silence verdict, are for a peer that says nothing. */
                 bool alive = tx->heard && tx->last_heard > c->last_probe;
                 /* and silent for a while, not only for max_tries probes: a
-                         * fast path's probes come 5 ms apart, and a peer busy for
-                         * a few seconds is not a gone one */
+                 * fast path's probes come 5 ms apart, and a peer busy for a
+                 * few seconds is not a gone one */
                 uint64_t heard = tx->heard && tx->last_heard > c->first_sent ? tx->last_heard : c->first_sent;
                 if (alive ? ++c->lost_probes > 4 * tx->cfg.max_tries
                           : ++c->tries > tx->cfg.max_tries && now - heard >= tx->cfg.silent_min_us)
