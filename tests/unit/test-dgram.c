@@ -183,19 +183,30 @@ START_TEST(silent_peer)
 }
 END_TEST
 
+/* A sender at the default size, and two chunks of 3000 bytes (all 1, all 2)
+ * not yet queued. */
+static struct dgram_tx *two_chunk_tx(struct dgram_config *cfg, struct buf **b0, struct buf **b1)
+{
+        dgram_config_defaults(cfg, P2S_DEFAULT_DGRAM);
+        struct dgram_tx *tx = dgram_tx_new(cfg);
+        ck_assert_ptr_nonnull(tx);
+        *b0 = buf_new(3000);
+        *b1 = buf_new(3000);
+        memset((*b0)->data, 1, (*b0)->len);
+        memset((*b1)->data, 2, (*b1)->len);
+        return tx;
+}
+
 /* Chunk 0's fragments and probes are all lost while chunk 1 is
  * acknowledged: the peer is there, so chunk 0 is probed again after the
  * measured RTO (50 ms before any sample), no backoff; from the third probe
- * in a row with nothing heard since, the wait doubles. A peer answering others but
- * never this chunk is reported after 4 x max_tries probes. */
+ * in a row with nothing heard since, the wait doubles. A peer answering
+ * others but never this chunk is reported after 4 x max_tries probes. */
 START_TEST(alive_peer_no_backoff)
 {
         struct dgram_config cfg;
-        dgram_config_defaults(&cfg, P2S_DEFAULT_DGRAM);
-        struct dgram_tx *tx = dgram_tx_new(&cfg);
-        struct buf *b0 = buf_new(3000), *b1 = buf_new(3000);
-        memset(b0->data, 1, b0->len);
-        memset(b1->data, 2, b1->len);
+        struct buf *b0, *b1;
+        struct dgram_tx *tx = two_chunk_tx(&cfg, &b0, &b1);
         uint64_t t = 1000 * MS;
         ck_assert_int_eq(dgram_tx_push(tx, P2S_DATA, 0, 0, b0, t), 0);
         ck_assert_int_eq(dgram_tx_push(tx, P2S_DATA, 0, 1, b1, t), 0);
@@ -259,11 +270,8 @@ END_TEST
 START_TEST(silence_takes_time)
 {
         struct dgram_config cfg;
-        dgram_config_defaults(&cfg, P2S_DEFAULT_DGRAM);
-        struct dgram_tx *tx = dgram_tx_new(&cfg);
-        struct buf *b0 = buf_new(3000), *b1 = buf_new(3000);
-        memset(b0->data, 1, b0->len);
-        memset(b1->data, 2, b1->len);
+        struct buf *b0, *b1;
+        struct dgram_tx *tx = two_chunk_tx(&cfg, &b0, &b1);
         uint64_t t = 1000 * MS;
         struct dgram_frag fr[16];
         ck_assert_int_eq(dgram_tx_push(tx, P2S_DATA, 0, 1, b1, t), 0);

@@ -250,6 +250,14 @@ static void make_pair(int sv[2])
         ck_assert_int_eq(setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &one, sizeof(one)), 0);
 }
 
+static void end_pair(struct stream_rx *rx, struct rx_state *st, int sv[2])
+{
+        stream_rx_fini(rx);
+        check_kept(st);
+        close(sv[0]);
+        close(sv[1]);
+}
+
 /* Single thread: write what the tiny socket buffer takes, read, repeat. */
 START_TEST(socket_pair)
 {
@@ -289,10 +297,7 @@ START_TEST(socket_pair)
                 }
                 ck_assert_uint_eq(off, w.len);
                 ck_assert_uint_eq(st.next_seq, w.nframes);
-                stream_rx_fini(&rx);
-                check_kept(&st);
-                close(sv[0]);
-                close(sv[1]);
+                end_pair(&rx, &st, sv);
         }
         free(w.d);
 }
@@ -323,10 +328,7 @@ START_TEST(body_then_frames_in_one_read)
         ck_assert_int_eq(stream_rx_read(&rx, sv[1]), 0);
         ck_assert_uint_eq(st.next_seq, 4);
         ck_assert_uint_eq(stream_rx_partial(&rx), 0);
-        stream_rx_fini(&rx);
-        check_kept(&st);
-        close(sv[0]);
-        close(sv[1]);
+        end_pair(&rx, &st, sv);
         free(w.d);
 }
 END_TEST
