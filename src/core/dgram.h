@@ -17,9 +17,15 @@
  * probe in a row; a probe lost while it answers about other chunks is
  * repeated after the measured RTO. A congestion window of fragments in
  * flight grows while chunks are acknowledged and halves on loss, once per
- * round trip and at most once per cut_every; a peer that answers no probe
- * for max_tries probes and silent_min is reported silent, and so is one
- * that answers others but not 4 x max_tries probes of one chunk. */
+ * round trip and at most once per cut_every. Fragments start at frag_size
+ * and double toward frag_max after 32 of them go out with nothing lost;
+ * they halve when 4 of a run of 32 are lost: a datagram costs about the
+ * same to send and receive whatever its size, so a clean path (loopback,
+ * jumbo frames) is best served by few large ones, a lossy one by small ones
+ * that each lose less. A chunk keeps the size it was first sent with. A
+ * peer that answers no probe for max_tries probes and silent_min is
+ * reported silent, and so is one that answers others but not 4 x max_tries
+ * probes of one chunk. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,8 +34,9 @@
 #include "util/buf.h"
 
 struct dgram_config {
-        uint16_t frag_size;             /* payload bytes per fragment */
-        unsigned cwnd_init, cwnd_min, cwnd_max;  /* fragments in flight */
+        uint16_t frag_size;             /* payload bytes per fragment: the first, and after loss */
+        uint16_t frag_max;              /* ... and the most a fragment grows to on a clean path */
+        unsigned cwnd_init, cwnd_min, cwnd_max;  /* in flight, in fragments of frag_size */
         uint64_t rto_initial_us, rto_min_us, rto_max_us;
         uint64_t cut_every_us;          /* the window halves at most this often */
         uint64_t silent_min_us;         /* ... and at least this long with nothing heard */
@@ -37,8 +44,9 @@ struct dgram_config {
                                          * (4 x as many while the peer answers others) */
         unsigned max_partial;           /* receiver: chunks being reassembled at once */
 };
-/* Defaults for datagrams of dgram_size bytes (P2S_HDR_SIZE and the fragment
- * header included). */
+/* Defaults for datagrams of at most dgram_size bytes (P2S_HDR_SIZE and the
+ * fragment header included): they start at what a 1500-byte path carries
+ * (P2S_DEFAULT_DGRAM) and grow toward dgram_size while nothing is lost. */
 void dgram_config_defaults(struct dgram_config *c, uint32_t dgram_size);
 
 /* One fragment to put on the wire; payload points into the chunk's buffer,
@@ -54,7 +62,8 @@ struct dgram_frag {
 
 struct dgram_tx_stats {
         uint64_t chunks_sent, frags_sent, frags_resent, probes, nacks, timeouts;
-        unsigned cwnd;
+        uint64_t frag_grown, frag_shrunk;       /* fragment size steps up and down */
+        unsigned cwnd, frag_size;
         uint64_t srtt_us;
 };
 

@@ -516,29 +516,93 @@ START_TEST(one_cut_per_cut_period)
 }
 END_TEST
 
-/* The first window is a byte budget (what 64 fragments of a 1500-byte path
- * carry), not a fragment count: 64 fragments of 16 KiB would be a 1 MiB
- * burst into a receive buffer of a few hundred KiB. Never below the floor. */
-START_TEST(first_window_in_bytes)
+/* Fragments start at what a 1500-byte path carries, whatever the largest
+ * datagram: a path is not known clean until it has shown it. The first
+ * window is 64 of them, fewer of smaller ones only when -D is that small. */
+START_TEST(first_fragments_fit_a_1500_path)
 {
         struct dgram_config cfg;
+        uint16_t first = P2S_DEFAULT_DGRAM - P2S_HDR_SIZE - P2S_FRAG_SIZE;
         dgram_config_defaults(&cfg, P2S_DEFAULT_DGRAM);
+        ck_assert_uint_eq(cfg.frag_size, first);
+        ck_assert_uint_eq(cfg.frag_max, first);
         ck_assert_uint_eq(cfg.cwnd_init, 64);
-        dgram_config_defaults(&cfg, 4096);
-        ck_assert_uint_eq(cfg.cwnd_init, 64u * 1408 / (4096 - P2S_HDR_SIZE - P2S_FRAG_SIZE));
+        dgram_config_defaults(&cfg, 600);
+        ck_assert_uint_eq(cfg.frag_size, 600 - P2S_HDR_SIZE - P2S_FRAG_SIZE);
+        ck_assert_uint_eq(cfg.frag_max, cfg.frag_size);
         dgram_config_defaults(&cfg, P2S_MAX_DGRAM);
-        ck_assert_uint_eq(cfg.cwnd_init, cfg.cwnd_min);
-        dgram_config_defaults(&cfg, 16384);
+        ck_assert_uint_eq(cfg.frag_size, first);
+        ck_assert_uint_eq(cfg.frag_max, P2S_MAX_DGRAM - P2S_HDR_SIZE - P2S_FRAG_SIZE);
+        ck_assert_uint_eq(cfg.cwnd_init, 64);
         struct dgram_tx *tx = dgram_tx_new(&cfg);
         struct buf *b = buf_new(1u << 20);
         memset(b->data, 3, b->len);
         ck_assert_int_eq(dgram_tx_push(tx, P2S_DATA, 0, 0, b, 1000 * MS), 0);
         struct dgram_frag out[128];
         size_t n = dgram_tx_next(tx, 1000 * MS, out, 128);
-        ck_assert_uint_eq(n, cfg.cwnd_min);
-        ck_assert_uint_le(n * cfg.frag_size, 64u * 1408 + cfg.cwnd_min * cfg.frag_size);
+        ck_assert_uint_eq(n, 64);
+        for (size_t i = 0; i < n; i++)
+                ck_assert_uint_eq(out[i].f.frag_size, first);
         dgram_tx_free(tx);
         buf_unref(b);
+}
+END_TEST
+
+/* Without loss the fragments double up to the largest datagram, and a chunk
+ * is cut evenly: 65536 bytes under a 65463-byte limit go as two of 32768. */
+START_TEST(fragments_grow_on_a_clean_path)
+{
+        struct link l;
+        link_init(&l, P2S_MAX_DGRAM, 64, 65536, 11);
+        ck_assert(!run(&l, 64, 1000000));
+        const struct dgram_tx_stats *st = dgram_tx_stats(l.tx);
+        ck_assert_uint_eq(st->frag_size, l.cfg.frag_max);
+        ck_assert_uint_ge(st->frag_grown, 6);   /* 1408 doubled six times reaches the limit */
+        ck_assert_uint_eq(st->frag_shrunk, 0);
+        ck_assert_uint_lt(st->frags_sent, 64u * 47 / 2);
+        ck_assert_uint_eq(st->frags_resent, 0);
+        struct buf *b = buf_new(65536);
+        memset(b->data, 5, b->len);
+        ck_assert_int_eq(dgram_tx_push(l.tx, P2S_DATA, 0, 100, b, l.now), 0);
+        struct dgram_frag out[8];
+        ck_assert_uint_eq(dgram_tx_next(l.tx, l.now, out, 8), 2);
+        ck_assert_uint_eq(out[0].f.frag_size, 32768);
+        ck_assert_uint_eq(out[0].len, 32768);
+        ck_assert_uint_eq(out[1].len, 32768);
+        ck_assert_uint_eq(out[1].f.count, 2);
+        buf_unref(b);
+        link_fini(&l);
+}
+END_TEST
+
+/* Grown on a clean path, then 20 % lost: the fragments come back down, and
+ * every chunk still arrives intact, those cut large as well as small. */
+START_TEST(fragments_shrink_on_loss)
+{
+        struct link l;
+        link_init(&l, P2S_MAX_DGRAM, 64, 65536, 13);
+        ck_assert(!run(&l, 24, 1000000));
+        ck_assert_uint_gt(dgram_tx_stats(l.tx)->frag_size, l.cfg.frag_size);
+        l.loss_data = 0.2;
+        ck_assert(!run(&l, 64, 4000000));
+        ck_assert_uint_eq(l.delivered, 64);
+        const struct dgram_tx_stats *st = dgram_tx_stats(l.tx);
+        ck_assert_uint_ge(st->frag_shrunk, 1);
+        ck_assert_uint_lt(st->frag_size, l.cfg.frag_max);
+        link_fini(&l);
+}
+END_TEST
+
+/* The lossy runs again with fragments free to grow and shrink. */
+START_TEST(lossy_any_size)
+{
+        static const double loss[] = { 0.01, 0.05, 0.30 };
+        struct link l;
+        link_init(&l, P2S_MAX_DGRAM, 48, 65536, 17 + (uint64_t)_i);
+        l.loss_data = l.loss_back = loss[_i % 3];
+        ck_assert_msg(!run(&l, 48, 4000000), "gave up at %.0f %% loss", loss[_i % 3] * 100);
+        ck_assert_uint_eq(l.delivered, 48);
+        link_fini(&l);
 }
 END_TEST
 
@@ -561,7 +625,10 @@ static Suite *dgram_suite(void)
         tcase_add_test(tc, reports_time_the_path);
         tcase_add_test(tc, timer_from_the_latest_send);
         tcase_add_test(tc, one_cut_per_cut_period);
-        tcase_add_test(tc, first_window_in_bytes);
+        tcase_add_test(tc, first_fragments_fit_a_1500_path);
+        tcase_add_test(tc, fragments_grow_on_a_clean_path);
+        tcase_add_test(tc, fragments_shrink_on_loss);
+        tcase_add_loop_test(tc, lossy_any_size, 0, 9);
         suite_add_tcase(s, tc);
         return s;
 }
