@@ -14,6 +14,7 @@
 #include "daemon/srv.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/net.h"
 
 /* ---- the index of unattached joins --------------------------------------- */
 
@@ -173,10 +174,24 @@ static struct smember *find_by_cookie(struct server *srv, uint64_t cookie, const
 
 /* ---- replies ---------------------------------------------------------------- */
 
+/* --max-datagram, but no more than the route to the member carries whole:
+ * loopback takes 64 KiB, an Ethernet path 1472 bytes; a datagram cut into
+ * IP fragments is lost whole when one of them is. */
+static uint32_t member_dgram_size(const struct server *srv, const struct smember *m)
+{
+        uint32_t route = net_route_udp_payload((const struct sockaddr *)&m->addr);
+        if (route == 0)
+                route = P2S_DEFAULT_DGRAM;
+        uint32_t d = route < srv->dgram_size ? route : srv->dgram_size;
+        return d < P2S_MIN_DGRAM ? P2S_MIN_DGRAM : d;
+}
+
 static void send_welcome(struct server *srv, struct smember *m)
 {
+        if (srv->control == P2S_CONTROL_TCP && !m->dgram_size)
+                m->dgram_size = member_dgram_size(srv, m);
         struct p2s_welcome w = { .control_mode = (uint8_t)srv->control, .port = srv->port,
-                                 .dgram_size = srv->control == P2S_CONTROL_TCP ? srv->dgram_size : 0 };
+                                 .dgram_size = srv->control == P2S_CONTROL_TCP ? m->dgram_size : 0 };
         memcpy(w.nonce, m->nonce, P2S_NONCE_SIZE);
         uint8_t body[P2S_WELCOME_SIZE];
         wire_put_welcome(body, &w);
@@ -334,7 +349,10 @@ void join_on_attach(struct conn *c, const struct p2s_hdr *h)
                 return;
         }
         if (srv->control == P2S_CONTROL_TCP) {
-                m->data = datachan_peer_new(&srv->data, &srv->dgram, &served_data_ops, m);
+                struct dgram_config cfg;
+                dgram_config_defaults(&cfg, m->dgram_size ? m->dgram_size : srv->dgram_size);
+                cfg.max_partial = 64;   /* uploads reassembled per member at once */
+                m->data = datachan_peer_new(&srv->data, &cfg, &served_data_ops, m);
                 if (!m->data) {
                         conn_kill(c, "out of memory");
                         return;

@@ -36,7 +36,8 @@ const struct opt p2sd_option_table[] = {
         { "max-datagram", 'D', "BYTES", OPT_UINT, F(max_datagram), P2S_MIN_DGRAM, P2S_MAX_DGRAM,
           .set_bit = P2SD_SET_MAX_DGRAM, .flags = P2SD_OPT_RESTART,
           .help = "--control=tcp: largest UDP payload of chunk\n"
-                  "data; the default fits a 1500-byte MTU" },
+                  "data, and never more than the route to a\n"
+                  "member carries unfragmented" },
         { "secret-file", 0, "FILE", OPT_STRING, F(secret_file), .set_bit = P2SD_SET_SECRET,
           .flags = P2SD_OPT_RESTART, .unset_text = "(none)",
           .help = "members must prove the swarm secret in FILE\nto join (mode 600 or stricter)" },
@@ -71,7 +72,7 @@ const size_t p2sd_option_count = sizeof(p2sd_option_table) / sizeof(p2sd_option_
 void p2sd_options_defaults(struct p2sd_options *o)
 {
         *o = (struct p2sd_options){ .port = P2S_DEFAULT_PORT, .control = P2S_CONTROL_UDP,
-                                    .max_datagram = P2S_DEFAULT_DGRAM,
+                                    .max_datagram = P2S_MAX_DGRAM,
                                     .cache_bytes = 64u << 20, .frame_timeout_us = 30 * 1000000ull,
                                     .log_level = LOG_INFO };
         swarm_config_defaults(&o->swarm);
@@ -97,8 +98,10 @@ int p2sd_options_check(const struct p2sd_options *o, bool merged, char *err, siz
                          : "give FILE arguments, --root DIR or --config FILE");
                 return -EINVAL;
         }
-        /* a FRAG numbers its fragments in 16 bits */
-        uint32_t payload = o->max_datagram - P2S_HDR_SIZE - P2S_FRAG_SIZE;
+        /* a FRAG numbers its fragments in 16 bits, and a chunk may go out
+         * in the smallest fragments */
+        uint32_t dgram = o->max_datagram < P2S_DEFAULT_DGRAM ? o->max_datagram : P2S_DEFAULT_DGRAM;
+        uint32_t payload = dgram - P2S_HDR_SIZE - P2S_FRAG_SIZE;
         if (o->control == P2S_CONTROL_TCP && (o->swarm.chunk_size + payload - 1) / payload > UINT16_MAX) {
                 char chunk[32];
                 opt_format(p2sd_option_key("chunk-size"), o, chunk, sizeof(chunk));

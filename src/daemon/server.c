@@ -59,11 +59,14 @@ void smember_free(struct server *srv, struct smember *m)
                 /* how the data channel fared on this member's path */
                 const struct dgram_tx_stats *t = datachan_tx_stats(m->data);
                 log_debug("member %u: chunks over UDP: %llu chunks, %llu fragments, %llu re-sent, %llu probes, "
-                          "%llu nacks, %llu timeouts, cwnd %u, srtt %llu us", m->id,
+                          "%llu nacks, %llu timeouts, cwnd %u, srtt %llu us, fragments of %u bytes "
+                          "(of at most %u; %llu steps up, %llu down)", m->id,
                           (unsigned long long)t->chunks_sent, (unsigned long long)t->frags_sent,
                           (unsigned long long)t->frags_resent, (unsigned long long)t->probes,
                           (unsigned long long)t->nacks, (unsigned long long)t->timeouts, t->cwnd,
-                          (unsigned long long)t->srtt_us);
+                          (unsigned long long)t->srtt_us, t->frag_size,
+                          m->dgram_size - P2S_HDR_SIZE - P2S_FRAG_SIZE,
+                          (unsigned long long)t->frag_grown, (unsigned long long)t->frag_shrunk);
         }
         datachan_peer_free(m->data);
         if (m->sv) {
@@ -190,8 +193,6 @@ struct server *server_new(const struct p2sd_options *o, struct catalog *cat, str
         srv->cat = cat;
         srv->control = o->control;
         srv->dgram_size = o->max_datagram ? o->max_datagram : P2S_DEFAULT_DGRAM;
-        dgram_config_defaults(&srv->dgram, srv->dgram_size);
-        srv->dgram.max_partial = 64;    /* uploads reassembled per member at once */
         srv->loop = l;
         srv->tcp_fd = srv->udp_fd = -1;
         srv->cache = lru_new(o->cache_bytes);

@@ -73,6 +73,7 @@ struct smember {
         struct swarm_member *sm;        /* NULL until ATTACH, and after the swarm let go */
         struct conn *conn;
         struct datachan_peer *data;     /* --control=tcp: chunk data both ways over UDP */
+        uint32_t dgram_size;            /* its largest datagram of chunk data, once WELCOMEd */
         bool backlogged;                /* counted in sv->nbacklogged */
         uint64_t backlogged_since;
         uint64_t born;
@@ -128,8 +129,7 @@ struct server {
         struct loop *loop;
         int tcp_fd, udp_fd;
         int control;                    /* fixed for the process: members learned it */
-        uint32_t dgram_size;            /* largest datagram of chunk data */
-        struct dgram_config dgram;
+        uint32_t dgram_size;            /* largest datagram of chunk data (less on a route that carries less) */
         struct datachan data;
         uint16_t port;
         char listen_desc[NET_ADDRSTRLEN + 16];

@@ -11,6 +11,42 @@
 #include <unistd.h>
 #include "net.h"
 
+uint32_t net_route_udp_payload(const struct sockaddr *sa)
+{
+        struct sockaddr_storage ss;
+        socklen_t len;
+        int level, opt, hdr;
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+                struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = in6->sin6_port };
+                memcpy(&in.sin_addr, &in6->sin6_addr.s6_addr[12], sizeof(in.sin_addr));
+                memcpy(&ss, &in, sizeof(in));
+                len = sizeof(in);
+        } else if (sa->sa_family == AF_INET6) {
+                memcpy(&ss, sa, sizeof(*in6));
+                len = sizeof(*in6);
+        } else if (sa->sa_family == AF_INET) {
+                memcpy(&ss, sa, sizeof(struct sockaddr_in));
+                len = sizeof(struct sockaddr_in);
+        } else {
+                return 0;
+        }
+        if (ss.ss_family == AF_INET)
+                level = IPPROTO_IP, opt = IP_MTU, hdr = 28;
+        else
+                level = IPPROTO_IPV6, opt = IPV6_MTU, hdr = 48;
+        /* connecting a datagram socket only looks the route up: nothing is sent */
+        int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return 0;
+        int mtu = 0;
+        socklen_t ml = sizeof(mtu);
+        if (connect(fd, (struct sockaddr *)&ss, len) < 0 || getsockopt(fd, level, opt, &mtu, &ml) < 0)
+                mtu = 0;
+        close(fd);
+        return mtu > hdr ? (uint32_t)(mtu - hdr) : 0;
+}
+
 int net_parse_addr(const char *s, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
 {
         char tmp[INET6_ADDRSTRLEN + 2];

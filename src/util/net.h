@@ -13,6 +13,11 @@ int net_parse_addr(const char *s, uint16_t port, struct sockaddr_storage *ss, so
 const char *net_addr_str(const struct sockaddr *sa, char buf[NET_ADDRSTRLEN]);
 uint16_t net_addr_port(const struct sockaddr *sa);
 int net_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
+/* The largest UDP payload the route toward sa carries unfragmented (its
+ * MTU, less the IP and UDP headers: 28 bytes over IPv4, 48 over IPv6; a
+ * v4-mapped address counts as IPv4), or 0 when it cannot be found out (no
+ * route, no descriptor to spare). Costs a socket and three syscalls. */
+uint32_t net_route_udp_payload(const struct sockaddr *sa);
 /* Sets SO_SNDBUF/SO_RCVBUF (0 leaves one alone), as root past the sysctl caps. */
 void net_set_bufs(int fd, int snd, int rcv);
 /* Fills buf from getrandom(2) (blocks only at early boot). 0, or -errno
