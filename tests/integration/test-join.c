@@ -459,8 +459,9 @@ START_TEST(hello_backoff_is_capped)
 }
 END_TEST
 
-/* Takes the next datagram off fd within a second: it must be a t. */
-static struct p2s_hdr expect_answer(int fd, uint8_t t)
+/* Takes the next datagram off fd within a second: it must be a t. Its
+ * body goes to body when that is not NULL (cap bytes at most). */
+static struct p2s_hdr expect_answer_body(int fd, uint8_t t, uint8_t *body, size_t cap)
 {
         static uint8_t in[2048];
         ssize_t r = h_recv_within(fd, in, sizeof(in), 1000);
@@ -468,7 +469,14 @@ static struct p2s_hdr expect_answer(int fd, uint8_t t)
         struct p2s_msg m;
         ck_assert_int_eq(wire_decode(in, (size_t)r, &m), WIRE_OK);
         ck_assert_msg(m.hdr.type == t, "a %s, not a %s", wire_type_name(m.hdr.type), wire_type_name(t));
+        if (body)
+                memcpy(body, m.body, m.hdr.body_len < cap ? m.hdr.body_len : cap);
         return m.hdr;
+}
+
+static struct p2s_hdr expect_answer(int fd, uint8_t t)
+{
+        return expect_answer_body(fd, t, NULL, 0);
 }
 
 /* p2s-fetch sends every HELLO twice: p2sd answers each copy, with the same
@@ -499,6 +507,46 @@ START_TEST(hello_copies_make_one_member)
 }
 END_TEST
 
+/* The dgram_size a tcp-mode p2sd offers a member joining over loopback. */
+static uint32_t offered_dgram(const char *max_datagram)
+{
+        unsigned port;
+        struct h_proc *d = max_datagram ? h_p2sd(&port, "--control", "tcp", "-D", max_datagram, "src.bin", NULL)
+                                        : h_p2sd(&port, "--control", "tcp", "src.bin", NULL);
+        int fd = udp_from("127.0.0.5", port);
+        uint8_t nonce[P2S_NONCE_SIZE], pkt[2048], body[P2S_WELCOME_SIZE];
+        memset(nonce, 0x17, sizeof(nonce));
+        size_t n = hello_pkt(pkt, sizeof(pkt), nonce, "src.bin", 0);
+        ck_assert_int_eq(send(fd, pkt, n, 0), (ssize_t)n);
+        struct p2s_hdr c = expect_answer(fd, P2S_COOKIE);
+        n = hello_pkt(pkt, sizeof(pkt), nonce, "src.bin", c.token);
+        ck_assert_int_eq(send(fd, pkt, n, 0), (ssize_t)n);
+        expect_answer_body(fd, P2S_WELCOME, body, sizeof(body));
+        struct p2s_welcome w;
+        wire_get_welcome(body, &w);
+        ck_assert_uint_eq(w.control_mode, P2S_CONTROL_TCP);
+        close(fd);
+        h_stop_p2sd(d, 5);
+        return w.dgram_size;
+}
+
+/* Chunk data goes in datagrams as large as the route to the member carries
+ * whole (loopback: its MTU less 28 bytes of IPv4 and UDP header), never
+ * more than --max-datagram. */
+START_TEST(welcome_offers_the_route)
+{
+        h_make_file("src.bin", 100 * 1000, 86);
+        FILE *f = fopen("/sys/class/net/lo/mtu", "r");
+        unsigned mtu = 0;
+        ck_assert(f && fscanf(f, "%u", &mtu) == 1);
+        fclose(f);
+        uint32_t route = mtu - 28 < P2S_MAX_DGRAM ? mtu - 28 : P2S_MAX_DGRAM;     /* IP_MTU says 65535 at most */
+        ck_assert_uint_eq(offered_dgram(NULL), route);
+        ck_assert_uint_eq(offered_dgram("9000"), 9000 < route ? 9000 : route);
+        ck_assert_uint_eq(offered_dgram("1452"), 1452);
+}
+END_TEST
+
 static Suite *join_suite(void)
 {
         Suite *s = suite_create("join");
@@ -513,6 +561,7 @@ static Suite *join_suite(void)
         tcase_add_test(tc, flood_no_lockout);
         tcase_add_test(tc, hello_backoff_is_capped);
         tcase_add_test(tc, hello_copies_make_one_member);
+        tcase_add_test(tc, welcome_offers_the_route);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -1,18 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /* Small util modules: the action FIFO, the heap's reservation, the u32 ->
- * pointer map, the command-line value parsers, the log's escaping and the
- * RTT estimator. */
+ * pointer map, the command-line value parsers, the log's escaping, the
+ * RTT estimator and the route's datagram size. */
 #include <check.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include "failmalloc.h"
 #include "util/fifo.h"
 #include "util/heap.h"
 #include "util/log.h"
+#include "util/net.h"
 #include "util/parse.h"
 #include "util/rtt.h"
 #include "util/u32map.h"
@@ -639,6 +643,34 @@ START_TEST(rtt_base_ignores_backoff)
 }
 END_TEST
 
+static unsigned lo_mtu(void)
+{
+        FILE *f = fopen("/sys/class/net/lo/mtu", "r");
+        unsigned mtu = 0;
+        ck_assert(f && fscanf(f, "%u", &mtu) == 1);
+        fclose(f);
+        return mtu;
+}
+
+/* The route's MTU less 28 bytes over IPv4 (a v4-mapped address too), 48
+ * over IPv6; 0 where there is no route to ask. */
+START_TEST(route_udp_payload)
+{
+        unsigned mtu6 = lo_mtu(), mtu = mtu6 > 65535 ? 65535 : mtu6;  /* what IP_MTU reports at most */
+        struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(9) };
+        in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ck_assert_uint_eq(net_route_udp_payload((struct sockaddr *)&in), mtu - 28);
+        struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(9) };
+        ck_assert_int_eq(inet_pton(AF_INET6, "::ffff:127.0.0.1", &in6.sin6_addr), 1);
+        ck_assert_uint_eq(net_route_udp_payload((struct sockaddr *)&in6), mtu - 28);
+        in6.sin6_addr = in6addr_loopback;
+        uint32_t v6 = net_route_udp_payload((struct sockaddr *)&in6);
+        ck_assert_msg(v6 == mtu6 - 48 || v6 == 0, "::1: %u", v6);  /* 0 where IPv6 is off */
+        struct sockaddr_un un = { .sun_family = AF_UNIX };
+        ck_assert_uint_eq(net_route_udp_payload((struct sockaddr *)&un), 0);
+}
+END_TEST
+
 static Suite *misc_suite(void)
 {
         Suite *s = suite_create("misc");
@@ -676,6 +708,10 @@ static Suite *misc_suite(void)
 
         tc = tcase_create("rtt");
         tcase_add_test(tc, rtt_base_ignores_backoff);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("net");
+        tcase_add_test(tc, route_udp_payload);
         suite_add_tcase(s, tc);
         return s;
 }
