@@ -202,14 +202,10 @@ static void fill_frag(const struct txc *c, uint16_t index, struct dgram_frag *ou
  * one and a runt). */
 static void size_chunk(const struct dgram_tx *tx, struct txc *c)
 {
-        uint32_t len = c->data->len, n = (len + tx->frag - 1) / tx->frag;
-        if (n == 0)
-                n = 1;
+        uint32_t len = c->data->len, n = (len + tx->frag - 1) / tx->frag;  /* len > 0 */
         c->frag = (uint16_t)((len + n - 1) / n);
         if (c->frag < tx->cfg.frag_size)
                 c->frag = tx->cfg.frag_size < len ? tx->cfg.frag_size : (uint16_t)len;
-        if (c->frag == 0)
-                c->frag = 1;
         c->count = (uint16_t)((len + c->frag - 1) / c->frag);
         c->weight = (c->frag + tx->cfg.frag_size - 1u) / tx->cfg.frag_size;
 }
@@ -395,21 +391,21 @@ void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_
         sample_report(tx, c, hi, now);
         if (now < c->quiet_until && !round_seen(c, base, map, nbits))
                 return;
-        unsigned any = 0;
+        unsigned holes = 0;     /* newly found missing */
         for (size_t i = 0; i < nbits && (long)(base + i) < hi; i++) {
                 size_t frag = base + i;
                 if (frag < c->next_new && (map[i / 8] & (1u << (i % 8))) && bitmap_set(&c->resend, frag)) {
-                        if (!any)
+                        if (!holes)
                                 bitmap_clear_all(&c->round);
                         bitmap_set(&c->round, frag);
-                        any++;
+                        holes++;
                 }
         }
         unsigned still = c->next_new > hi + 1 ? (unsigned)(c->next_new - (hi + 1)) : 0;
         tx->inflight -= c->inflight * c->weight;
         c->inflight = still;
         tx->inflight += still * c->weight;
-        if (any) {
+        if (holes) {
                 /* The highest fragment it has, sent again after the holes,
                  * makes it report at once what the round did not mend, where
                  * the chunk's timer would wait an RTO: a probe, one datagram. */
@@ -417,7 +413,7 @@ void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_
                         bitmap_set(&c->resend, (size_t)hi);
                 c->retransmitted = true;
                 c->quiet_until = now + (tx->rtt.have_sample ? tx->rtt.srtt + tx->rtt.rttvar : tx->rtt.rto / 2);
-                frag_losses(tx, any);
+                frag_losses(tx, holes);
                 loss(tx, now);
         }
 }
