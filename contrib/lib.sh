@@ -13,9 +13,10 @@ P2S_BUILD_DEPS=(meson ninja-build pkg-config libsystemd-dev check libssl-dev gcc
 # and contrib/test.sh's valgrind run of the unit suites. Installing
 # systemd-container upgrades the host's systemd packages to the same
 # version; harmless where systemd is not PID 1. groff renders the man
-# pages for the man-lint test.
+# pages for the man-lint test. ethtool turns off UDP segmentation offload
+# on a test namespace's loopback, so that iptables sees each datagram.
 # shellcheck disable=SC2034
-P2S_TEST_DEPS=(iproute2 iptables systemd systemd-container debootstrap valgrind groff-base)
+P2S_TEST_DEPS=(iproute2 iptables ethtool systemd systemd-container debootstrap valgrind groff-base)
 # Used by the tests when present; a failure to install them is not fatal.
 # clang: contrib/test.sh builds the sanitizer build with it (gcc otherwise),
 # which also builds the libFuzzer targets (libclang-rt-dev holds libFuzzer).

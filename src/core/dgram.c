@@ -66,6 +66,7 @@ struct txc {
         uint32_t chunk;
         struct buf *data;
         uint16_t frag;          /* payload bytes per fragment, fixed at the first send */
+        bool sized;             /* frag chosen (at the first send, or cut again small) */
         uint16_t count;         /* fragments */
         unsigned weight;        /* window units (fragments of frag_size) per fragment */
         uint16_t next_new;      /* first fragment never sent */
@@ -197,6 +198,11 @@ static void fill_frag(const struct txc *c, uint16_t index, struct dgram_frag *ou
         };
 }
 
+static void run_reset(struct dgram_tx *tx)
+{
+        tx->run_sent = tx->run_lost = 0;
+}
+
 /* Cuts a chunk about to go out for the first time at the current size, in
  * equal fragments (65536 bytes at most 65463 a fragment: two of 32768, not
  * one and a runt). */
@@ -208,6 +214,35 @@ static void size_chunk(const struct dgram_tx *tx, struct txc *c)
                 c->frag = tx->cfg.frag_size < len ? tx->cfg.frag_size : (uint16_t)len;
         c->count = (uint16_t)((len + c->frag - 1) / c->frag);
         c->weight = (c->frag + tx->cfg.frag_size - 1u) / tx->cfg.frag_size;
+        c->sized = true;
+}
+
+/* Two probes of a chunk cut large went unanswered: its datagrams may never
+ * get through (a path narrower than its route: a tunnel, or an MTU black
+ * hole), so it goes again from the start in fragments of the first size,
+ * which the receiver takes as a fresh cut, and no fragment grows past half
+ * that size again. On a merely lossy path this costs a chunk sent twice
+ * now and then, and a lower ceiling. */
+static void recut(struct dgram_tx *tx, struct txc *c, uint64_t now)
+{
+        uint16_t base = tx->cfg.frag_size, ceiling = c->frag / 2 < base ? base : c->frag / 2;
+        if (tx->cfg.frag_max > ceiling)
+                tx->cfg.frag_max = ceiling;
+        if (tx->frag > ceiling)
+                tx->frag = ceiling;
+        run_reset(tx);
+        tx->inflight -= c->inflight * c->weight;
+        c->inflight = 0;
+        c->frag = base;
+        c->count = (uint16_t)((c->data->len + base - 1) / base);
+        c->weight = 1;
+        c->next_new = 0;
+        bitmap_clear_all(&c->resend);
+        bitmap_clear_all(&c->round);
+        c->retransmitted = true;
+        c->deadline = UINT64_MAX;       /* until its first fragment goes again */
+        c->last_probe = now;
+        tx->st.recuts++;
 }
 
 static void sent_one(struct dgram_tx *tx, struct txc *c, uint16_t index, bool again, uint64_t now)
@@ -244,7 +279,7 @@ size_t dgram_tx_next(struct dgram_tx *tx, uint64_t now, struct dgram_frag *out, 
         }
         for (size_t i = 0; i < tx->n && k < max && tx->inflight < (unsigned)tx->cwnd; i++) {
                 struct txc *c = tx->q[i];
-                if (c->next_new == 0 && c->data->len) {
+                if (!c->sized && c->data->len) {
                         size_chunk(tx, c);
                         tx->st.chunks_sent++;
                 }
@@ -255,11 +290,6 @@ size_t dgram_tx_next(struct dgram_tx *tx, uint64_t now, struct dgram_frag *out, 
                 }
         }
         return k;
-}
-
-static void run_reset(struct dgram_tx *tx)
-{
-        tx->run_sent = tx->run_lost = 0;
 }
 
 /* lost fragments were found missing: enough of them in a run halve the size */
@@ -441,16 +471,21 @@ bool dgram_tx_on_tick(struct dgram_tx *tx, uint64_t now)
                           : ++c->tries > tx->cfg.max_tries && now - heard >= tx->cfg.silent_min_us)
                         return true;
                 tx->st.timeouts++;
+                frag_losses(tx, 1);
+                loss(tx, now);
+                if (c->frag > tx->cfg.frag_size && c->tries + c->lost_probes >= 2) {
+                        recut(tx, c, now);
+                        continue;
+                }
                 tx->st.probes++;
                 c->retransmitted = true;
                 tx->inflight -= c->inflight * c->weight;
                 c->inflight = 0;
-                frag_losses(tx, 1);
-                loss(tx, now);
                 /* the last fragment sent makes the receiver report its holes */
                 uint16_t last = c->next_new ? c->next_new - 1 : 0;
                 if (c->next_new == 0)
                         c->next_new = 1;
+                c->sized = true;        /* what went out stays cut as it went */
                 bitmap_set(&c->resend, last);
                 if (alive || c->tries <= DGRAM_PATIENT_PROBES)
                         c->rto = tx->rtt.rto;
@@ -572,8 +607,20 @@ int dgram_rx_on_frag(struct dgram_rx *rx, uint8_t kind, uint32_t chunk, const st
                         break;
                 }
         }
-        if (c && (c->chunk_len != f->chunk_len || c->frag_size != f->frag_size))
-                return DGRAM_RX_DROP;   /* the sender cannot change its mind mid-chunk */
+        if (c && (c->chunk_len != f->chunk_len || f->frag_size > c->frag_size))
+                return DGRAM_RX_DROP;   /* another chunk, or a cut it gave up on */
+        if (c && f->frag_size < c->frag_size) {
+                /* cut again smaller: the larger datagrams do not get through
+                 * (a path narrower than its route says); start over */
+                bitmap_fini(&c->got);
+                if (bitmap_init(&c->got, f->count) < 0) {
+                        rx_remove(rx, idx);
+                        return DGRAM_RX_DROP;
+                }
+                c->frag_size = f->frag_size;
+                c->count = f->count;
+                c->highest = 0;
+        }
         if (!c) {
                 if (rx->n == rx->max) {
                         /* the stalest reassembly makes room; its sender will probe again */

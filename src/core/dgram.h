@@ -22,10 +22,12 @@
  * they halve when 4 of a run of 32 are lost: a datagram costs about the
  * same to send and receive whatever its size, so a clean path (loopback,
  * jumbo frames) is best served by few large ones, a lossy one by small ones
- * that each lose less. A chunk keeps the size it was first sent with. A
- * peer that answers no probe for max_tries probes and silent_min is
- * reported silent, and so is one that answers others but not 4 x max_tries
- * probes of one chunk. */
+ * that each lose less. A chunk keeps the size it was first sent with,
+ * unless two probes of it cut large go unanswered: then it is cut again
+ * small (the receiver starts over on a smaller cut) and the largest size
+ * halves. A peer that answers no probe for max_tries probes and
+ * silent_min is reported silent, and so is one that answers others but not
+ * 4 x max_tries probes of one chunk. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -63,6 +65,7 @@ struct dgram_frag {
 struct dgram_tx_stats {
         uint64_t chunks_sent, frags_sent, frags_resent, probes, nacks, timeouts;
         uint64_t frag_grown, frag_shrunk;       /* fragment size steps up and down */
+        uint64_t recuts;                        /* chunks cut again small after unanswered probes */
         unsigned cwnd, frag_size;
         uint64_t srtt_us;
 };

@@ -6,6 +6,9 @@
 #
 #   loss-swarm.sh MODE UDP_LOSS_PERCENT [TCP_LOSS_PERCENT [P2SD_ARGS...]]
 #
+# With P2S_LOSS_UDP_MAX=N in the environment, UDP packets longer than N
+# bytes are all dropped as well.
+#
 # MODE is udp or tcp (p2sd --control). Exit 77 (skip) with the reason when
 # it cannot run here (not root, no namespaces); the namespace is deleted
 # whatever happens.
@@ -50,6 +53,20 @@ if [[ $tcp_loss != 0 ]]; then
 	in_ns iptables -A INPUT -p tcp -m statistic --mode random --probability "$(prob "$tcp_loss")" -j DROP ||
 		fail "iptables rule for TCP loss"
 fi
+# P2S_LOSS_UDP_MAX: every UDP packet longer than this many bytes is lost, a
+# path narrower than its route (loopback's) says: a tunnel, an MTU black hole
+udp_max=${P2S_LOSS_UDP_MAX:-}
+if [[ -n $udp_max ]]; then
+	if ! command -v ethtool >/dev/null; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ethtool >/dev/null 2>&1 ||
+			skip "ethtool is not installed and could not be installed"
+	fi
+	# segmented before the loopback device, not after: iptables must see
+	# each datagram, not a GSO batch of them
+	in_ns ethtool -K lo tx-udp-segmentation off || fail "cannot turn off UDP segmentation offload on lo"
+	in_ns iptables -A INPUT -p udp -m length --length "$((udp_max + 1)):65535" -j DROP ||
+		fail "iptables rule for UDP packets over $udp_max bytes"
+fi
 
 head -c $((size_kb * 1024 + 123)) /dev/urandom >"$work/src.bin"
 # started with ip directly, not through a function: $! must be the daemon itself
@@ -76,10 +93,10 @@ for i in $(seq "$clients"); do
 	cmp -s "$work/src.bin" "$work/out$i.bin" || fail "copy $i differs from the source"
 done
 dropped=$(in_ns iptables -L INPUT -v -n -x | awk '/DROP/ { s += $1 } END { print s + 0 }')
-if [[ $udp_loss != 0 || $tcp_loss != 0 ]]; then
+if [[ $udp_loss != 0 || $tcp_loss != 0 || -n $udp_max ]]; then
 	((dropped > 0)) || fail "no packet was dropped: the loss rule did not apply"
 fi
-printf 'PASS: mode %s%s, UDP loss %s%%, TCP loss %s%%: %d clients, %d KiB each, %.2f s, %d packets dropped\n' \
-	"$mode" "${extra[*]:+ ${extra[*]}}" "$udp_loss" "$tcp_loss" "$clients" "$size_kb" "$(echo "$end - $start" | bc)" "$dropped"
+printf 'PASS: mode %s%s, UDP loss %s%%, TCP loss %s%%%s: %d clients, %d KiB each, %.2f s, %d packets dropped\n' \
+	"$mode" "${extra[*]:+ ${extra[*]}}" "$udp_loss" "$tcp_loss" "${udp_max:+, UDP over $udp_max bytes lost}" "$clients" "$size_kb" "$(echo "$end - $start" | bc)" "$dropped"
 grep -h 'complete:' "$work/p2sd.log" | sed 's/^/# /'
 exit 0

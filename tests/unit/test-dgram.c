@@ -18,6 +18,7 @@ struct link {
         struct dgram_rx *rx;
         uint64_t now, rng;
         double loss_data, loss_back;    /* sender -> receiver, and the reports back */
+        uint16_t drop_above;            /* a path that loses every fragment larger (0: none) */
         unsigned delivered, nacks, frags;
         struct buf *chunks[64];
         bool got[64];
@@ -63,7 +64,7 @@ static bool run(struct link *l, unsigned nchunks, unsigned max_steps)
                 size_t n = dgram_tx_next(l->tx, l->now, fr, 32);
                 for (size_t i = 0; i < n; i++) {
                         l->frags++;
-                        if (lost(l, l->loss_data))
+                        if (lost(l, l->loss_data) || (l->drop_above && fr[i].len > l->drop_above))
                                 continue;
                         if (l->got[fr[i].chunk]) {
                                 /* finished here: a repeated fragment gets the ACK again */
@@ -322,6 +323,14 @@ START_TEST(receiver_rules)
         /* the same fragment again (a probe) is answered with the same report */
         ck_assert_int_eq(dgram_rx_on_frag(rx, P2S_DATA, 1, &last, payload, 50, 15, &res), DGRAM_RX_PARTIAL);
         ck_assert(res.nack);
+        /* cut again smaller: it starts over (holes 0..4 of 5); a larger cut
+         * than the one it holds is one the sender gave up on */
+        struct p2s_frag small = { .kind = P2S_DATA, .index = 4, .count = 5, .frag_size = 50, .chunk_len = 250 };
+        ck_assert_int_eq(dgram_rx_on_frag(rx, P2S_DATA, 1, &small, payload, 50, 16, &res), DGRAM_RX_PARTIAL);
+        ck_assert(res.nack);
+        ck_assert_uint_eq(res.nack_base, 0);
+        ck_assert_uint_eq(res.nack_map[0] & 0x1fu, 0x0fu);
+        ck_assert_int_eq(dgram_rx_on_frag(rx, P2S_DATA, 1, &last, payload, 50, 17, &res), DGRAM_RX_DROP);
         dgram_rx_free(rx);
 }
 END_TEST
@@ -593,6 +602,28 @@ START_TEST(fragments_shrink_on_loss)
 }
 END_TEST
 
+/* Grown on a clean path, then nothing larger than the first size gets
+ * through (a tunnel the route does not show, an MTU black hole): the
+ * chunks cut large are cut again small after two unanswered probes, the
+ * ceiling comes down, and every chunk arrives; the peer is not given up on. */
+START_TEST(large_fragments_black_holed)
+{
+        struct link l;
+        link_init(&l, P2S_MAX_DGRAM, 64, 65536, 19);
+        ck_assert(!run(&l, 24, 1000000));
+        ck_assert_uint_gt(dgram_tx_stats(l.tx)->frag_size, l.cfg.frag_size);
+        l.drop_above = l.cfg.frag_size;
+        uint64_t t0 = l.now;
+        ck_assert_msg(!run(&l, 64, 4000000), "gave up on a peer that takes small datagrams");
+        ck_assert_uint_eq(l.delivered, 64);
+        const struct dgram_tx_stats *st = dgram_tx_stats(l.tx);
+        ck_assert_uint_ge(st->recuts, 1);
+        ck_assert_uint_lt(st->frag_size, l.cfg.frag_max);
+        ck_assert_msg(l.now - t0 < 2000 * MS, "the rest took %llu ms", (unsigned long long)((l.now - t0) / MS));
+        link_fini(&l);
+}
+END_TEST
+
 /* The lossy runs again with fragments free to grow and shrink. */
 START_TEST(lossy_any_size)
 {
@@ -629,6 +660,7 @@ static Suite *dgram_suite(void)
         tcase_add_test(tc, fragments_grow_on_a_clean_path);
         tcase_add_test(tc, fragments_shrink_on_loss);
         tcase_add_loop_test(tc, lossy_any_size, 0, 9);
+        tcase_add_test(tc, large_fragments_black_holed);
         suite_add_tcase(s, tc);
         return s;
 }
