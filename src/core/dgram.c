@@ -20,8 +20,8 @@
  * the doubling, and is found out after max_tries probes and silent_min. */
 #define DGRAM_PATIENT_PROBES 2
 #define DGRAM_INIT_WINDOW (64u * 1408u)
-/* Fragment size: a verdict per this many fragments sent at one size, grown
- * when none of them was lost, halved as soon as DGRAM_SIZE_LOSSES were. At
+/* Fragment size: a verdict per this many fragments delivered, grown when
+ * none was found lost meanwhile, halved as soon as DGRAM_SIZE_LOSSES were. At
  * 5 % random loss one run in five is clean and one in fifteen loses four,
  * so the size drifts up, where each byte meets fewer losses; at 10 % and
  * more it stays small. */
@@ -95,7 +95,7 @@ struct dgram_tx {
         struct rtt rtt;
         uint64_t recovery_until;        /* one window cut per round trip, at most per cut_every */
         uint16_t frag;                  /* the size a chunk sent now is cut into */
-        unsigned run_sent, run_lost;    /* fragments sent new at that size, and lost, since its last verdict */
+        unsigned run_delivered, run_lost;    /* fragments delivered, and found lost, since the last size verdict */
         bool heard;                     /* any FRAG_ACK or FRAG_NACK yet */
         uint64_t last_heard;            /* the latest */
         struct dgram_tx_stats st;
@@ -200,7 +200,7 @@ static void fill_frag(const struct txc *c, uint16_t index, struct dgram_frag *ou
 
 static void run_reset(struct dgram_tx *tx)
 {
-        tx->run_sent = tx->run_lost = 0;
+        tx->run_delivered = tx->run_lost = 0;
 }
 
 /* Cuts a chunk about to go out for the first time at the current size, in
@@ -249,8 +249,6 @@ static void sent_one(struct dgram_tx *tx, struct txc *c, uint16_t index, bool ag
 {
         c->inflight++;
         tx->inflight += c->weight;
-        if (!again)
-                tx->run_sent++;
         if (!c->first_sent)
                 c->first_sent = c->last_probe = now;
         uint64_t at = now - c->first_sent;
@@ -303,10 +301,14 @@ static void frag_losses(struct dgram_tx *tx, unsigned lost)
         run_reset(tx);
 }
 
-/* a chunk arrived whole: a clean run of fragments doubles the size */
-static void frag_clean(struct dgram_tx *tx)
+/* A chunk arrived whole: its fragments count as delivered (what it lost on
+ * the way was counted when reported, before it could complete). A run of
+ * them with nothing lost doubles the size. Counted at delivery, not at
+ * sending: the losses of fragments just sent are not known yet. */
+static void frag_clean(struct dgram_tx *tx, const struct txc *c)
 {
-        if (tx->run_sent < DGRAM_SIZE_PERIOD)
+        tx->run_delivered += c->count;
+        if (tx->run_delivered < DGRAM_SIZE_PERIOD)
                 return;
         if (tx->run_lost == 0 && tx->frag < tx->cfg.frag_max) {
                 tx->frag = (uint32_t)tx->frag * 2 > tx->cfg.frag_max ? tx->cfg.frag_max : tx->frag * 2;
@@ -371,7 +373,7 @@ void dgram_tx_on_ack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint64_t
                 tx->cwnd += units * units / tx->cwnd;
         if (tx->cwnd > tx->cfg.cwnd_max)
                 tx->cwnd = tx->cfg.cwnd_max;
-        frag_clean(tx);
+        frag_clean(tx, c);
         tx->pending_bytes -= c->data->len;
         txc_free(c);
         memmove(&tx->q[pos], &tx->q[pos + 1], (tx->n - pos - 1) * sizeof(*tx->q));

@@ -18,8 +18,8 @@
  * repeated after the measured RTO. A congestion window of fragments in
  * flight grows while chunks are acknowledged and halves on loss, once per
  * round trip and at most once per cut_every. Fragments start at frag_size
- * and double toward frag_max after 32 of them go out with nothing lost;
- * they halve when 4 of a run of 32 are lost: a datagram costs about the
+ * and double toward frag_max after 32 of them arrive with nothing lost;
+ * they halve when 4 are found lost first: a datagram costs about the
  * same to send and receive whatever its size, so a clean path (loopback,
  * jumbo frames) is best served by few large ones, a lossy one by small ones
  * that each lose less. A chunk keeps the size it was first sent with,
