@@ -77,6 +77,7 @@ struct txc {
                                  * SENT_TWICE (Karn: its answer times nothing) */
         unsigned tries;         /* probes since the last sign of life */
         unsigned lost_probes;   /* probes unanswered while the peer answered others */
+        unsigned lost;          /* fragments of it found lost (holes, timeouts) */
         bool retransmitted;
         uint64_t first_sent, deadline, rto;
         uint64_t last_probe;    /* its first send, then its latest probe */
@@ -95,7 +96,8 @@ struct dgram_tx {
         struct rtt rtt;
         uint64_t recovery_until;        /* one window cut per round trip, at most per cut_every */
         uint16_t frag;                  /* the size a chunk sent now is cut into */
-        unsigned run_delivered, run_lost;    /* fragments delivered, and found lost, since the last size verdict */
+        unsigned run_delivered, run_lost;  /* fragments delivered, and found lost, since the last size verdict */
+        bool run_dirty;                 /* a chunk delivered in the run had lost some on the way */
         bool heard;                     /* any FRAG_ACK or FRAG_NACK yet */
         uint64_t last_heard;            /* the latest */
         struct dgram_tx_stats st;
@@ -201,6 +203,7 @@ static void fill_frag(const struct txc *c, uint16_t index, struct dgram_frag *ou
 static void run_reset(struct dgram_tx *tx)
 {
         tx->run_delivered = tx->run_lost = 0;
+        tx->run_dirty = false;
 }
 
 /* Cuts a chunk about to go out for the first time at the current size, in
@@ -301,16 +304,23 @@ static void frag_losses(struct dgram_tx *tx, unsigned lost)
         run_reset(tx);
 }
 
-/* A chunk arrived whole: its fragments count as delivered (what it lost on
- * the way was counted when reported, before it could complete). A run of
- * them with nothing lost doubles the size. Counted at delivery, not at
+/* A chunk arrived whole: its fragments count as delivered. A run of them
+ * with nothing lost doubles the size: none lost by the chunks of the run
+ * (their own losses were reported before they could complete, maybe before
+ * the run began) and none reported meanwhile. Counted at delivery, not at
  * sending: the losses of fragments just sent are not known yet. */
 static void frag_clean(struct dgram_tx *tx, const struct txc *c)
 {
+        /* acknowledged before it all went out: the receiver had it already
+         * (a request repeated), which says nothing about the path */
+        if (c->next_new < c->count)
+                return;
         tx->run_delivered += c->count;
+        if (c->lost)
+                tx->run_dirty = true;
         if (tx->run_delivered < DGRAM_SIZE_PERIOD)
                 return;
-        if (tx->run_lost == 0 && tx->frag < tx->cfg.frag_max) {
+        if (!tx->run_dirty && tx->run_lost == 0 && tx->frag < tx->cfg.frag_max) {
                 tx->frag = (uint32_t)tx->frag * 2 > tx->cfg.frag_max ? tx->cfg.frag_max : tx->frag * 2;
                 tx->st.frag_grown++;
         }
@@ -445,6 +455,7 @@ void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_
                         bitmap_set(&c->resend, (size_t)hi);
                 c->retransmitted = true;
                 c->quiet_until = now + (tx->rtt.have_sample ? tx->rtt.srtt + tx->rtt.rttvar : tx->rtt.rto / 2);
+                c->lost += holes;
                 frag_losses(tx, holes);
                 loss(tx, now);
         }
@@ -473,6 +484,7 @@ bool dgram_tx_on_tick(struct dgram_tx *tx, uint64_t now)
                           : ++c->tries > tx->cfg.max_tries && now - heard >= tx->cfg.silent_min_us)
                         return true;
                 tx->st.timeouts++;
+                c->lost++;
                 frag_losses(tx, 1);
                 loss(tx, now);
                 if (c->frag > tx->cfg.frag_size && c->tries + c->lost_probes >= 2) {
