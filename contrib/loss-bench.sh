@@ -8,7 +8,11 @@
 #
 # usage: contrib/loss-bench.sh [BENCH] (default build/src/bench/p2s-bench)
 # env: CLIENTS (10), SIZE (8M), ROUNDS (3), LOSSES ("0 5 20"), MODES ("udp tcp"),
-#      OUT (/dev/shm), EXTRA (more p2s-bench options)
+#      OUT (/dev/shm), EXTRA (more p2s-bench options),
+#      GSO (off: the namespace's loopback segments UDP GSO batches before
+#      iptables sees them, so each datagram is lost on its own, as on a real
+#      link; on: a batch of up to 64 KiB is lost or kept whole, which is how
+#      --control tcp was measured before 2026-12-02, fourth session)
 set -u
 bench=${1:-build/src/bench/p2s-bench}
 clients=${CLIENTS:-10} size=${SIZE:-8M} rounds=${ROUNDS:-3}
@@ -17,7 +21,8 @@ ns=p2s-lossbench-$$
 
 [[ $(id -u) -eq 0 ]] || { echo "loss-bench: needs root (ip netns, iptables)" >&2; exit 1; }
 [[ -x $bench ]] || { echo "loss-bench: no p2s-bench at $bench" >&2; exit 1; }
-for t in ip iptables; do
+gso=${GSO:-off}
+for t in ip iptables $([[ $gso == off ]] && echo ethtool); do
 	command -v $t >/dev/null || { echo "loss-bench: $t is not installed" >&2; exit 1; }
 done
 bench=$(realpath "$bench")
@@ -25,6 +30,10 @@ cleanup() { ip netns del "$ns" 2>/dev/null; }
 trap cleanup EXIT
 ip netns add "$ns" || exit 1
 ip netns exec "$ns" ip link set lo up || exit 1
+if [[ $gso == off ]]; then
+	ip netns exec "$ns" ethtool -K lo tx-udp-segmentation off >/dev/null ||
+		{ echo "loss-bench: cannot turn UDP segmentation offload off on the namespace's lo" >&2; exit 1; }
+fi
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 

@@ -136,9 +136,9 @@ fi
 bench=${P2S_BENCH:-}
 if [[ ${STUDY_NO_INSTALL:-0} != 1 ]]; then
 	if [[ -n $bench ]]; then
-		p2s_install_deps -- gnuplot-nox jq iproute2 iptables
+		p2s_install_deps -- gnuplot-nox jq iproute2 iptables ethtool
 	else
-		p2s_install_deps -- "${P2S_BUILD_DEPS[@]}" gnuplot-nox jq iproute2 iptables
+		p2s_install_deps -- "${P2S_BUILD_DEPS[@]}" gnuplot-nox jq iproute2 iptables ethtool
 	fi
 fi
 for tool in gnuplot jq awk join; do
@@ -510,6 +510,11 @@ if want loss; then
 		ns=p2s-study-$$
 		p2s_as_root ip netns add "$ns" || p2s_die "cannot create the network namespace $ns"
 		p2s_as_root ip -n "$ns" link set lo up || p2s_die "cannot bring lo up in $ns"
+		# GSO batches segmented before iptables sees them: each datagram is
+		# lost on its own, as on a real link
+		p2s_as_root ip netns exec "$ns" ethtool -K lo tx-udp-segmentation off >/dev/null ||
+			p2s_die "cannot turn UDP segmentation offload off on lo in $ns"
+		printf '# in the namespace: ethtool -K lo tx-udp-segmentation off\n' >>"$commands"
 		for l in "${losses[@]}"; do
 			p2s_as_root ip netns exec "$ns" iptables -F INPUT || p2s_die "iptables does not work in $ns"
 			printf '# in the namespace, for %s %% UDP loss: iptables -F INPUT\n' "$l" >>"$commands"
