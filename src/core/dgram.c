@@ -20,13 +20,6 @@
  * the doubling, and is found out after max_tries probes and silent_min. */
 #define DGRAM_PATIENT_PROBES 2
 #define DGRAM_INIT_WINDOW (64u * 1408u)
-/* Fragment size: a verdict per this many fragments delivered, grown when
- * none was found lost meanwhile, halved as soon as DGRAM_SIZE_LOSSES were. At
- * 5 % random loss one run in five is clean and one in fifteen loses four,
- * so the size drifts up, where each byte meets fewer losses; at 10 % and
- * more it stays small. */
-#define DGRAM_SIZE_PERIOD 32
-#define DGRAM_SIZE_LOSSES 4
 /* the window never holds fewer than this many fragments of the current size */
 #define DGRAM_MIN_FRAGS 4
 
@@ -77,7 +70,6 @@ struct txc {
                                  * SENT_TWICE (Karn: its answer times nothing) */
         unsigned tries;         /* probes since the last sign of life */
         unsigned lost_probes;   /* probes unanswered while the peer answered others */
-        unsigned lost;          /* fragments of it found lost (holes, timeouts) */
         bool retransmitted;
         uint64_t first_sent, deadline, rto;
         uint64_t last_probe;    /* its first send, then its latest probe */
@@ -95,9 +87,7 @@ struct dgram_tx {
         unsigned inflight;
         struct rtt rtt;
         uint64_t recovery_until;        /* one window cut per round trip, at most per cut_every */
-        uint16_t frag;                  /* the size a chunk sent now is cut into */
-        unsigned run_delivered, run_lost;  /* fragments delivered, and found lost, since the last size verdict */
-        bool run_dirty;                 /* a chunk delivered in the run had lost some on the way */
+        uint16_t frag;                  /* the size a chunk sent now is cut into: frag_max, less after a black hole */
         bool heard;                     /* any FRAG_ACK or FRAG_NACK yet */
         uint64_t last_heard;            /* the latest */
         struct dgram_tx_stats st;
@@ -111,7 +101,7 @@ struct dgram_tx *dgram_tx_new(const struct dgram_config *cfg)
         tx->cfg = *cfg;
         if (tx->cfg.frag_max < tx->cfg.frag_size)
                 tx->cfg.frag_max = tx->cfg.frag_size;
-        tx->frag = tx->cfg.frag_size;
+        tx->frag = tx->cfg.frag_max;
         tx->cwnd = cfg->cwnd_init;
         tx->ssthresh = cfg->cwnd_max;
         rtt_init(&tx->rtt, cfg->rto_initial_us, cfg->rto_min_us, cfg->rto_max_us);
@@ -200,12 +190,6 @@ static void fill_frag(const struct txc *c, uint16_t index, struct dgram_frag *ou
         };
 }
 
-static void run_reset(struct dgram_tx *tx)
-{
-        tx->run_delivered = tx->run_lost = 0;
-        tx->run_dirty = false;
-}
-
 /* Cuts a chunk about to go out for the first time at the current size, in
  * equal fragments (65536 bytes at most 65463 a fragment: two of 32768, not
  * one and a runt). */
@@ -233,7 +217,6 @@ static void recut(struct dgram_tx *tx, struct txc *c, uint64_t now)
                 tx->cfg.frag_max = ceiling;
         if (tx->frag > ceiling)
                 tx->frag = ceiling;
-        run_reset(tx);
         tx->inflight -= c->inflight * c->weight;
         c->inflight = 0;
         c->frag = base;
@@ -293,40 +276,6 @@ size_t dgram_tx_next(struct dgram_tx *tx, uint64_t now, struct dgram_frag *out, 
         return k;
 }
 
-/* lost fragments were found missing: enough of them in a run halve the size */
-static void frag_losses(struct dgram_tx *tx, unsigned lost)
-{
-        tx->run_lost += lost;
-        if (tx->run_lost < DGRAM_SIZE_LOSSES || tx->frag == tx->cfg.frag_size)
-                return;
-        tx->frag = tx->frag / 2 < tx->cfg.frag_size ? tx->cfg.frag_size : tx->frag / 2;
-        tx->st.frag_shrunk++;
-        run_reset(tx);
-}
-
-/* A chunk arrived whole: its fragments count as delivered. A run of them
- * with nothing lost doubles the size: none lost by the chunks of the run
- * (their own losses were reported before they could complete, maybe before
- * the run began) and none reported meanwhile. Counted at delivery, not at
- * sending: the losses of fragments just sent are not known yet. */
-static void frag_clean(struct dgram_tx *tx, const struct txc *c)
-{
-        /* acknowledged before it all went out: the receiver had it already
-         * (a request repeated), which says nothing about the path */
-        if (c->next_new < c->count)
-                return;
-        tx->run_delivered += c->count;
-        if (c->lost)
-                tx->run_dirty = true;
-        if (tx->run_delivered < DGRAM_SIZE_PERIOD)
-                return;
-        if (!tx->run_dirty && tx->run_lost == 0 && tx->frag < tx->cfg.frag_max) {
-                tx->frag = (uint32_t)tx->frag * 2 > tx->cfg.frag_max ? tx->cfg.frag_max : tx->frag * 2;
-                tx->st.frag_grown++;
-        }
-        run_reset(tx);
-}
-
 static void loss(struct dgram_tx *tx, uint64_t now)
 {
         if (now < tx->recovery_until)
@@ -383,7 +332,6 @@ void dgram_tx_on_ack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint64_t
                 tx->cwnd += units * units / tx->cwnd;
         if (tx->cwnd > tx->cfg.cwnd_max)
                 tx->cwnd = tx->cfg.cwnd_max;
-        frag_clean(tx, c);
         tx->pending_bytes -= c->data->len;
         txc_free(c);
         memmove(&tx->q[pos], &tx->q[pos + 1], (tx->n - pos - 1) * sizeof(*tx->q));
@@ -455,8 +403,6 @@ void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_
                         bitmap_set(&c->resend, (size_t)hi);
                 c->retransmitted = true;
                 c->quiet_until = now + (tx->rtt.have_sample ? tx->rtt.srtt + tx->rtt.rttvar : tx->rtt.rto / 2);
-                c->lost += holes;
-                frag_losses(tx, holes);
                 loss(tx, now);
         }
 }
@@ -484,8 +430,6 @@ bool dgram_tx_on_tick(struct dgram_tx *tx, uint64_t now)
                           : ++c->tries > tx->cfg.max_tries && now - heard >= tx->cfg.silent_min_us)
                         return true;
                 tx->st.timeouts++;
-                c->lost++;
-                frag_losses(tx, 1);
                 loss(tx, now);
                 if (c->frag > tx->cfg.frag_size && c->tries + c->lost_probes >= 2) {
                         recut(tx, c, now);

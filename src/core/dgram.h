@@ -17,15 +17,15 @@
  * probe in a row; a probe lost while it answers about other chunks is
  * repeated after the measured RTO. A congestion window of fragments in
  * flight grows while chunks are acknowledged and halves on loss, once per
- * round trip and at most once per cut_every. Fragments start at frag_size
- * and double toward frag_max after 32 of them arrive with nothing lost;
- * they halve when 4 are found lost first: a datagram costs about the
- * same to send and receive whatever its size, so a clean path (loopback,
- * jumbo frames) is best served by few large ones, a lossy one by small ones
- * that each lose less. A chunk keeps the size it was first sent with,
- * unless two probes of it cut large go unanswered: then it is cut again
- * small (the receiver starts over on a smaller cut) and the largest size
- * halves. A peer that answers no probe for max_tries probes and
+ * round trip and at most once per cut_every. Chunks are cut into
+ * fragments as large as frag_max allows (the caller's datagram limit, from
+ * the route): a datagram costs about the same to send and receive whatever
+ * its size, and a path that loses datagrams at random loses as many large
+ * ones as small. A chunk keeps the size it was first sent with, unless two
+ * probes of it cut larger than frag_size go unanswered (a path narrower
+ * than its route): then it is cut again at frag_size (the receiver starts
+ * over on a smaller cut) and no fragment is cut larger than half the size
+ * that failed. A peer that answers no probe for max_tries probes and
  * silent_min is reported silent, and so is one that answers others but not
  * 4 x max_tries probes of one chunk. */
 #pragma once
@@ -36,8 +36,9 @@
 #include "util/buf.h"
 
 struct dgram_config {
-        uint16_t frag_size;             /* payload bytes per fragment: the first, and after loss */
-        uint16_t frag_max;              /* ... and the most a fragment grows to on a clean path */
+        uint16_t frag_size;             /* payload bytes per fragment on a 1500-byte path: the
+                                         * window's unit, and the size of a chunk cut again */
+        uint16_t frag_max;              /* ... and what chunks are cut into */
         unsigned cwnd_init, cwnd_min, cwnd_max;  /* in flight, in fragments of frag_size */
         uint64_t rto_initial_us, rto_min_us, rto_max_us;
         uint64_t cut_every_us;          /* the window halves at most this often */
@@ -47,8 +48,8 @@ struct dgram_config {
         unsigned max_partial;           /* receiver: chunks being reassembled at once */
 };
 /* Defaults for datagrams of at most dgram_size bytes (P2S_HDR_SIZE and the
- * fragment header included): they start at what a 1500-byte path carries
- * (P2S_DEFAULT_DGRAM) and grow toward dgram_size while nothing is lost. */
+ * fragment header included); frag_size is what a 1500-byte path carries
+ * (P2S_DEFAULT_DGRAM), or less when dgram_size is less. */
 void dgram_config_defaults(struct dgram_config *c, uint32_t dgram_size);
 
 /* One fragment to put on the wire; payload points into the chunk's buffer,
@@ -64,7 +65,6 @@ struct dgram_frag {
 
 struct dgram_tx_stats {
         uint64_t chunks_sent, frags_sent, frags_resent, probes, nacks, timeouts;
-        uint64_t frag_grown, frag_shrunk;       /* fragment size steps up and down */
         uint64_t recuts;                        /* chunks cut again small after unanswered probes */
         unsigned cwnd, frag_size;
         uint64_t srtt_us;

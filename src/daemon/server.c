@@ -60,13 +60,12 @@ void smember_free(struct server *srv, struct smember *m)
                 const struct dgram_tx_stats *t = datachan_tx_stats(m->data);
                 log_debug("member %u: chunks over UDP: %llu chunks, %llu fragments, %llu re-sent, %llu probes, "
                           "%llu nacks, %llu timeouts, cwnd %u, srtt %llu us, fragments of %u bytes "
-                          "(of at most %u; %llu steps up, %llu down, %llu chunks cut again)", m->id,
+                          "(of at most %u; %llu chunks cut again)", m->id,
                           (unsigned long long)t->chunks_sent, (unsigned long long)t->frags_sent,
                           (unsigned long long)t->frags_resent, (unsigned long long)t->probes,
                           (unsigned long long)t->nacks, (unsigned long long)t->timeouts, t->cwnd,
                           (unsigned long long)t->srtt_us, t->frag_size,
                           m->dgram_size - P2S_HDR_SIZE - P2S_FRAG_SIZE,
-                          (unsigned long long)t->frag_grown, (unsigned long long)t->frag_shrunk,
                           (unsigned long long)t->recuts);
         }
         datachan_peer_free(m->data);
