@@ -190,7 +190,7 @@ static void fill_frag(const struct txc *c, uint16_t index, struct dgram_frag *ou
         };
 }
 
-/* Cuts a chunk about to go out for the first time at the current size, in
+/* Cuts a chunk about to go out for the first time at the current ceiling, in
  * equal fragments (65536 bytes at most 65463 a fragment: two of 32768, not
  * one and a runt). */
 static void size_chunk(const struct dgram_tx *tx, struct txc *c)
@@ -206,10 +206,10 @@ static void size_chunk(const struct dgram_tx *tx, struct txc *c)
 
 /* Two probes of a chunk cut large went unanswered: its datagrams may never
  * get through (a path narrower than its route: a tunnel, or an MTU black
- * hole), so it goes again from the start in fragments of the first size,
- * which the receiver takes as a fresh cut, and no fragment grows past half
- * that size again. On a merely lossy path this costs a chunk sent twice
- * now and then, and a lower ceiling. */
+ * hole), so it goes again from the start in fragments of frag_size, which
+ * the receiver takes as a fresh cut, and no chunk is cut larger than half
+ * the failed size again. On a merely lossy path this costs a chunk sent
+ * twice now and then, and a lower ceiling. */
 static void recut(struct dgram_tx *tx, struct txc *c, uint64_t now)
 {
         uint16_t base = tx->cfg.frag_size, ceiling = c->frag / 2 < base ? base : c->frag / 2;
