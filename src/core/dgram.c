@@ -87,7 +87,6 @@ struct dgram_tx {
         unsigned inflight;
         struct rtt rtt;
         uint64_t recovery_until;        /* one window cut per round trip, at most per cut_every */
-        uint16_t frag;                  /* the size a chunk sent now is cut into: frag_max, less after a black hole */
         bool heard;                     /* any FRAG_ACK or FRAG_NACK yet */
         uint64_t last_heard;            /* the latest */
         struct dgram_tx_stats st;
@@ -99,9 +98,9 @@ struct dgram_tx *dgram_tx_new(const struct dgram_config *cfg)
         if (!tx)
                 return NULL;
         tx->cfg = *cfg;
+        /* cfg.frag_max is the size chunks are cut into: lowered after a black hole */
         if (tx->cfg.frag_max < tx->cfg.frag_size)
                 tx->cfg.frag_max = tx->cfg.frag_size;
-        tx->frag = tx->cfg.frag_max;
         tx->cwnd = cfg->cwnd_init;
         tx->ssthresh = cfg->cwnd_max;
         rtt_init(&tx->rtt, cfg->rto_initial_us, cfg->rto_min_us, cfg->rto_max_us);
@@ -195,7 +194,7 @@ static void fill_frag(const struct txc *c, uint16_t index, struct dgram_frag *ou
  * one and a runt). */
 static void size_chunk(const struct dgram_tx *tx, struct txc *c)
 {
-        uint32_t len = c->data->len, n = (len + tx->frag - 1) / tx->frag;  /* len > 0 */
+        uint32_t len = c->data->len, n = (len + tx->cfg.frag_max - 1) / tx->cfg.frag_max;  /* len > 0 */
         c->frag = (uint16_t)((len + n - 1) / n);
         if (c->frag < tx->cfg.frag_size)
                 c->frag = tx->cfg.frag_size < len ? tx->cfg.frag_size : (uint16_t)len;
@@ -215,8 +214,6 @@ static void recut(struct dgram_tx *tx, struct txc *c, uint64_t now)
         uint16_t base = tx->cfg.frag_size, ceiling = c->frag / 2 < base ? base : c->frag / 2;
         if (tx->cfg.frag_max > ceiling)
                 tx->cfg.frag_max = ceiling;
-        if (tx->frag > ceiling)
-                tx->frag = ceiling;
         tx->inflight -= c->inflight * c->weight;
         c->inflight = 0;
         c->frag = base;
@@ -282,7 +279,7 @@ static void loss(struct dgram_tx *tx, uint64_t now)
                 return;
         /* a few fragments of the current size stay in flight, or one lost
          * would stall the path until a timeout */
-        unsigned floor = DGRAM_MIN_FRAGS * ((tx->frag + tx->cfg.frag_size - 1u) / tx->cfg.frag_size);
+        unsigned floor = DGRAM_MIN_FRAGS * ((tx->cfg.frag_max + tx->cfg.frag_size - 1u) / tx->cfg.frag_size);
         if (floor < tx->cfg.cwnd_min)
                 floor = tx->cfg.cwnd_min;
         tx->ssthresh = tx->cwnd / 2 < floor ? floor : tx->cwnd / 2;
@@ -381,21 +378,21 @@ void dgram_tx_on_nack(struct dgram_tx *tx, uint8_t kind, uint32_t chunk, uint16_
         sample_report(tx, c, hi, now);
         if (now < c->quiet_until && !round_seen(c, base, map, nbits))
                 return;
-        unsigned holes = 0;     /* newly found missing */
+        bool any = false;
         for (size_t i = 0; i < nbits && (long)(base + i) < hi; i++) {
                 size_t frag = base + i;
                 if (frag < c->next_new && (map[i / 8] & (1u << (i % 8))) && bitmap_set(&c->resend, frag)) {
-                        if (!holes)
+                        if (!any)
                                 bitmap_clear_all(&c->round);
                         bitmap_set(&c->round, frag);
-                        holes++;
+                        any = true;
                 }
         }
         unsigned still = c->next_new > hi + 1 ? (unsigned)(c->next_new - (hi + 1)) : 0;
         tx->inflight -= c->inflight * c->weight;
         c->inflight = still;
         tx->inflight += still * c->weight;
-        if (holes) {
+        if (any) {
                 /* The highest fragment it has, sent again after the holes,
                  * makes it report at once what the round did not mend, where
                  * the chunk's timer would wait an RTO: a probe, one datagram. */
@@ -473,7 +470,7 @@ size_t dgram_tx_pending_bytes(const struct dgram_tx *tx)
 const struct dgram_tx_stats *dgram_tx_stats(struct dgram_tx *tx)
 {
         tx->st.cwnd = (unsigned)tx->cwnd;
-        tx->st.frag_size = tx->frag;
+        tx->st.frag_size = tx->cfg.frag_max;
         tx->st.srtt_us = tx->rtt.srtt;
         return &tx->st;
 }
